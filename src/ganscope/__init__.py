@@ -1,0 +1,29 @@
+"""ganscope: train, inspect and explain GANs on Fashion-MNIST-scale images.
+
+The Python API that the CLI (and later the web page) wraps::
+
+    import ganscope
+    run = ganscope.train(ganscope.RunConfig(), "runs/mlp")
+    G = ganscope.load_run("runs/mlp").generator()   # a plain nn.Module, no trainer needed
+"""
+
+__version__ = "0.1.0"
+
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .errors import GanscopeError, TrainingDiverged
+from .runs import Run, load_run
+from .training import resume, train
+
+__all__ = [
+    "__version__",
+    "DataConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "GanscopeError",
+    "TrainingDiverged",
+    "Run",
+    "load_run",
+    "train",
+    "resume",
+]

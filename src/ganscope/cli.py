@@ -1,0 +1,169 @@
+"""The ``ganscope`` command: a thin argparse layer over the Python API.
+
+Flags default to None so that the dataclass defaults in ``config.py`` stay the only defaults;
+help texts quote them from there. User mistakes (GanscopeError) print one line on stderr and
+exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .errors import GanscopeError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+# flag -> (config section, field, type, help). One flag maps to exactly one config field.
+_TRAIN_FLAGS = {
+    "--model": ("model", "name", str, "GAN family: mlp (the report's plain GAN) or cnn"),
+    "--epochs": ("train", "epochs", int, "number of passes over the training set"),
+    "--batch-size": ("train", "batch_size", int, "images per step"),
+    "--lr": ("train", "lr", float, "Adam learning rate for both players"),
+    "--beta1": ("train", "beta1", float, "Adam beta1"),
+    "--beta2": ("train", "beta2", float, "Adam beta2"),
+    "--seed": (
+        "train",
+        "seed",
+        int,
+        "seed for weights, shuffling and noise (CPU runs repeat exactly)",
+    ),
+    "--device": ("train", "device", str, "auto, cpu, cuda, cuda:N or mps"),
+    "--dataset": ("data", "dataset", str, "fashion-mnist or mnist"),
+    "--data-dir": (
+        "data",
+        "data_dir",
+        str,
+        "folder with the IDX files (else $GANSCOPE_DATA_DIR, else ~/.cache/ganscope; "
+        "missing files are downloaded)",
+    ),
+    "--limit": ("data", "limit", int, "train on the first N images only (smoke runs)"),
+}
+_SECTION_DEFAULTS = {"data": DataConfig(), "model": ModelConfig(), "train": TrainConfig()}
+_RESUMABLE = {"epochs", "device"}
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train one of the report's GANs into a run folder",
+        description="Train a GAN on Fashion-MNIST and write a self-describing run folder: "
+        "config.json, metrics.jsonl, per-epoch sample grids, loss curves and checkpoints. "
+        "Defaults are the lab report's: Adam lr 2e-4, batch 64, 10 epochs.",
+    )
+    for flag, (section, field, kind, text) in _TRAIN_FLAGS.items():
+        default = getattr(_SECTION_DEFAULTS[section], field)
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            dest=field,
+            metavar=flag.lstrip("-").upper().replace("-", "_"),
+            help=f"{text} (default: {default})",
+        )
+    parser.add_argument(
+        "--out", default=None, help="run folder to create (default: runs/MODEL-YYYYmmdd-HHMMSS)"
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue this run from its last checkpoint; only --epochs and --device may change",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_cmd_train)
+
+
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    sections: dict[str, dict] = {"data": {}, "model": {}, "train": {}}
+    for section, field, _, _ in _TRAIN_FLAGS.values():
+        value = getattr(args, field)
+        if value is not None:
+            if field == "data_dir":
+                # Stored absolute: later commands may run from another folder.
+                value = str(Path(value).expanduser().resolve())
+            sections[section][field] = value
+    return RunConfig(
+        data=DataConfig(**sections["data"]),
+        model=ModelConfig(**sections["model"]),
+        train=TrainConfig(**sections["train"]),
+    )
+
+
+def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from .data import get_dataset
+    from .models import get_family
+    from .training import resume, train
+
+    command = ["ganscope", *argv]
+    progress = not args.no_progress
+    if args.resume:
+        fixed = [
+            flag
+            for flag, (_, field, _, _) in _TRAIN_FLAGS.items()
+            if getattr(args, field) is not None and field not in _RESUMABLE
+        ]
+        fixed += ["--out"] if args.out else []
+        if fixed:
+            raise GanscopeError(
+                f"--resume continues a run with its saved settings; {', '.join(fixed)} "
+                "cannot change (only --epochs and --device can)"
+            )
+        args.run_dir = args.resume
+        _announce(args.run_dir, resumed=True)
+        run = resume(
+            args.run_dir, epochs=args.epochs, device=args.device, command=command, progress=progress
+        )
+    else:
+        config = _config_from_args(args)
+        get_family(config.model.name)  # fail on an unknown model before touching the data
+        get_dataset(config.data.dataset)
+        config.validate()
+        args.run_dir = args.out or f"runs/{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _announce(args.run_dir, resumed=False)
+        run = train(config, args.run_dir, command=command, progress=progress)
+    last = run.metrics("epoch")[-1]
+    print(
+        f"done: {run.path} (epoch {last['epoch']}, loss_D {last['loss_D']:.3f}, "
+        f"loss_G {last['loss_G']:.3f}); samples in {run.path / 'samples'}"
+    )
+    return 0
+
+
+def _announce(run_dir: str, *, resumed: bool) -> None:
+    # Named up front so that an interrupted user knows what to --resume.
+    print(f"{'resuming' if resumed else 'training into'} {run_dir}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganscope",
+        description="Train, inspect and explain GANs on Fashion-MNIST: the lab report's MLP "
+        "and CNN GANs, with run folders that later commands read.",
+    )
+    parser.add_argument("--version", action="version", version=f"ganscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_train_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, argv)
+    except GanscopeError as error:
+        print(f"ganscope: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        run_dir = getattr(args, "run_dir", None)
+        hint = f"; continue with: ganscope train --resume {run_dir}" if run_dir else ""
+        print(f"ganscope: interrupted; the last finished epoch is saved{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED

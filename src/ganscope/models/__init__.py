@@ -1,0 +1,78 @@
+"""GAN model families, one file each, in a registry of plain dicts.
+
+Every generator maps ``z`` of shape ``(B, z_dim)`` to images ``(B, 1, 28, 28)`` in [-1, 1];
+every discriminator maps such images to logits ``(B, 1)``. Add a family by writing a file
+here and calling :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import GanscopeError
+from .cnn import CNNDiscriminator, CNNGenerator
+from .mlp import Discriminator, Generator
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+    description: str
+
+
+MODELS: dict[str, ModelFamily] = {}
+
+
+def register_model(family: ModelFamily) -> ModelFamily:
+    """Add a family; its classes must be nn.Modules taking ``z_dim`` (G) or nothing (D)."""
+    if not family.name or family.name in MODELS:
+        raise ValueError(f"model name {family.name!r} is empty or already registered")
+    for cls in (family.generator, family.discriminator):
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(f"{family.name}: {cls!r} is not an nn.Module class")
+    MODELS[family.name] = family
+    return family
+
+
+register_model(ModelFamily("mlp", Generator, Discriminator, "the report's plain two-layer MLP GAN"))
+register_model(ModelFamily("cnn", CNNGenerator, CNNDiscriminator, "the report's convolutional GAN"))
+
+
+def get_family(name: str) -> ModelFamily:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise GanscopeError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def build_generator(name: str, z_dim: int = 100) -> nn.Module:
+    return get_family(name).generator(z_dim=z_dim)
+
+
+def build_discriminator(name: str) -> nn.Module:
+    return get_family(name).discriminator()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "MODELS",
+    "ModelFamily",
+    "register_model",
+    "get_family",
+    "build_generator",
+    "build_discriminator",
+    "count_parameters",
+    "Generator",
+    "Discriminator",
+    "CNNGenerator",
+    "CNNDiscriminator",
+]

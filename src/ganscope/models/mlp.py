@@ -1,0 +1,39 @@
+"""The lab report's plain GAN: two fully connected layers per player.
+
+``print(Generator())`` reproduces the report's listing; the tanh on G's output is applied in
+``forward`` (the listing shows modules only), which keeps G's images in D's [-1, 1] range.
+Parameters: G 114,064; D 100,609.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+IMAGE_PIXELS = 28 * 28
+
+
+class Discriminator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(IMAGE_PIXELS, 128)
+        self.nonlin1 = nn.LeakyReLU(0.2)
+        self.fc2 = nn.Linear(128, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.flatten(1)  # (B, 784)
+        return self.fc2(self.nonlin1(self.fc1(x)))  # (B, 1) logits
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim: int = 100) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.fc1 = nn.Linear(z_dim, 128)
+        self.nonlin1 = nn.LeakyReLU(0.2)
+        self.fc2 = nn.Linear(128, IMAGE_PIXELS)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc2(self.nonlin1(self.fc1(z)))  # (B, 784)
+        return torch.tanh(x).view(-1, *IMAGE_SHAPE)  # (B, 1, 28, 28) in [-1, 1]

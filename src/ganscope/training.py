@@ -1,0 +1,386 @@
+"""Training: the GAN objective, one explicit training step, and the epoch loop around it.
+
+The loop keeps the whole training split on the device as uint8, shuffles with its own seeded
+``torch.Generator``, and reads the per-step statistics back only every ``log_every`` steps.
+After every epoch it writes the fixed-noise grid, the curves and an atomic checkpoint, so an
+interrupted run resumes where it stopped (bit-exact on the CPU) and a diverging run (NaN)
+stops with its last good state on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import runs
+from .config import FORMAT_VERSION, RunConfig
+from .data import Split, load_split, to_model_range, to_uint8
+from .errors import GanscopeError, TrainingDiverged
+from .models import build_discriminator, build_generator
+from .plots import plot_training_curves, save_grid
+
+#: Names of the per-step statistics, in the order ``train_step`` returns them.
+STEP_STATS = ("loss_D", "loss_G", "D(x)", "D(G(z))")
+FIXED_Z_SIZE = 64
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanscopeError(
+            f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanscopeError("--device cuda was asked for, but this PyTorch sees no CUDA GPU")
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise GanscopeError("--device mps was asked for, but MPS is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise GanscopeError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training; a checkpoint is exactly this."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    #: Shuffles the data (CPU generator, so permutations match across devices).
+    data_rng: torch.Generator
+    #: Draws the latent vectors (on the training device).
+    noise_rng: torch.Generator
+    #: The 64 latent vectors behind every per-epoch grid, ``(64, z_dim)``.
+    fixed_z: torch.Tensor
+    epoch: int = 0
+    step: int = 0
+
+    def state_dict(self, config: RunConfig) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "rng": {"data": self.data_rng.get_state(), "noise": self.noise_rng.get_state()},
+            "fixed_z": self.fixed_z.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.data_rng.set_state(state["rng"]["data"])
+        self.noise_rng.set_state(state["rng"]["noise"])
+        self.fixed_z = state["fixed_z"].to(self.fixed_z.device)
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+
+
+def init_state(config: RunConfig, device: torch.device) -> TrainState:
+    """Fresh models, optimisers and RNGs, all determined by ``config.train.seed``."""
+    seed = config.train.seed
+    # Weight initialisation draws from torch's global RNG; fork it so that building a model
+    # neither depends on nor disturbs anyone else's random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = build_generator(config.model.name, config.model.z_dim)
+        discriminator = build_discriminator(config.model.name)
+    generator.to(device).train()
+    discriminator.to(device).train()
+    betas = (config.train.beta1, config.train.beta2)
+    opt_G = torch.optim.Adam(generator.parameters(), lr=config.train.lr, betas=betas)
+    opt_D = torch.optim.Adam(discriminator.parameters(), lr=config.train.lr, betas=betas)
+    data_rng = torch.Generator().manual_seed(seed)
+    noise_rng = torch.Generator(device=device).manual_seed(seed + 1)
+    fixed_z = torch.randn(
+        FIXED_Z_SIZE, config.model.z_dim, generator=torch.Generator().manual_seed(seed + 2)
+    ).to(device)
+    return TrainState(generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z)
+
+
+def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """One D update then one G update on a batch. Returns ``STEP_STATS`` as a (4,) tensor.
+
+    ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``. Nothing is read back to the
+    host here, so the caller decides when to synchronise.
+    """
+    G, D = state.generator, state.discriminator
+    fake = G(z)  # (B, 1, 28, 28)
+
+    # ---- (1) Update D: maximise log D(x) + log(1 - D(G(z))) -----------------------------
+    d_real = D(real)  # (B, 1) logits
+    d_fake = D(fake.detach())  # detach: this step must not push gradients into G
+    loss_D = F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    state.opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    state.opt_D.step()
+
+    # ---- (2) Update G: maximise log D(G(z)) (the non-saturating objective) -------------
+    # D's weights are frozen for this backward: G's loss must not compute (or leave) D grads.
+    D.requires_grad_(False)
+    d_fake_for_G = D(fake)
+    loss_G = F.binary_cross_entropy_with_logits(d_fake_for_G, torch.ones_like(d_fake_for_G))
+    state.opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    state.opt_G.step()
+    D.requires_grad_(True)
+
+    return torch.stack(
+        [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
+    ).detach()
+
+
+@torch.no_grad()
+def render_fixed_grid(state: TrainState) -> torch.Tensor:
+    """G's images for the fixed latent batch, in eval mode (BatchNorm uses running stats)."""
+    was_training = state.generator.training
+    state.generator.eval()
+    images = to_uint8(state.generator(state.fixed_z))
+    state.generator.train(was_training)
+    return images
+
+
+EpochCallback = Callable[[runs.Run, TrainState, dict[str, Any]], None]
+
+
+def _loop(
+    run: runs.Run,
+    state: TrainState,
+    split: Split,
+    device: torch.device,
+    *,
+    progress: bool,
+    callbacks: Sequence[EpochCallback],
+) -> None:
+    from tqdm.auto import tqdm
+
+    cfg = run.config
+    batch_size, z_dim = cfg.train.batch_size, cfg.model.z_dim
+    if len(split) < batch_size:
+        raise GanscopeError(
+            f"the training set has {len(split)} images, fewer than one batch of {batch_size}; "
+            "lower --batch-size or raise --limit"
+        )
+    # The last incomplete batch is dropped: fixed batch shapes keep BatchNorm statistics
+    # comparable and allow graph capture later.
+    steps_per_epoch = len(split) // batch_size
+    images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
+
+    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
+        started = time.perf_counter()
+        order = torch.randperm(len(split), generator=state.data_rng).to(device)
+        log = StepLog(run, state, epoch)
+        with tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}/{cfg.train.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="step",
+        ) as bar:
+            for index in range(steps_per_epoch):
+                batch = order[index * batch_size : (index + 1) * batch_size]
+                real = to_model_range(images[batch])  # (B, 1, 28, 28) in [-1, 1]
+                z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
+                log.add(train_step(state, real, z))
+                state.step += 1
+                bar.update(1)
+                if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
+                    latest = log.flush()
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STEP_STATS, latest)})
+        seconds = time.perf_counter() - started
+        state.epoch = epoch
+        epoch_stats = log.values
+
+        means = [sum(column) / len(column) for column in zip(*epoch_stats)]
+        epoch_record = {
+            "kind": "epoch",
+            "epoch": epoch,
+            "step": state.step,
+            **dict(zip(STEP_STATS, means)),
+            "seconds": round(seconds, 3),
+            "images_per_second": round(steps_per_epoch * batch_size / seconds, 1),
+            "device": str(device),
+        }
+        save_grid(render_fixed_grid(state), run.sample_grid_path(epoch), nrow=8, scale=2)
+        # Checkpoint before the epoch record: a record in the log always has its checkpoint.
+        _save_checkpoint(run, state)
+        runs.append_metrics(run.metrics_path, [epoch_record])
+        plot_training_curves(
+            run.metrics(),
+            run.path / runs.FIGURES_DIR / "losses.png",
+            title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
+        )
+        if progress:
+            tqdm.write(
+                f"epoch {epoch}/{cfg.train.epochs}  "
+                + "  ".join(f"{k} {epoch_record[k]:.3f}" for k in STEP_STATS)
+                + f"  ({seconds:.1f} s, {epoch_record['images_per_second']:.0f} img/s)"
+            )
+        for callback in callbacks:
+            callback(run, state, epoch_record)
+
+
+class StepLog:
+    """Per-step statistics kept on the device, written to the metrics file in batches.
+
+    ``flush`` is the one host-device synchronisation per log interval; it also raises
+    TrainingDiverged on the first non-finite value, after logging it.
+    """
+
+    def __init__(self, run: runs.Run, state: TrainState, epoch: int) -> None:
+        self.run, self.state, self.epoch = run, state, epoch
+        self._pending: list[torch.Tensor] = []
+        #: Every flushed step's statistics of this epoch, as Python floats.
+        self.values: list[list[float]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, stats: torch.Tensor) -> None:
+        self._pending.append(stats)
+
+    def flush(self) -> list[float]:
+        """Write pending steps (the last of which is ``state.step``); return the latest."""
+        rows = torch.stack(self._pending).cpu().tolist()
+        first_step = self.state.step - len(rows) + 1
+        self._pending.clear()
+        records = [
+            {
+                "kind": "step",
+                "epoch": self.epoch,
+                "step": first_step + offset,
+                **dict(zip(STEP_STATS, row)),
+            }
+            for offset, row in enumerate(rows)
+        ]
+        runs.append_metrics(self.run.metrics_path, records)
+        for record in records:
+            if not all(math.isfinite(record[key]) for key in STEP_STATS):
+                raise TrainingDiverged(
+                    f"training diverged: loss became non-finite at step {record['step']} "
+                    f"(epoch {self.epoch}; loss_D={record['loss_D']}, "
+                    f"loss_G={record['loss_G']}). The last good state is "
+                    f"{_last_good(self.run, self.state)}; try a lower --lr or another --seed"
+                )
+        self.values.extend(rows)
+        return rows[-1]
+
+
+def _last_good(run: runs.Run, state: TrainState) -> str:
+    if run.has_checkpoint():
+        return f"{run.checkpoint_path} (epoch {state.epoch})"
+    return "none: no epoch finished before the divergence"
+
+
+def _save_checkpoint(run: runs.Run, state: TrainState) -> None:
+    folder = run.path / runs.CHECKPOINT_DIR
+    runs.atomic_torch_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "config": run.config.to_dict(),
+            "epoch": state.epoch,
+            "generator": state.generator.state_dict(),
+        },
+        folder / runs.generator_snapshot_name(state.epoch),
+    )
+    # last.pt is replaced last: if the process dies before, the previous epoch's state stays.
+    runs.atomic_torch_save(state.state_dict(run.config), run.checkpoint_path)
+
+
+def train(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    command: list[str] | None = None,
+    progress: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+    split: Split | None = None,
+) -> runs.Run:
+    """Train a new run into folder ``out`` and return it.
+
+    ``split`` lets a caller pass training data already in memory (e.g. tests); by default it
+    is loaded as ``config.data`` says.
+    """
+    config.validate()
+    device = resolve_device(config.train.device)
+    split = split if split is not None else _load_training_split(config, progress)
+    run = runs.create_run(out, config, command)
+    state = init_state(config, device)
+    _loop(run, state, split, device, progress=progress, callbacks=callbacks)
+    return run
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    command: list[str] | None = None,
+    progress: bool = True,
+    callbacks: Sequence[EpochCallback] = (),
+    split: Split | None = None,
+) -> runs.Run:
+    """Continue a run from its last checkpoint, optionally to a larger number of ``epochs``."""
+    run = runs.load_run(run_dir)
+    config = run.config
+    changes: dict[str, Any] = {}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if device is not None:
+        changes["device"] = device
+    if changes:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+    config.validate()
+    target_device = resolve_device(config.train.device)
+    state = init_state(config, target_device)
+    if run.has_checkpoint():
+        # Loaded on the CPU: RNG states must stay CPU byte tensors; load_state_dict copies
+        # weights and optimiser moments onto the training device.
+        state.load_state_dict(run.load_checkpoint(map_location="cpu"))
+    if state.epoch >= config.train.epochs:
+        raise GanscopeError(
+            f"run {run.path} already finished {state.epoch} of {config.train.epochs} epochs; "
+            f"pass --epochs N (N > {state.epoch}) to train further"
+        )
+    run.save_config(config, command)
+    runs.truncate_metrics(run.metrics_path, state.step)
+    split = split if split is not None else _load_training_split(config, progress)
+    _loop(run, state, split, target_device, progress=progress, callbacks=callbacks)
+    return run
+
+
+def _load_training_split(config: RunConfig, progress: bool) -> Split:
+    return load_split(
+        config.data.dataset,
+        "train",
+        config.data.data_dir,
+        limit=config.data.limit,
+        progress=progress,
+    )

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real Fashion-MNIST copy beside the repo, and tiny IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "fashion-mnist"
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """The read-only Fashion-MNIST copy CI provides (override with GANSCOPE_TEST_DATA)."""
+    path = Path(os.environ.get("GANSCOPE_TEST_DATA", SHARED_DATA))
+    if not (path / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_split(fashion_dir):
+    """The first 320 training images: 5 steps of 64 per epoch."""
+    from ganscope.data import load_split
+
+    return load_split(
+        "fashion-mnist", "train", fashion_dir, limit=320, download=False, progress=False
+    )
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX (the format's header: 0, 0, type 0x08, ndim, dims)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray | bytes, compress: bool = True) -> Path:
+    payload = array if isinstance(array, bytes) else idx_bytes(array)
+    if compress:
+        path = path.with_name(path.name if path.name.endswith(".gz") else path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+@pytest.fixture
+def tiny_dataset_dir(tmp_path) -> Path:
+    """A synthetic MNIST-layout folder: 12 train and 4 test images with labels 0..9."""
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 12), ("t10k", 4)):
+        write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
+        )
+        write_idx(
+            tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 10).astype(np.uint8)
+        )
+    return tmp_path

@@ -1,0 +1,41 @@
+import dataclasses
+
+import pytest
+
+from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.errors import GanscopeError
+
+
+def test_defaults_are_the_reports():
+    train = TrainConfig()
+    assert (train.lr, train.epochs, train.batch_size, train.beta1) == (2e-4, 10, 64, 0.5)
+    assert ModelConfig().z_dim == 100
+
+
+def test_roundtrip_and_frozen():
+    config = RunConfig(DataConfig(limit=5), ModelConfig("cnn"), TrainConfig(epochs=3, seed=7))
+    assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.epochs = 4
+
+
+def test_unknown_keys_rejected():
+    raw = RunConfig().to_dict()
+    raw["train"]["warmup"] = 3
+    with pytest.raises(GanscopeError, match="warmup"):
+        RunConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [
+        (TrainConfig(epochs=0), "--epochs"),
+        (TrainConfig(batch_size=0), "--batch-size"),
+        (TrainConfig(lr=0), "--lr"),
+        (TrainConfig(lr=float("nan")), "--lr"),
+        (TrainConfig(beta1=1.0), "--beta1"),
+    ],
+)
+def test_validation(train, message):
+    with pytest.raises(GanscopeError, match=message):
+        RunConfig(train=train).validate()

@@ -1,0 +1,221 @@
+import math
+
+import pytest
+import torch
+
+from ganscope import runs, training
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.errors import GanscopeError, TrainingDiverged
+
+
+def _config(model="mlp", epochs=3, seed=0, **train):
+    return RunConfig(
+        model=ModelConfig(model), train=TrainConfig(epochs=epochs, seed=seed, device="cpu", **train)
+    )
+
+
+def _weights(run):
+    state = run.load_checkpoint()
+    return {
+        **{f"G.{k}": v for k, v in state["generator"].items()},
+        **{f"D.{k}": v for k, v in state["discriminator"].items()},
+    }
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_one_step_updates_both_players(model, small_split):
+    config = _config(model)
+    state = training.init_state(config, torch.device("cpu"))
+    before_G = [p.clone() for p in state.generator.parameters()]
+    before_D = [p.clone() for p in state.discriminator.parameters()]
+    real = training.to_model_range(small_split.images[:64])
+    stats = training.train_step(state, real, torch.randn(64, 100))
+    assert stats.shape == (4,) and all(math.isfinite(v) for v in stats.tolist())
+    assert 0 <= stats[2] <= 1 and 0 <= stats[3] <= 1
+    assert all(not torch.equal(a, b) for a, b in zip(before_G, state.generator.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before_D, state.discriminator.parameters()))
+    assert all(p.requires_grad for p in state.discriminator.parameters())
+
+
+def test_g_update_leaves_no_gradient_on_d(small_split):
+    # D's weights are frozen during G's backward: D's .grad after the step must be exactly
+    # the gradient of loss_D alone, not loss_D's plus loss_G's.
+    import copy
+
+    import torch.nn.functional as F
+
+    state = training.init_state(_config("cnn"), torch.device("cpu"))
+    G, D = copy.deepcopy(state.generator), copy.deepcopy(state.discriminator)
+    real = training.to_model_range(small_split.images[:64])
+    z = torch.randn(64, 100, generator=torch.Generator().manual_seed(5))
+    d_real, d_fake = D(real), D(G(z).detach())
+    loss_D = F.binary_cross_entropy_with_logits(
+        d_real, torch.ones_like(d_real)
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    loss_D.backward()
+    training.train_step(state, real, z)
+    for expected, actual in zip(D.parameters(), state.discriminator.parameters()):
+        torch.testing.assert_close(actual.grad, expected.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_step_losses_match_the_textbook_formulas(small_split):
+    config = _config("mlp")
+    state = training.init_state(config, torch.device("cpu"))
+    real = training.to_model_range(small_split.images[:64])
+    z = torch.randn(64, 100, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        p_real = torch.sigmoid(state.discriminator(real))
+        p_fake = torch.sigmoid(state.discriminator(state.generator(z)))
+        expected_D = -(torch.log(p_real).mean() + torch.log(1 - p_fake).mean())
+    stats = training.train_step(state, real, z)
+    assert stats[0].item() == pytest.approx(expected_D.item(), rel=1e-5)
+    assert stats[2].item() == pytest.approx(p_real.mean().item(), rel=1e-5)
+    assert stats[3].item() == pytest.approx(p_fake.mean().item(), rel=1e-5)
+
+
+def test_run_folder_contents(tmp_path, small_split):
+    run = training.train(
+        _config(epochs=2),
+        tmp_path / "run",
+        split=small_split,
+        progress=False,
+        command=["ganscope", "train"],
+    )
+    loaded = runs.load_run(tmp_path / "run")
+    assert loaded.config == run.config
+    assert loaded.meta["commands"] == [["ganscope", "train"]]
+    steps, epochs = loaded.metrics("step"), loaded.metrics("epoch")
+    assert [r["step"] for r in steps] == list(range(1, 11))  # 320 images / 64 = 5 per epoch
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert set(training.STEP_STATS) <= set(steps[0])
+    assert epochs[0]["loss_D"] == pytest.approx(sum(r["loss_D"] for r in steps[:5]) / 5)
+    for epoch in (1, 2):
+        assert loaded.sample_grid_path(epoch).is_file()
+    assert (loaded.path / "figures" / "losses.png").is_file()
+    assert loaded.generator_epochs() == [1, 2]
+    checkpoint = loaded.load_checkpoint()
+    assert checkpoint["epoch"] == 2 and checkpoint["step"] == 10
+    assert {"generator", "discriminator", "opt_G", "opt_D", "rng", "config"} <= set(checkpoint)
+    assert not list(loaded.path.rglob("*.tmp")), "atomic writes left temporary files"
+    G = loaded.generator()
+    assert not G.training and G(torch.zeros(2, 100)).shape == (2, 1, 28, 28)
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path, small_split):
+    a = training.train(_config(epochs=1), tmp_path / "a", split=small_split, progress=False)
+    b = training.train(_config(epochs=1), tmp_path / "b", split=small_split, progress=False)
+    c = training.train(_config(epochs=1, seed=1), tmp_path / "c", split=small_split, progress=False)
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+class StopAfterEpoch(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_resume_after_epoch_is_bit_exact(tmp_path, small_split, model):
+    config = _config(model, epochs=3)
+    full = training.train(config, tmp_path / "full", split=small_split, progress=False)
+
+    def interrupt(run, state, record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(
+            config, tmp_path / "cut", split=small_split, progress=False, callbacks=[interrupt]
+        )
+    assert runs.load_run(tmp_path / "cut").load_checkpoint()["epoch"] == 1
+    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    w_full, w_resumed = _weights(full), _weights(resumed)
+    assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
+    assert _without_timing(resumed.metrics()) == _without_timing(full.metrics())
+
+
+def _without_timing(records):
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in records
+    ]
+
+
+def test_resume_after_mid_epoch_kill(tmp_path, small_split, monkeypatch):
+    full = training.train(
+        _config("mlp", epochs=2), tmp_path / "full", split=small_split, progress=False
+    )
+    real_step = training.train_step
+    calls = {"n": 0}
+
+    def dying_step(state, real, z):
+        calls["n"] += 1
+        if calls["n"] == 8:  # in the middle of epoch 2, after 2 steps were logged
+            raise KeyboardInterrupt
+        return real_step(state, real, z)
+
+    monkeypatch.setattr(training, "train_step", dying_step)
+    # log_every=1 so that the steps of the unfinished epoch reach the log before the kill.
+    logged_each_step = _config("mlp", epochs=2, log_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(logged_each_step, tmp_path / "cut", split=small_split, progress=False)
+    monkeypatch.setattr(training, "train_step", real_step)
+    cut = runs.load_run(tmp_path / "cut")
+    assert max(r["step"] for r in cut.metrics()) == 7  # steps of the unfinished epoch logged
+    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    assert [r["step"] for r in resumed.metrics("step")] == list(range(1, 11))
+    w_full, w_resumed = _weights(full), _weights(resumed)
+    assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
+
+
+def test_resume_can_extend_and_refuses_a_finished_run(tmp_path, small_split):
+    training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    with pytest.raises(GanscopeError, match="already finished 1 of 1"):
+        training.resume(tmp_path / "run", split=small_split, progress=False)
+    run = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+    assert run.config.train.epochs == 2
+    assert runs.load_run(tmp_path / "run").config.train.epochs == 2
+    assert [r["epoch"] for r in run.metrics("epoch")] == [1, 2]
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_split, monkeypatch):
+    real_step = training.train_step
+    calls = {"n": 0}
+
+    def poisoning_step(state, real, z):
+        calls["n"] += 1
+        if calls["n"] == 7:  # epoch 2: G's weights blow up, as in a real divergence
+            with torch.no_grad():
+                state.generator.fc2.weight.fill_(float("nan"))
+        return real_step(state, real, z)
+
+    monkeypatch.setattr(training, "train_step", poisoning_step)
+    with pytest.raises(TrainingDiverged, match="non-finite at step 7 .*epoch 2.*last.pt"):
+        training.train(_config(epochs=3), tmp_path / "run", split=small_split, progress=False)
+    run = runs.load_run(tmp_path / "run")
+    checkpoint = run.load_checkpoint()
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["generator"].values())
+    assert run.generator_epochs() == [1]
+
+
+def test_too_little_data_for_one_batch(tmp_path, small_split):
+    with pytest.raises(GanscopeError, match="fewer than one batch"):
+        training.train(
+            _config(batch_size=1000), tmp_path / "run", split=small_split, progress=False
+        )
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, small_split):
+    training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    with pytest.raises(GanscopeError, match="already holds a run.*--resume"):
+        training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+
+
+def test_unavailable_device():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(GanscopeError, match="no CUDA"):
+        training.resolve_device("cuda")
+    with pytest.raises(GanscopeError, match="unknown device"):
+        training.resolve_device("tpu9")
+    assert training.resolve_device("auto").type in ("cpu", "mps")
