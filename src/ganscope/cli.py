@@ -141,6 +141,174 @@ def _announce(run_dir: str, *, resumed: bool) -> None:
     print(f"{'resuming' if resumed else 'training into'} {run_dir}", file=sys.stderr)
 
 
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by train")
+    parser.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        help="use the generator saved after this epoch (default: the latest)",
+    )
+    parser.add_argument("--device", default="cpu", help="device to generate on (default: cpu)")
+
+
+def _add_sampling_parsers(sub: argparse._SubParsersAction) -> None:
+    sample = sub.add_parser(
+        "sample",
+        help="a grid of generated images",
+        description="Generate N images from a trained run's generator and save them as a grid "
+        "(and optionally one PNG per image and an .npz with images and latent vectors).",
+    )
+    _add_run_args(sample)
+    sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample.add_argument("--nrow", type=int, default=8, help="images per grid row (default: 8)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    sample.add_argument(
+        "--out", default=None, help="grid PNG (default: RUN_DIR/samples/sample_seedS_nN.png)"
+    )
+    sample.add_argument(
+        "--save-individual",
+        action="store_true",
+        help="also one PNG per image, in a folder named like the grid",
+    )
+    sample.add_argument(
+        "--npz", action="store_true", help="also an .npz beside the grid: images (uint8) and z"
+    )
+    sample.set_defaults(handler=_cmd_sample)
+
+    traverse = sub.add_parser(
+        "traverse",
+        help="shift single latent dimensions, as in the report's figures",
+        description="For each dimension d, one figure with three rows: the images of z with "
+        "z[d] lowered by DELTA, the unchanged z, and z[d] raised by DELTA; the same base "
+        "vectors for every dimension. The defaults are the report's: dims 20 50 60 70 90, "
+        "delta 10. Writes dim_NNN.png per dimension and overview.png.",
+    )
+    _add_run_args(traverse)
+    traverse.add_argument(
+        "--dims",
+        type=int,
+        nargs="+",
+        default=[20, 50, 60, 70, 90],
+        help="latent dimensions (default: 20 50 60 70 90)",
+    )
+    traverse.add_argument("--delta", type=float, default=10.0, help="shift size (default: 10)")
+    traverse.add_argument("--n", type=int, default=8, help="base vectors (default: 8)")
+    traverse.add_argument("--seed", type=int, default=0, help="seed of the base vectors")
+    traverse.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="instead of three rows, sweep -delta..+delta in this many "
+        "columns, one row per base vector",
+    )
+    traverse.add_argument("--out", default=None, help="output folder (default: RUN_DIR/traversals)")
+    traverse.set_defaults(handler=_cmd_traverse)
+
+    interp = sub.add_parser(
+        "interpolate",
+        help="images along a path between latent vectors",
+        description="Interpolate between the latent vectors drawn with two (or more) seeds.",
+    )
+    _add_run_args(interp)
+    interp.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="seeds of the end points (default: 0 1)",
+    )
+    interp.add_argument("--steps", type=int, default=10, help="images per path (default: 10)")
+    interp.add_argument("--method", default="slerp", help="slerp (default) or lerp")
+    interp.add_argument(
+        "--out", default=None, help="PNG (default: RUN_DIR/figures/interpolate_SEEDS_METHOD.png)"
+    )
+    interp.set_defaults(handler=_cmd_interpolate)
+
+    animate = sub.add_parser(
+        "animate",
+        help="a GIF of the per-epoch sample grids",
+        description="Build a training-progress animation from a run's per-epoch fixed-noise "
+        "grids (written after every epoch as RUN_DIR/figures/progress.gif).",
+    )
+    animate.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by train")
+    animate.add_argument("--out", default=None, help="GIF (default: RUN_DIR/figures/progress.gif)")
+    animate.add_argument("--frame-ms", type=int, default=600, help="ms per frame (default: 600)")
+    animate.set_defaults(handler=_cmd_animate)
+
+
+def _report_paths(paths: list) -> int:
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace, argv: list[str]) -> int:
+    from .runs import load_run
+    from .sampling import write_samples
+
+    return _report_paths(
+        write_samples(
+            load_run(args.run_dir),
+            n=args.n,
+            nrow=args.nrow,
+            seed=args.seed,
+            out=args.out,
+            save_individual=args.save_individual,
+            npz=args.npz,
+            epoch=args.epoch,
+            device=args.device,
+        )
+    )
+
+
+def _cmd_traverse(args: argparse.Namespace, argv: list[str]) -> int:
+    from .runs import load_run
+    from .sampling import write_traversals
+
+    return _report_paths(
+        write_traversals(
+            load_run(args.run_dir),
+            args.dims,
+            delta=args.delta,
+            n=args.n,
+            seed=args.seed,
+            steps=args.steps,
+            out=args.out,
+            epoch=args.epoch,
+            device=args.device,
+        )
+    )
+
+
+def _cmd_interpolate(args: argparse.Namespace, argv: list[str]) -> int:
+    from .runs import load_run
+    from .sampling import write_interpolation
+
+    return _report_paths(
+        [
+            write_interpolation(
+                load_run(args.run_dir),
+                args.seeds,
+                steps=args.steps,
+                method=args.method,
+                out=args.out,
+                epoch=args.epoch,
+                device=args.device,
+            )
+        ]
+    )
+
+
+def _cmd_animate(args: argparse.Namespace, argv: list[str]) -> int:
+    from .runs import load_run
+    from .sampling import write_progress_gif
+
+    if args.frame_ms < 1:
+        raise GanscopeError(f"--frame-ms must be at least 1, got {args.frame_ms}")
+    return _report_paths([write_progress_gif(load_run(args.run_dir), args.out, args.frame_ms)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganscope",
@@ -151,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train_parser(sub)
+    _add_sampling_parsers(sub)
     return parser
 
 

@@ -51,6 +51,76 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, scale: int 
     return atomic_write_bytes(path, png_bytes(make_grid(images, nrow=nrow, scale=scale)))
 
 
+def _font(size: int = 12):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # FreeType build of Pillow
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def labelled_grid(
+    rows: torch.Tensor,
+    row_labels: Sequence[str] = (),
+    title: str = "",
+    scale: int = 2,
+    padding: int = 2,
+    label_width: int = 96,
+    title_height: int = 22,
+) -> np.ndarray:
+    """uint8 images ``(R, C, H, W)`` as an R x C grid with a label left of each row and a title.
+
+    The result is ``(title_height + R*(H*scale+padding) + padding,
+    label_width + C*(W*scale+padding) + padding)`` pixels, white background.
+    """
+    from PIL import ImageDraw
+
+    n_rows, n_cols = rows.shape[:2]
+    body = make_grid(rows.reshape(-1, *rows.shape[2:]), nrow=n_cols, padding=padding, scale=scale)
+    label_width = label_width if row_labels else 0
+    title_height = title_height if title else 0
+    canvas = np.full((title_height + body.shape[0], label_width + body.shape[1]), 255, np.uint8)
+    canvas[title_height:, label_width:] = body
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    font = _font()
+    if title:
+        draw.text((4, 4), title, fill=0, font=font)
+    cell = rows.shape[2] * scale + padding
+    for index, label in enumerate(row_labels):
+        top = title_height + padding + index * cell + cell // 2 - 8
+        draw.text((4, top), label, fill=0, font=font)
+    return np.asarray(image)
+
+
+def stack_vertical(arrays: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
+    """Stack grey images top to bottom on white, left-aligned."""
+    width = max(a.shape[1] for a in arrays)
+    height = sum(a.shape[0] for a in arrays) + gap * (len(arrays) - 1)
+    out = np.full((height, width), 255, np.uint8)
+    top = 0
+    for array in arrays:
+        out[top : top + array.shape[0], : array.shape[1]] = array
+        top += array.shape[0] + gap
+    return out
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    return atomic_write_bytes(path, png_bytes(array))
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 500) -> Path:
+    """An endlessly looping GIF of grey frames (the last one held three times as long)."""
+    images = [Image.fromarray(frame) for frame in frames]
+    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 3]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def _pyplot():
     import matplotlib
 

@@ -27,6 +27,7 @@ from .data import Split, load_split, to_model_range, to_uint8
 from .errors import GanscopeError, TrainingDiverged
 from .models import build_discriminator, build_generator
 from .plots import plot_training_curves, save_grid
+from .sampling import generate, write_progress_gif
 
 #: Names of the per-step statistics, in the order ``train_step`` returns them.
 STEP_STATS = ("loss_D", "loss_G", "D(x)", "D(G(z))")
@@ -159,11 +160,7 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
 @torch.no_grad()
 def render_fixed_grid(state: TrainState) -> torch.Tensor:
     """G's images for the fixed latent batch, in eval mode (BatchNorm uses running stats)."""
-    was_training = state.generator.training
-    state.generator.eval()
-    images = to_uint8(state.generator(state.fixed_z))
-    state.generator.train(was_training)
-    return images
+    return to_uint8(generate(state.generator, state.fixed_z))
 
 
 EpochCallback = Callable[[runs.Run, TrainState, dict[str, Any]], None]
@@ -236,6 +233,7 @@ def _loop(
             run.path / runs.FIGURES_DIR / "losses.png",
             title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
         )
+        write_progress_gif(run)
         if progress:
             tqdm.write(
                 f"epoch {epoch}/{cfg.train.epochs}  "
