@@ -35,6 +35,20 @@ _TRAIN_FLAGS = {
         "seed for weights, shuffling and noise (CPU runs repeat exactly)",
     ),
     "--device": ("train", "device", str, "auto, cpu, cuda, cuda:N or mps"),
+    "--precision": (
+        "train",
+        "precision",
+        str,
+        "auto, fp32 (the report's arithmetic) or bf16 (autocast); auto picks bf16 "
+        "for the CNN on CPUs and GPUs with native bf16 units",
+    ),
+    "--eval-every": (
+        "train",
+        "eval_every",
+        int,
+        "quality metrics every N epochs, logged and drawn next to the losses (0: off)",
+    ),
+    "--eval-samples": ("train", "eval_samples", int, "generated images per such evaluation"),
     "--dataset": ("data", "dataset", str, "fashion-mnist or mnist"),
     "--data-dir": (
         "data",
@@ -309,6 +323,254 @@ def _cmd_animate(args: argparse.Namespace, argv: list[str]) -> int:
     return _report_paths([write_progress_gif(load_run(args.run_dir), args.out, args.frame_ms)])
 
 
+def _add_quality_parsers(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="sample-quality metrics against the test set",
+        description="Generate N images and compare them with the Fashion-MNIST test set in the "
+        "shipped classifier's feature space: FID, KID (mean and std), precision/recall, "
+        "density/coverage, the generated class distribution (entropy, KL to the real one, "
+        "classes covered), a classifier score (IS analogue) and a memorisation check against "
+        "the training set. Writes RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the "
+        "closest generated/training pairs.",
+    )
+    _add_run_args(evaluate)
+    evaluate.add_argument("--n", type=int, default=10000, help="generated images (default: 10000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    evaluate.add_argument(
+        "--classifier",
+        default=None,
+        help="classifier weights (.pt with its .json record beside it; "
+        "default: the ones shipped with ganscope)",
+    )
+    evaluate.add_argument(
+        "--data-dir",
+        default=None,
+        help="Fashion-MNIST folder (default: the one the run trained on)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    classifier = sub.add_parser(
+        "classifier",
+        help="the Fashion-MNIST classifier behind the metrics",
+        description="Train the feature-space classifier with ganscope's deterministic recipe.",
+    )
+    actions = classifier.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    train = actions.add_parser(
+        "train",
+        help="train the classifier (a few minutes on a CPU)",
+        description="Train the classifier with the fixed recipe and write its weights and "
+        "their metadata record (recipe, data checksum, test accuracy, sha256).",
+    )
+    train.add_argument("--out", required=True, help="weights file to write (.pt; .json beside)")
+    train.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
+    train.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    train.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=_cmd_classifier_train)
+
+
+_SUMMARY_KEYS = (
+    "fid",
+    "kid",
+    "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "classes_covered",
+    "class_entropy",
+    "class_kl_to_real",
+    "classifier_score",
+    "memorisation_share",
+    "seconds",
+)
+
+
+def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from .metrics import evaluate_run
+    from .runs import load_run
+
+    result = evaluate_run(
+        load_run(args.run_dir),
+        n=args.n,
+        seed=args.seed,
+        epoch=args.epoch,
+        classifier_path=args.classifier,
+        data_dir=args.data_dir,
+        device=args.device,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['model']} run {result['run']}, epoch {result['epoch']}, "
+            f"{result['n']} samples (seed {result['seed']}):"
+        )
+        for key in _SUMMARY_KEYS:
+            value = result.get(key)
+            if value is not None:
+                print(
+                    f"  {key:<20} {value:.4f}"
+                    if isinstance(value, float)
+                    else f"  {key:<20} {value}"
+                )
+    return 0
+
+
+def _cmd_classifier_train(args: argparse.Namespace, argv: list[str]) -> int:
+    import dataclasses
+
+    from .classifier import ClassifierRecipe, train_classifier
+
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    if changes.get("epochs", 1) < 1:
+        raise GanscopeError(f"--epochs must be at least 1, got {args.epochs}")
+    recipe = dataclasses.replace(ClassifierRecipe(), **changes)
+    record = train_classifier(
+        args.out, recipe, data_dir=args.data_dir, progress=not args.no_progress
+    )
+    print(
+        f"wrote {args.out}: test accuracy {record['test_accuracy']:.4f} "
+        f"({record['train_seconds']:.0f} s)"
+    )
+    return 0
+
+
+def _add_analyze_parser(sub: argparse._SubParsersAction) -> None:
+    analyze = sub.add_parser(
+        "analyze",
+        help="label what every latent dimension does, with confidence",
+        description="Shift latent dimensions by -DELTA and +DELTA on N base vectors, classify "
+        "the images with the shipped classifier, and report per dimension the class each side "
+        "pushes towards, its semantic strength (TV distance), the share of flipped classes, "
+        "brightness/sharpness/confidence changes, with 95%% bootstrap intervals. Also labels "
+        "SeFa's closed-form directions. Writes RUN_DIR/analysis/: dims.csv, dims.json, "
+        "summary.LANG.md, class_shifts.png and report-style grids.",
+    )
+    _add_run_args(analyze)
+    analyze.add_argument(
+        "--dims", nargs="+", default=["all"], help="'all' (default) or a list of dimensions"
+    )
+    analyze.add_argument(
+        "--delta",
+        type=float,
+        nargs="+",
+        default=[10.0],
+        help="shift size(s); the first one drives figures (default: 10)",
+    )
+    analyze.add_argument("--n", type=int, default=256, help="base vectors (default: 256)")
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the base vectors")
+    analyze.add_argument("--lang", default="en", help="summary language: en or zh")
+    analyze.add_argument(
+        "--top-k", type=int, default=5, help="strongest dimensions to draw (default: 5)"
+    )
+    analyze.add_argument(
+        "--sefa", type=int, default=10, help="SeFa directions to label (default: 10; 0: none)"
+    )
+    analyze.add_argument(
+        "--per-checkpoint",
+        action="store_true",
+        help="also measure every epoch's generator (64 base vectors each)",
+    )
+    analyze.add_argument("--classifier", default=None, help="classifier weights (.pt)")
+    analyze.add_argument("--out", default=None, help="output folder (default: RUN_DIR/analysis)")
+    analyze.add_argument("--no-progress", action="store_true", help="no progress bars")
+    analyze.set_defaults(handler=_cmd_analyze)
+
+
+def _cmd_analyze(args: argparse.Namespace, argv: list[str]) -> int:
+    from .analysis import analyze_run
+    from .runs import load_run
+
+    result = analyze_run(
+        load_run(args.run_dir),
+        dims=args.dims,
+        deltas=args.delta,
+        n=args.n,
+        seed=args.seed,
+        lang=args.lang,
+        top_k=args.top_k,
+        sefa=args.sefa,
+        epoch=args.epoch,
+        per_checkpoint=args.per_checkpoint,
+        classifier_path=args.classifier,
+        device=args.device,
+        out=args.out,
+        progress=not args.no_progress,
+    )
+    print(result["summary"])
+    print(f"({result['seconds']:.1f} s) written: {Path(result['paths'][0]).parent}")
+    return 0
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="training speed: a textbook loop against ganscope's, same process",
+        description="Time a textbook GAN training loop (DataLoader, per-batch copies, fp32, "
+        "a host sync every step) and ganscope's training path on the same device, data, "
+        "models and seed; print images per second, the speed-up and peak memory.",
+    )
+    bench.add_argument(
+        "--models", nargs="+", default=["mlp", "cnn"], help="model families (default: mlp cnn)"
+    )
+    bench.add_argument(
+        "--steps", type=int, default=100, help="training steps per loop (default: 100)"
+    )
+    bench.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
+    bench.add_argument("--device", default="auto", help="(default: auto)")
+    bench.add_argument(
+        "--precision",
+        default="auto",
+        help="precision of ganscope's path: auto, fp32 or bf16 (default: auto)",
+    )
+    bench.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from .bench import benchmark
+    from .data import load_split
+    from .models import get_family
+
+    if args.steps < 1:
+        raise GanscopeError(f"--steps must be at least 1, got {args.steps}")
+    for model in args.models:
+        get_family(model)
+    split = load_split("fashion-mnist", "train", args.data_dir, progress=not args.json)
+    results = []
+    for model in args.models:
+        result = benchmark(
+            model,
+            split,
+            steps=args.steps,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+        )
+        results.append(result)
+        if not args.json:
+            print(
+                f"{model} on {result['device_name']}, batch {result['batch_size']}: "
+                f"textbook {result['textbook_img_per_s']:.0f} img/s, ganscope "
+                f"{result['ganscope_img_per_s']:.0f} img/s ({result['precision']}), "
+                f"x{result['speedup']:.2f}; peak {result['peak_memory_kind']} "
+                f"{result['textbook_peak_mb']:.0f} / {result['ganscope_peak_mb']:.0f} MB"
+            )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganscope",
@@ -320,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_train_parser(sub)
     _add_sampling_parsers(sub)
+    _add_quality_parsers(sub)
+    _add_analyze_parser(sub)
+    _add_bench_parser(sub)
     return parser
 
 

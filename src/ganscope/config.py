@@ -55,8 +55,15 @@ class TrainConfig:
     seed: int = 0
     #: auto | cpu | cuda | cuda:N | mps
     device: str = "auto"
+    #: auto | fp32 | bf16 (autocast); auto is bf16 for convolutional models on hardware with
+    #: native bf16 matrix instructions, fp32 otherwise (see training.resolve_precision).
+    precision: str = "auto"
     #: Read the per-step losses back from the device every this many steps.
     log_every: int = 50
+    #: Quality metrics (FID, precision/recall, ...) every this many epochs; 0 turns them off.
+    eval_every: int = 0
+    #: Generated images per evaluation during training.
+    eval_samples: int = 2000
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -68,6 +75,12 @@ class TrainConfig:
         for name, beta in (("--beta1", self.beta1), ("--beta2", self.beta2)):
             if not 0 <= beta < 1:
                 raise GanscopeError(f"{name} must be in [0, 1), got {beta}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise GanscopeError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.eval_every < 0:
+            raise GanscopeError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
+        if self.eval_samples < 10:
+            raise GanscopeError(f"--eval-samples must be at least 10, got {self.eval_samples}")
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
 

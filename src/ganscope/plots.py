@@ -137,7 +137,9 @@ def plot_training_curves(
     plt = _pyplot()
     steps = [r for r in records if r["kind"] == "step"]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    fig, (ax_loss, ax_prob) = plt.subplots(1, 2, figsize=(11, 4))
+    evals = [r for r in records if r["kind"] == "eval"]
+    fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(16.5 if evals else 11, 4))
+    ax_loss, ax_prob = axes[0], axes[1]
     for key, colour in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
         ax_loss.plot(
             [r["step"] for r in steps],
@@ -176,6 +178,27 @@ def plot_training_curves(
     ax_prob.set_xlabel("iteration")
     ax_prob.set_title("discriminator outputs")
     ax_prob.legend()
+    if evals:
+        ax_fid = axes[2]
+        ax_fid.plot(
+            [r["step"] for r in evals],
+            [r["fid"] for r in evals],
+            "s-",
+            color="tab:purple",
+            label="FID (classifier features)",
+        )
+        ax_fid.set_xlabel("iteration")
+        ax_fid.set_ylabel("FID (lower is better)")
+        ax_fid.set_title("sample quality")
+        ax_share = ax_fid.twinx()
+        for key, colour in (("precision", "tab:green"), ("recall", "tab:orange")):
+            ax_share.plot(
+                [r["step"] for r in evals], [r[key] for r in evals], "o--", color=colour, label=key
+            )
+        ax_share.set_ylim(0, 1)
+        lines = ax_fid.get_legend_handles_labels()
+        more = ax_share.get_legend_handles_labels()
+        ax_fid.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -25,7 +25,7 @@ from . import runs
 from .config import FORMAT_VERSION, RunConfig
 from .data import Split, load_split, to_model_range, to_uint8
 from .errors import GanscopeError, TrainingDiverged
-from .models import build_discriminator, build_generator
+from .models import build_discriminator, build_generator, get_family
 from .plots import plot_training_curves, save_grid
 from .sampling import generate, write_progress_gif
 
@@ -59,6 +59,38 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device multiplies bf16 matrices natively (CUDA sm80+, AVX512-BF16/AMX CPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    return False
+
+
+def resolve_precision(name: str, device: torch.device, model_name: str) -> str:
+    """``fp32`` or ``bf16`` for a ``--precision`` value.
+
+    ``auto`` picks bf16 only where it pays: convolutional models on devices with native bf16
+    matrix units (measured on a 2-core AVX512-BF16 CPU: the CNN GAN trains 1.9x faster, the
+    MLP GAN not at all, its matrices being too small).
+    """
+    if name == "fp32":
+        return "fp32"
+    if name == "bf16":
+        if not native_bf16(device):
+            raise GanscopeError(
+                f"--precision bf16 needs native bf16 support, which {device} lacks; "
+                "use --precision fp32"
+            )
+        return "bf16"
+    if name != "auto":
+        raise GanscopeError(f"--precision must be auto, fp32 or bf16, got {name!r}")
+    return "bf16" if get_family(model_name).convolutional and native_bf16(device) else "fp32"
+
+
 @dataclass
 class TrainState:
     """Everything that changes during training; a checkpoint is exactly this."""
@@ -75,6 +107,11 @@ class TrainState:
     fixed_z: torch.Tensor
     epoch: int = 0
     step: int = 0
+    #: Resolved arithmetic of the training step: "fp32" or "bf16" (autocast).
+    precision: str = "fp32"
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def state_dict(self, config: RunConfig) -> dict[str, Any]:
         return {
@@ -112,6 +149,11 @@ def init_state(config: RunConfig, device: torch.device) -> TrainState:
         discriminator = build_discriminator(config.model.name)
     generator.to(device).train()
     discriminator.to(device).train()
+    if get_family(config.model.name).convolutional:
+        # NHWC lets oneDNN / cuDNN skip layout conversions around every convolution
+        # (CPU, CNN GAN, batch 64: 141 -> 170 img/s in fp32).
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
     betas = (config.train.beta1, config.train.beta2)
     opt_G = torch.optim.Adam(generator.parameters(), lr=config.train.lr, betas=betas)
     opt_D = torch.optim.Adam(discriminator.parameters(), lr=config.train.lr, betas=betas)
@@ -120,7 +162,10 @@ def init_state(config: RunConfig, device: torch.device) -> TrainState:
     fixed_z = torch.randn(
         FIXED_Z_SIZE, config.model.z_dim, generator=torch.Generator().manual_seed(seed + 2)
     ).to(device)
-    return TrainState(generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z)
+    precision = resolve_precision(config.train.precision, device, config.model.name)
+    return TrainState(
+        generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
+    )
 
 
 def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -174,6 +219,7 @@ def _loop(
     *,
     progress: bool,
     callbacks: Sequence[EpochCallback],
+    evaluator: EpochCallback | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -204,7 +250,8 @@ def _loop(
                 batch = order[index * batch_size : (index + 1) * batch_size]
                 real = to_model_range(images[batch])  # (B, 1, 28, 28) in [-1, 1]
                 z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
-                log.add(train_step(state, real, z))
+                with state.autocast(device):
+                    log.add(train_step(state, real, z))
                 state.step += 1
                 bar.update(1)
                 if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
@@ -223,23 +270,26 @@ def _loop(
             "seconds": round(seconds, 3),
             "images_per_second": round(steps_per_epoch * batch_size / seconds, 1),
             "device": str(device),
+            "precision": state.precision,
         }
         save_grid(render_fixed_grid(state), run.sample_grid_path(epoch), nrow=8, scale=2)
         # Checkpoint before the epoch record: a record in the log always has its checkpoint.
         _save_checkpoint(run, state)
         runs.append_metrics(run.metrics_path, [epoch_record])
-        plot_training_curves(
-            run.metrics(),
-            run.path / runs.FIGURES_DIR / "losses.png",
-            title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
-        )
-        write_progress_gif(run)
         if progress:
             tqdm.write(
                 f"epoch {epoch}/{cfg.train.epochs}  "
                 + "  ".join(f"{k} {epoch_record[k]:.3f}" for k in STEP_STATS)
                 + f"  ({seconds:.1f} s, {epoch_record['images_per_second']:.0f} img/s)"
             )
+        if evaluator is not None:
+            evaluator(run, state, epoch_record)
+        plot_training_curves(
+            run.metrics(),
+            run.path / runs.FIGURES_DIR / "losses.png",
+            title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
+        )
+        write_progress_gif(run)
         for callback in callbacks:
             callback(run, state, epoch_record)
 
@@ -291,6 +341,15 @@ class StepLog:
         return rows[-1]
 
 
+def _evaluator(config: RunConfig, split: Split, progress: bool) -> EpochCallback | None:
+    """The quality-metrics hook for ``--eval-every``, or None when it is off."""
+    if not config.train.eval_every:
+        return None
+    from .metrics import EvaluateDuringTraining
+
+    return EvaluateDuringTraining(config, split.images, progress)
+
+
 def _last_good(run: runs.Run, state: TrainState) -> str:
     if run.has_checkpoint():
         return f"{run.checkpoint_path} (epoch {state.epoch})"
@@ -331,7 +390,15 @@ def train(
     split = split if split is not None else _load_training_split(config, progress)
     run = runs.create_run(out, config, command)
     state = init_state(config, device)
-    _loop(run, state, split, device, progress=progress, callbacks=callbacks)
+    _loop(
+        run,
+        state,
+        split,
+        device,
+        progress=progress,
+        callbacks=callbacks,
+        evaluator=_evaluator(config, split, progress),
+    )
     return run
 
 
@@ -370,7 +437,15 @@ def resume(
     run.save_config(config, command)
     runs.truncate_metrics(run.metrics_path, state.step)
     split = split if split is not None else _load_training_split(config, progress)
-    _loop(run, state, split, target_device, progress=progress, callbacks=callbacks)
+    _loop(
+        run,
+        state,
+        split,
+        target_device,
+        progress=progress,
+        callbacks=callbacks,
+        evaluator=_evaluator(config, split, progress),
+    )
     return run
 
 

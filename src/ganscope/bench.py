@@ -1,0 +1,163 @@
+"""Training-speed benchmark: a textbook GAN loop against ganscope's path, in one process.
+
+The textbook loop is what tutorials write: a ``Dataset`` that normalises one image at a time,
+a shuffling ``DataLoader``, a host-to-device copy per batch, fp32, NCHW, and ``loss.item()``
+after every step. It calls the same ``train_step`` with the same seed, so both loops compute
+the same function (a test checks their losses agree) and only the mechanics differ. ganscope's
+side is the real ``training.train`` on a temporary run folder; its speed is the epoch record's
+``images_per_second``, which times the steps and not the end-of-epoch grid and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .data import Split
+from .training import STEP_STATS, init_state, resolve_device, train, train_step
+
+
+class _TextbookDataset(torch.utils.data.Dataset):
+    """torchvision-style: one uint8 image -> float tensor in [-1, 1] per __getitem__."""
+
+    def __init__(self, split: Split) -> None:
+        self.images, self.labels = split.images, split.labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = self.images[index].float().div(255).sub(0.5).div(0.5).unsqueeze(0)
+        return image, self.labels[index]
+
+
+def textbook_loop(config: RunConfig, split: Split, steps: int) -> tuple[list[list[float]], float]:
+    """Run ``steps`` textbook steps; returns per-step ``STEP_STATS`` and images per second."""
+    device = resolve_device(config.train.device)
+    fp32 = dataclasses.replace(config, train=dataclasses.replace(config.train, precision="fp32"))
+    state = init_state(fp32, device)
+    for model in (state.generator, state.discriminator):
+        model.to(memory_format=torch.contiguous_format)  # plain NCHW, as tutorials have it
+    batch_size, z_dim = config.train.batch_size, config.model.z_dim
+    dataset = _TextbookDataset(split)
+    # The sampler gets the run's shuffling RNG, not the loader (which would first draw its
+    # worker base seed from it), so both loops see the same batches.
+    sampler = torch.utils.data.RandomSampler(dataset, generator=state.data_rng)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=True
+    )
+    history: list[list[float]] = []
+    started = time.perf_counter()
+    while len(history) < steps:
+        for real, _ in loader:
+            real = real.to(device)
+            z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
+            stats = train_step(state, real, z)
+            history.append([value.item() for value in stats])  # a sync every step
+            if len(history) == steps:
+                break
+    seconds = time.perf_counter() - started
+    return history, steps * batch_size / seconds
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def benchmark(
+    model: str,
+    split: Split,
+    *,
+    steps: int = 100,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Images per second and peak memory of both loops for ``steps`` steps of one model."""
+    config = RunConfig(
+        data=DataConfig(limit=steps * batch_size),
+        model=ModelConfig(model),
+        train=TrainConfig(
+            epochs=1,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            precision=precision,
+            log_every=50,
+        ),
+    )
+    torch_device = resolve_device(device)
+    subset = Split(
+        split.images[: steps * batch_size],
+        split.labels[: steps * batch_size],
+        split.classes,
+        split.dataset,
+        split.split,
+    )
+    textbook_loop(config, subset, min(steps, 5))  # warm-up: allocator, oneDNN/cuDNN plans
+    _reset_peak_memory(torch_device)
+    _, textbook_speed = textbook_loop(config, subset, steps)
+    textbook_peak = _peak_memory_mb(torch_device)
+
+    with tempfile.TemporaryDirectory() as folder:
+        train(config, Path(folder) / "warmup", split=subset, progress=False)
+        _reset_peak_memory(torch_device)
+        run = train(config, Path(folder) / "run", split=subset, progress=False)
+        record = run.metrics("epoch")[-1]
+    return {
+        "model": model,
+        "device": str(torch_device),
+        "device_name": device_name(torch_device),
+        "batch_size": batch_size,
+        "steps": steps,
+        "precision": record["precision"],
+        "textbook_img_per_s": round(textbook_speed, 1),
+        "ganscope_img_per_s": record["images_per_second"],
+        "speedup": round(record["images_per_second"] / textbook_speed, 2),
+        "textbook_peak_mb": textbook_peak,
+        "ganscope_peak_mb": _peak_memory_mb(torch_device),
+        "peak_memory_kind": "max_memory_allocated"
+        if torch_device.type == "cuda"
+        else "process peak RSS",
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return device.type
+
+
+__all__ = ["STEP_STATS", "benchmark", "textbook_loop", "device_name"]
