@@ -152,7 +152,7 @@ def analyze(
     n: int = 256,
     seed: int = 0,
     bootstrap: int = 1000,
-    batch_size: int = 2048,
+    batch_size: int = 256,
     classes: Sequence[str] | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:

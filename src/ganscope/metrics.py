@@ -289,7 +289,7 @@ def evaluate_generator(
     *,
     n: int = 10000,
     seed: int = 0,
-    batch_size: int = 1000,
+    batch_size: int = 256,
     kid_subsets: int = 100,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples."""
@@ -312,7 +312,7 @@ def evaluate_run(
     classifier_path: str | Path | None = None,
     data_dir: str | Path | None = None,
     device: str = "cpu",
-    batch_size: int = 1000,
+    batch_size: int = 256,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a run's generator against the test set; writes ``RUN/evaluation/*.json`` and a

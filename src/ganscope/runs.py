@@ -135,7 +135,7 @@ class Run:
 
         ``epoch=None`` gives the latest one; otherwise the snapshot saved after that epoch.
         """
-        from .models import build_generator
+        from .models import build_generator, get_family
 
         if epoch is None:
             state = self.load_checkpoint()
@@ -151,6 +151,8 @@ class Run:
             weights = _load_checkpoint_file(path, "cpu")["generator"]
         generator = build_generator(self.config.model.name, self.config.model.z_dim)
         generator.load_state_dict(weights)
+        if get_family(self.config.model.name).convolutional:
+            generator.to(memory_format=torch.channels_last)  # faster convolutions (oneDNN)
         return generator.to(device).eval()
 
     def metrics(self, kind: str | None = None) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ def latent(n: int, z_dim: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Images ``(N, 1, 28, 28)`` in [-1, 1] for latent vectors ``z`` ``(N, z_dim)``, on the CPU."""
     if z.dim() != 2 or z.shape[1] != z_dim_of(generator):
         raise GanscopeError(

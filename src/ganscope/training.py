@@ -138,8 +138,13 @@ class TrainState:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
 
-def init_state(config: RunConfig, device: torch.device) -> TrainState:
-    """Fresh models, optimisers and RNGs, all determined by ``config.train.seed``."""
+def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> TrainState:
+    """Fresh models, optimisers and RNGs, all determined by ``config.train.seed``.
+
+    ``fast`` (ganscope's path) keeps convolutional models in channels_last memory and uses
+    the fused Adam kernel; ``fast=False`` is the textbook set-up (NCHW, per-tensor-list Adam)
+    that the benchmark compares against. Both compute the same function.
+    """
     seed = config.train.seed
     # Weight initialisation draws from torch's global RNG; fork it so that building a model
     # neither depends on nor disturbs anyone else's random state.
@@ -149,14 +154,20 @@ def init_state(config: RunConfig, device: torch.device) -> TrainState:
         discriminator = build_discriminator(config.model.name)
     generator.to(device).train()
     discriminator.to(device).train()
-    if get_family(config.model.name).convolutional:
+    if fast and get_family(config.model.name).convolutional:
         # NHWC lets oneDNN / cuDNN skip layout conversions around every convolution
         # (CPU, CNN GAN, batch 64: 141 -> 170 img/s in fp32).
         generator.to(memory_format=torch.channels_last)
         discriminator.to(memory_format=torch.channels_last)
-    betas = (config.train.beta1, config.train.beta2)
-    opt_G = torch.optim.Adam(generator.parameters(), lr=config.train.lr, betas=betas)
-    opt_D = torch.optim.Adam(discriminator.parameters(), lr=config.train.lr, betas=betas)
+    # The fused kernel updates all of a player's parameters in one pass; the MLP GAN's steps
+    # are so small that optimiser overhead is a large share of them.
+    adam = {
+        "lr": config.train.lr,
+        "betas": (config.train.beta1, config.train.beta2),
+        "fused": fast or None,
+    }
+    opt_G = torch.optim.Adam(generator.parameters(), **adam)
+    opt_D = torch.optim.Adam(discriminator.parameters(), **adam)
     data_rng = torch.Generator().manual_seed(seed)
     noise_rng = torch.Generator(device=device).manual_seed(seed + 1)
     fixed_z = torch.randn(
