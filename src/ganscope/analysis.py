@@ -332,7 +332,7 @@ def plot_class_shifts(
     rows: Sequence[dict[str, Any]], classes: Sequence[str], path: Path, title: str = ""
 ) -> Path:
     """Small multiples: per-class probability change at -delta and +delta, one panel a row."""
-    from .plots import _pyplot, atomic_write_bytes
+    from .plots import _pyplot, save_figure
 
     plt = _pyplot()
     cols = min(3, len(rows))
@@ -364,13 +364,7 @@ def plot_class_shifts(
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(rows) :]:
         axis.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(fig, path, title=title)
 
 
 def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
@@ -388,7 +382,7 @@ def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
 
 def plot_strength_by_epoch(table: dict[int, dict[str, float]], path: Path) -> Path:
     """Heat map: strength of each direction (rows) after each epoch (columns)."""
-    from .plots import _pyplot, atomic_write_bytes
+    from .plots import _pyplot, save_figure
 
     plt = _pyplot()
     epochs = sorted(table)
@@ -401,11 +395,7 @@ def plot_strength_by_epoch(table: dict[int, dict[str, float]], path: Path) -> Pa
     axis.set_xlabel("epoch")
     axis.set_title("semantic strength (TV distance) by epoch")
     fig.colorbar(image, ax=axis)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(fig, path)
 
 
 def analyze_run(

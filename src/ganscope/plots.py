@@ -199,10 +199,16 @@ def plot_training_curves(
         lines = ax_fid.get_legend_handles_labels()
         more = ax_share.get_legend_handles_labels()
         ax_fid.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right")
+    return save_figure(fig, path, title=title, dpi=100)
+
+
+def save_figure(fig, path: str | Path, title: str = "", dpi: int = 90) -> Path:
+    """Lay out, title and save a matplotlib figure as PNG (atomically), then close it."""
+    plt = _pyplot()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
