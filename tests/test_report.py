@@ -174,3 +174,26 @@ def test_report_opens_in_a_browser(reproduced):
     if artefacts:
         Path(artefacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "report-screenshot.png", Path(artefacts) / "report-screenshot.png")
+
+
+def test_metric_table_mean_and_std_over_seeds():
+    from types import SimpleNamespace
+
+    def summary(model, seed, fid):
+        run = SimpleNamespace(
+            config=SimpleNamespace(
+                model=SimpleNamespace(name=model), train=SimpleNamespace(seed=seed)
+            )
+        )
+        evaluation = {key: 0.5 for key in report.METRICS_TABLE}
+        evaluation["fid"] = fid
+        return report.RunSummary(run, [], [], evaluation, None)
+
+    table = report.metric_table(
+        [summary("mlp", 0, 10.0), summary("mlp", 1, 14.0), summary("cnn", 0, 5.0)]
+    )
+    assert table["mlp"]["fid"] == (12.0, pytest.approx(2.8284271))
+    assert table["cnn"]["fid"] == (5.0, None)
+    assert report._format(12.0, 2.8284271, "fid") == "12.000 ± 2.828"
+    lines = report.observations([], table, "en")
+    assert "CNN GAN is better on fid: 5.000 vs 12.000." in lines

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -219,3 +220,17 @@ def test_unavailable_device():
     with pytest.raises(GanscopeError, match="unknown device"):
         training.resolve_device("tpu9")
     assert training.resolve_device("auto").type in ("cpu", "mps")
+
+
+def test_resume_rebuilds_an_epoch_record_lost_to_a_kill(tmp_path, small_split):
+    # A kill right after last.pt was replaced, before the epoch record reached the log.
+    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    kept = [r for r in run.metrics() if r["kind"] != "epoch"]
+    runs.atomic_write_bytes(run.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+    epochs = resumed.metrics("epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert epochs[0]["reconstructed"] is True
+    assert epochs[0]["loss_D"] == pytest.approx(
+        sum(r["loss_D"] for r in resumed.metrics("step")[:5]) / 5
+    )

@@ -482,7 +482,7 @@ def _setup_block(
 ) -> list[Block]:
     first = summaries[0]
     cfg = first.run.config
-    device = first.epochs[-1]["device"] if first.epochs else "?"
+    device = next((r["device"] for r in reversed(first.epochs) if r.get("device")), "?")
     precisions = sorted(
         {f"{s.model}: {s.epochs[-1].get('precision', 'fp32')}" for s in summaries if s.epochs}
     )

@@ -352,6 +352,29 @@ class StepLog:
         return rows[-1]
 
 
+def _restore_epoch_record(run: runs.Run, state: TrainState) -> None:
+    """A kill between the checkpoint and its epoch record leaves the record missing; rebuild
+    it from that epoch's step records (its timing is lost, so ``seconds`` is 0)."""
+    if state.epoch == 0 or any(r["epoch"] == state.epoch for r in run.metrics("epoch")):
+        return
+    steps = [r for r in run.metrics("step") if r["epoch"] == state.epoch]
+    if not steps:
+        return
+    means = {key: sum(r[key] for r in steps) / len(steps) for key in STEP_STATS}
+    record = {
+        "kind": "epoch",
+        "epoch": state.epoch,
+        "step": state.step,
+        **means,
+        "seconds": 0.0,
+        "images_per_second": None,
+        "device": None,
+        "precision": state.precision,
+        "reconstructed": True,
+    }
+    runs.append_metrics(run.metrics_path, [record])
+
+
 def _evaluator(config: RunConfig, split: Split, progress: bool) -> EpochCallback | None:
     """The quality-metrics hook for ``--eval-every``, or None when it is off."""
     if not config.train.eval_every:
@@ -447,6 +470,7 @@ def resume(
         )
     run.save_config(config, command)
     runs.truncate_metrics(run.metrics_path, state.step)
+    _restore_epoch_record(run, state)
     split = split if split is not None else _load_training_split(config, progress)
     _loop(
         run,
