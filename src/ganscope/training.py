@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,11 @@ class TrainState:
             "discriminator": self.discriminator.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
-            "rng": {"data": self.data_rng.get_state(), "noise": self.noise_rng.get_state()},
+            "rng": {
+                "data": self.data_rng.get_state(),
+                "noise": self.noise_rng.get_state(),
+                "noise_device": self.noise_rng.device.type,
+            },
             "fixed_z": self.fixed_z.cpu(),
         }
 
@@ -133,9 +138,21 @@ class TrainState:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.data_rng.set_state(state["rng"]["data"])
-        self.noise_rng.set_state(state["rng"]["noise"])
-        self.fixed_z = state["fixed_z"].to(self.fixed_z.device)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if state["rng"].get("noise_device", "cpu") == self.noise_rng.device.type:
+            self.noise_rng.set_state(state["rng"]["noise"])
+        else:
+            # CPU and CUDA generators have different states: on another device type the
+            # noise stream cannot continue, so it restarts from the seed and the step.
+            warnings.warn(
+                f"resuming a run trained on {state['rng']['noise_device']} on "
+                f"{self.noise_rng.device.type}: the latent noise continues from a new stream, "
+                "so the result will not equal an uninterrupted run",
+                stacklevel=2,
+            )
+            seed = int(state["config"]["train"]["seed"])
+            self.noise_rng.manual_seed(seed + 1 + self.step)
+        self.fixed_z = state["fixed_z"].to(self.fixed_z.device)
 
 
 def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> TrainState:
