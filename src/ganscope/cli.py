@@ -530,7 +530,7 @@ def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
         "--quick",
         action="store_true",
         help="smoke profile: 2 epochs on 6,400 images, fewer samples "
-        "(about 5 minutes on a 2-core CPU; marked as such in the report)",
+        "(under 2 minutes on a 2-core CPU; marked as such in the report)",
     )
     reproduce.add_argument(
         "--data-dir",
@@ -556,7 +556,7 @@ def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from .report import PROFILES, reproduce
 
-    args.run_dir = None
+    args.resume_hint = "run the same command again to continue"
     paths = reproduce(
         args.out,
         seeds=args.seeds,
@@ -672,6 +672,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         run_dir = getattr(args, "run_dir", None)
-        hint = f"; continue with: ganscope train --resume {run_dir}" if run_dir else ""
-        print(f"ganscope: interrupted; the last finished epoch is saved{hint}", file=sys.stderr)
+        hint = getattr(args, "resume_hint", None) or (
+            f"continue with: ganscope train --resume {run_dir}" if run_dir else ""
+        )
+        print(
+            f"ganscope: interrupted; the last finished epoch is saved{'; ' + hint if hint else ''}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
