@@ -488,7 +488,7 @@ def _setup_block(
     )
     limit = cfg.data.limit
     rows = [
-        ("dataset", f"{cfg.data.dataset} ({limit or 60000} training images; 10,000 test images)"),
+        ("dataset", f"{cfg.data.dataset} ({limit or 60000:,} training images; 10,000 test images)"),
         (
             "optimiser",
             f"Adam, lr {cfg.train.lr:g}, betas ({cfg.train.beta1:g}, "
