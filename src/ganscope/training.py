@@ -247,7 +247,6 @@ def _loop(
     *,
     progress: bool,
     callbacks: Sequence[EpochCallback],
-    evaluator: EpochCallback | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -262,6 +261,7 @@ def _loop(
     # comparable and allow graph capture later.
     steps_per_epoch = len(split) // batch_size
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
+    evaluator = _evaluator(cfg, split, progress)
 
     for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
         started = time.perf_counter()
@@ -441,15 +441,7 @@ def train(
     split = split if split is not None else _load_training_split(config, progress)
     run = runs.create_run(out, config, command)
     state = init_state(config, device)
-    _loop(
-        run,
-        state,
-        split,
-        device,
-        progress=progress,
-        callbacks=callbacks,
-        evaluator=_evaluator(config, split, progress),
-    )
+    _loop(run, state, split, device, progress=progress, callbacks=callbacks)
     return run
 
 
@@ -489,15 +481,7 @@ def resume(
     runs.truncate_metrics(run.metrics_path, state.step)
     _restore_epoch_record(run, state)
     split = split if split is not None else _load_training_split(config, progress)
-    _loop(
-        run,
-        state,
-        split,
-        target_device,
-        progress=progress,
-        callbacks=callbacks,
-        evaluator=_evaluator(config, split, progress),
-    )
+    _loop(run, state, split, target_device, progress=progress, callbacks=callbacks)
     return run
 
 
