@@ -195,3 +195,41 @@ def test_deterministic_and_batch_size_independent(real_sets, classifier):
     ):
         assert a[key] == b[key], key
         assert c[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+def test_evaluate_cli_bad_input(tmp_path, small_split, capsys):
+    from ganscope import cli, training
+    from ganscope.config import RunConfig, TrainConfig
+    from ganscope.runs import create_run
+
+    run = training.train(
+        RunConfig(train=TrainConfig(epochs=1, device="cpu")),
+        tmp_path / "run",
+        split=small_split,
+        progress=False,
+    )
+    assert cli.main(["evaluate", str(run.path), "--n", "1"]) == 2
+    assert "--n must be at least 2" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(run.path), "--classifier", str(tmp_path / "x.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    create_run(tmp_path / "empty", RunConfig())
+    assert cli.main(["evaluate", str(tmp_path / "empty")]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "evaluation").exists()
+
+
+def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir, capsys):
+    import json
+
+    from ganscope import cli, training
+    from ganscope.config import DataConfig, RunConfig, TrainConfig
+
+    config = RunConfig(
+        data=DataConfig(data_dir=str(fashion_dir)), train=TrainConfig(epochs=1, device="cpu")
+    )
+    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    assert cli.main(["evaluate", str(run.path), "--n", "300", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run.path / "evaluation" / "epoch_001_seed0_n300.json").read_text())
+    assert printed == saved and saved["n"] == 300 and saved["classifier_test_accuracy"] >= 0.92
+    assert (run.path / "evaluation" / "epoch_001_seed0_n300_closest.png").is_file()

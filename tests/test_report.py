@@ -52,8 +52,10 @@ def test_reproduce_writes_both_reports(reproduced):
     markdown = paths["md"].read_text()
     assert "| fid ↓ |" in markdown and "runs/cnn-seed0/figures/losses.png" in markdown
     # --eval-every 1 during training: one quality record per epoch in the metrics log.
-    records = [json.loads(line) for line in
-               (out / "runs" / "cnn-seed0" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (out / "runs" / "cnn-seed0" / "metrics.jsonl").read_text().splitlines()
+    ]
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["epoch"] for r in evals] == [1] and evals[0]["n"] == 100
     assert evals[0]["fid"] > 0 and 0 <= evals[0]["precision"] <= 1

@@ -237,12 +237,10 @@ def test_resume_rebuilds_an_epoch_record_lost_to_a_kill(tmp_path, small_split):
 
 
 def test_resume_on_another_device_type_warns_and_continues(tmp_path, small_split):
-    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split,
-                         progress=False)
+    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     checkpoint = run.load_checkpoint()
     checkpoint["rng"]["noise_device"] = "cuda"  # as if trained on a GPU
     runs.atomic_torch_save(checkpoint, run.checkpoint_path)
     with pytest.warns(UserWarning, match="trained on cuda"):
-        resumed = training.resume(tmp_path / "run", epochs=2, split=small_split,
-                                  progress=False)
+        resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     assert [r["epoch"] for r in resumed.metrics("epoch")] == [1, 2]
