@@ -458,15 +458,9 @@ def analyze_run(
     main_rows = [r for r in rows if r["delta"] == main_delta]
     ranked = sorted(main_rows, key=lambda r: r["strength"], reverse=True)
     top = ranked[:top_k]
-    epoch_used = epoch if epoch is not None else run.load_checkpoint()["epoch"]
     meta = {
-        "run": str(run.path),
-        "model": run.config.model.name,
-        "epoch": epoch_used,
-        "n": n,
-        "seed": seed,
+        **run.result_header(epoch, n, seed, classifier),
         "deltas": deltas,
-        "classifier_sha256": classifier.meta["sha256"],
         "seconds": round(seconds, 2),
     }
     paths = [

@@ -12,7 +12,6 @@ Images go in as the GANs make them: ``(B, 1, 28, 28)`` in [-1, 1].
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import GanscopeError
+from .runs import read_json
 
 #: Bumped whenever the architecture or the recipe changes; recorded with the weights.
 RECIPE_VERSION = 1
@@ -102,10 +102,7 @@ def load_classifier(
         )
     if not meta_file.is_file():
         raise GanscopeError(f"classifier metadata {meta_file} (beside the weights) is missing")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GanscopeError(f"classifier metadata {meta_file} is unreadable ({error})") from None
+    meta = read_json(meta_file, "classifier metadata")
     actual = _sha256(weights)
     if meta.get("sha256") != actual:
         raise GanscopeError(

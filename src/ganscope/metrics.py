@@ -333,19 +333,13 @@ def evaluate_run(
     result, fake = evaluate_generator(
         generator, reference, classifier, n=n, seed=seed, batch_size=batch_size
     )
-    epoch = epoch if epoch is not None else run.load_checkpoint()["epoch"]
     result = {
-        "run": str(run.path),
-        "model": run.config.model.name,
-        "epoch": epoch,
-        "n": n,
-        "seed": seed,
-        "classifier_sha256": classifier.meta["sha256"],
+        **run.result_header(epoch, n, seed, classifier),
         "classifier_test_accuracy": classifier.meta["test_accuracy"],
         **result,
     }
     folder = run.path / "evaluation"
-    stem = f"epoch_{epoch:03d}_seed{seed}_n{n}"
+    stem = f"epoch_{result['epoch']:03d}_seed{seed}_n{n}"
     pairs = result.get("closest_pairs", [])
     if pairs:
         rows = torch.stack(

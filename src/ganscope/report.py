@@ -95,7 +95,7 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
             f"{path} holds a run with other settings than this reproduction; choose another "
             "--out or remove that folder"
         )
-    done = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
+    done = run.latest_epoch() if run.has_checkpoint() else 0
     if done < config.train.epochs:
         return resume(
             path, device=config.train.device, command=["ganscope", "reproduce"], progress=progress
@@ -106,7 +106,7 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
 def ensure_evaluated(run: Run, n: int, progress: bool, reference=None) -> dict[str, Any]:
     from .metrics import evaluate_run
 
-    epoch = run.load_checkpoint()["epoch"]
+    epoch = run.latest_epoch()
     existing = run.path / "evaluation" / f"epoch_{epoch:03d}_seed0_n{n}.json"
     if existing.is_file():
         return json.loads(existing.read_text())
@@ -117,7 +117,7 @@ def ensure_analysed(run: Run, profile: Profile, lang: str, progress: bool) -> di
     from .analysis import analyze_run
 
     record_path = run.path / "analysis" / "dims.json"
-    epoch = run.load_checkpoint()["epoch"]
+    epoch = run.latest_epoch()
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         if (
@@ -210,7 +210,7 @@ def summarise(path: Path, eval_n: int | None, lang: str, progress: bool) -> RunS
     run = load_run(path)
     if not run.has_checkpoint():
         raise GanscopeError(f"run {path} has no checkpoint yet; train it first")
-    epoch = run.load_checkpoint()["epoch"]
+    epoch = run.latest_epoch()
     evaluations = sorted((run.path / "evaluation").glob(f"epoch_{epoch:03d}_seed0_n*.json"))
     if eval_n is not None:
         evaluation = ensure_evaluated(run, eval_n, progress)

@@ -119,6 +119,21 @@ class Run:
             )
         return _load_checkpoint_file(self.checkpoint_path, map_location)
 
+    def latest_epoch(self) -> int:
+        """The epoch of the latest checkpoint."""
+        return int(self.load_checkpoint()["epoch"])
+
+    def result_header(self, epoch: int | None, n: int, seed: int, classifier) -> dict[str, Any]:
+        """What identifies a result computed from this run (evaluation, analysis)."""
+        return {
+            "run": str(self.path),
+            "model": self.config.model.name,
+            "epoch": epoch if epoch is not None else self.latest_epoch(),
+            "n": n,
+            "seed": seed,
+            "classifier_sha256": classifier.meta["sha256"],
+        }
+
     def generator_epochs(self) -> list[int]:
         """Epochs for which a generator snapshot exists, in order."""
         folder = self.path / CHECKPOINT_DIR
@@ -190,6 +205,14 @@ def _load_checkpoint_file(path: Path, map_location: str | torch.device) -> dict[
     return state
 
 
+def read_json(path: Path, what: str = "") -> Any:
+    """A JSON file's content; an unreadable one is a GanscopeError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise GanscopeError(f"{what + ' ' if what else ''}{path} is unreadable ({error})") from None
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -245,10 +268,7 @@ def load_run(path: str | Path) -> Run:
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
         raise GanscopeError(f"{path} is not a ganscope run folder (it has no {CONFIG_FILE})")
-    try:
-        raw = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise GanscopeError(f"{config_path} is unreadable ({error})") from None
+    raw = read_json(config_path)
     if not isinstance(raw, dict) or "config" not in raw:
         raise GanscopeError(f"{config_path} is not a ganscope run config")
     if raw.get("format_version") != FORMAT_VERSION:
