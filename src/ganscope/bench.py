@@ -11,6 +11,7 @@ side is the real ``training.train`` on a temporary run folder; its speed is the 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -94,12 +95,16 @@ def benchmark(
     steps: int = 100,
     device: str = "auto",
     precision: str = "auto",
+    cuda_graph: bool = True,
     batch_size: int = 64,
     seed: int = 0,
+    repeats: int = 3,
 ) -> dict[str, Any]:
     """Images per second and peak memory of both loops for ``steps`` steps of one model.
 
-    More steps than one pass over ``split`` holds run as several epochs.
+    The two loops take turns ``repeats`` times and each reports its median, so a burst of
+    other work on a shared machine moves one trial, not the result. More steps than one pass
+    over ``split`` holds run as several epochs.
     """
     per_epoch = min(steps, len(split) // batch_size)
     epochs = -(-steps // per_epoch)
@@ -115,15 +120,15 @@ def benchmark(
         data=DataConfig(limit=per_epoch * batch_size),
         model=ModelConfig(model),
         train=TrainConfig(
-            epochs=epochs, batch_size=batch_size, seed=seed, device=device, precision=precision
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            precision=precision,
+            cuda_graph=cuda_graph,
         ),
     )
     torch_device = resolve_device(device)
-    textbook_loop(config, subset, min(steps, 5))  # warm-up: allocator, oneDNN/cuDNN plans
-    _reset_peak_memory(torch_device)
-    _, textbook_speed = textbook_loop(config, subset, steps)
-    textbook_peak = _peak_memory_mb(torch_device)
-
     warmup = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
     warmup_split = Split(
         subset.images[: 5 * batch_size],
@@ -132,29 +137,50 @@ def benchmark(
         split.dataset,
         split.split,
     )
+    textbook_speeds, ganscope_speeds = [], []
+    textbook_peak = ganscope_peak = None
     with tempfile.TemporaryDirectory() as folder:
+        # Warm-up of both: allocator, oneDNN/cuDNN plans, lazy CUDA initialisation.
+        textbook_loop(config, subset, min(steps, 5))
         train(warmup, Path(folder) / "warmup", split=warmup_split, progress=False)
-        _reset_peak_memory(torch_device)
-        run = train(config, Path(folder) / "run", split=subset, progress=False)
-        records = run.metrics("epoch")
-    # Steps only: the end-of-epoch grid, curves and checkpoint are not training speed.
-    speed = steps * batch_size / sum(r["seconds"] for r in records)
+        for trial in range(repeats):
+            _reset_peak_memory(torch_device)
+            textbook_speeds.append(textbook_loop(config, subset, steps)[1])
+            textbook_peak = _max(textbook_peak, _peak_memory_mb(torch_device))
+
+            _reset_peak_memory(torch_device)
+            run = train(config, Path(folder) / f"run{trial}", split=subset, progress=False)
+            ganscope_peak = _max(ganscope_peak, _peak_memory_mb(torch_device))
+            records = run.metrics("epoch")
+            # Steps only: the end-of-epoch grid, curves and checkpoint are not training speed.
+            ganscope_speeds.append(steps * batch_size / sum(r["seconds"] for r in records))
+    textbook_speed = statistics.median(textbook_speeds)
+    speed = statistics.median(ganscope_speeds)
     return {
         "model": model,
         "device": str(torch_device),
         "device_name": device_name(torch_device),
+        "torch": torch.__version__,
         "batch_size": batch_size,
         "steps": steps,
+        "repeats": repeats,
         "precision": records[-1]["precision"],
+        "cuda_graph": records[-1].get("cuda_graph", False),
         "textbook_img_per_s": round(textbook_speed, 1),
         "ganscope_img_per_s": round(speed, 1),
         "speedup": round(speed / textbook_speed, 2),
+        "textbook_trials": [round(v, 1) for v in textbook_speeds],
+        "ganscope_trials": [round(v, 1) for v in ganscope_speeds],
         "textbook_peak_mb": textbook_peak,
-        "ganscope_peak_mb": _peak_memory_mb(torch_device),
+        "ganscope_peak_mb": ganscope_peak,
         "peak_memory_kind": "max_memory_allocated"
         if torch_device.type == "cuda"
         else "process peak RSS",
     }
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def device_name(device: torch.device) -> str:

@@ -20,6 +20,15 @@ from .errors import GanscopeError
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "yes", "true", "1"):
+        return True
+    if text.lower() in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
 # flag -> (config section, field, type, help). One flag maps to exactly one config field.
 _TRAIN_FLAGS = {
     "--model": ("model", "name", str, "GAN family: mlp (the report's plain GAN) or cnn"),
@@ -42,6 +51,13 @@ _TRAIN_FLAGS = {
         "auto, fp32 (the report's arithmetic) or bf16 (autocast); auto picks bf16 "
         "for the CNN on CPUs and GPUs with native bf16 units",
     ),
+    "--cuda-graph": (
+        "train",
+        "cuda_graph",
+        _on_off,
+        "on CUDA, capture the whole training step once as a CUDA graph and replay it (on); "
+        "off launches every kernel eagerly; ignored on other devices",
+    ),
     "--eval-every": (
         "train",
         "eval_every",
@@ -60,7 +76,7 @@ _TRAIN_FLAGS = {
     "--limit": ("data", "limit", int, "train on the first N images only (smoke runs)"),
 }
 _SECTION_DEFAULTS = {"data": DataConfig(), "model": ModelConfig(), "train": TrainConfig()}
-_RESUMABLE = {"epochs", "device"}
+_RESUMABLE = {"epochs", "device", "cuda_graph"}
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +94,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
             type=kind,
             default=None,
             dest=field,
-            metavar=flag.lstrip("-").upper().replace("-", "_"),
-            help=f"{text} (default: {default})",
+            metavar="{on,off}" if kind is _on_off else flag.lstrip("-").upper().replace("-", "_"),
+            help=f"{text} (default: {_shown(default)})",
         )
     parser.add_argument(
         "--out", default=None, help="run folder to create (default: runs/MODEL-YYYYmmdd-HHMMSS)"
@@ -88,10 +104,15 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue this run from its last checkpoint; only --epochs and --device may change",
+        help="continue this run from its last checkpoint; only --epochs, --device and "
+        "--cuda-graph may change",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_train)
+
+
+def _shown(default: object) -> str:
+    return ("on" if default else "off") if isinstance(default, bool) else str(default)
 
 
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -127,12 +148,17 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         if fixed:
             raise GanscopeError(
                 f"--resume continues a run with its saved settings; {', '.join(fixed)} "
-                "cannot change (only --epochs and --device can)"
+                "cannot change (only --epochs, --device and --cuda-graph can)"
             )
         args.run_dir = args.resume
         _announce(args.run_dir, resumed=True)
         run = resume(
-            args.run_dir, epochs=args.epochs, device=args.device, command=command, progress=progress
+            args.run_dir,
+            epochs=args.epochs,
+            device=args.device,
+            cuda_graph=args.cuda_graph,
+            command=command,
+            progress=progress,
         )
     else:
         config = _config_from_args(args)
@@ -593,8 +619,14 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=None,
-        help="training steps per loop (default: 2000 for mlp, 100 for cnn: a few seconds "
-        "to a minute each on a CPU)",
+        help="training steps per loop and trial (default on a CPU: 2000 for mlp, 100 for "
+        "cnn, a few seconds to a minute each; on a GPU: 20000 and 5000)",
+    )
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="trials per loop, taken in turns; each loop reports its median (default: 3)",
     )
     bench.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
     bench.add_argument("--device", default="auto", help="(default: auto)")
@@ -602,6 +634,13 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="auto",
         help="precision of ganscope's path: auto, fp32 or bf16 (default: auto)",
+    )
+    bench.add_argument(
+        "--cuda-graph",
+        type=_on_off,
+        default=True,
+        metavar="{on,off}",
+        help="on CUDA, ganscope's path replays its step as a CUDA graph (default: on)",
     )
     bench.add_argument("--data-dir", default=None, help="Fashion-MNIST folder")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -614,28 +653,38 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
     from .bench import benchmark
     from .data import load_split
     from .models import get_family
+    from .training import resolve_device
 
     if args.steps is not None and args.steps < 1:
         raise GanscopeError(f"--steps must be at least 1, got {args.steps}")
+    if args.repeats < 1:
+        raise GanscopeError(f"--repeats must be at least 1, got {args.repeats}")
     for model in args.models:
         get_family(model)
+    on_gpu = resolve_device(args.device).type == "cuda"
+    default_steps = {"mlp": 20000, "cnn": 5000} if on_gpu else {"mlp": 2000, "cnn": 100}
     split = load_split("fashion-mnist", "train", args.data_dir, progress=not args.json)
     results = []
     for model in args.models:
+        if not args.json:
+            print(f"timing {model}: {args.repeats} trials per loop, in turns ...", file=sys.stderr)
         result = benchmark(
             model,
             split,
-            steps=args.steps or {"mlp": 2000}.get(model, 100),
+            steps=args.steps or default_steps.get(model, default_steps["cnn"]),
             device=args.device,
             precision=args.precision,
+            cuda_graph=args.cuda_graph,
             batch_size=args.batch_size,
+            repeats=args.repeats,
         )
         results.append(result)
         if not args.json:
             print(
                 f"{model} on {result['device_name']}, batch {result['batch_size']}: "
                 f"textbook {result['textbook_img_per_s']:.0f} img/s, ganscope "
-                f"{result['ganscope_img_per_s']:.0f} img/s ({result['precision']}), "
+                f"{result['ganscope_img_per_s']:.0f} img/s ({result['precision']}"
+                f"{', CUDA graph' if result['cuda_graph'] else ''}), "
                 f"x{result['speedup']:.2f}; peak {result['peak_memory_kind']} "
                 f"{result['textbook_peak_mb']:.0f} / {result['ganscope_peak_mb']:.0f} MB"
             )

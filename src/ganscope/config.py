@@ -64,6 +64,9 @@ class TrainConfig:
     eval_every: int = 0
     #: Generated images per evaluation during training.
     eval_samples: int = 2000
+    #: On CUDA, record the whole training step once as a CUDA graph and replay it (False:
+    #: eager kernel launches). Ignored on other devices.
+    cuda_graph: bool = True
 
     def validate(self) -> None:
         if self.epochs < 1:

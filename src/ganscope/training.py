@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import runs
+from .capture import CapturedStep, CudaGraphBackend, GraphBackend
 from .config import FORMAT_VERSION, RunConfig
 from .data import Split, load_split, to_model_range, to_uint8
 from .errors import GanscopeError, TrainingDiverged
@@ -111,8 +112,18 @@ class TrainState:
     #: Resolved arithmetic of the training step: "fp32" or "bf16" (autocast).
     precision: str = "fp32"
 
-    def autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+    def autocast(self, device: torch.device, cache_casts: bool = True):
+        """bf16 autocast when the run's precision is bf16, else a no-op context.
+
+        ``cache_casts=False`` is required inside CUDA graph capture: cached casts would be
+        tensors from outside the graph's memory pool.
+        """
+        return torch.autocast(
+            device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+            cache_enabled=cache_casts,
+        )
 
     def state_dict(self, config: RunConfig) -> dict[str, Any]:
         return {
@@ -135,8 +146,12 @@ class TrainState:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
+        for optimizer, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
+            # A state dict carries the saving process's Adam mechanics (fused, capturable);
+            # keep this process's, which suit its device.
+            mechanics = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable")}
+            optimizer.load_state_dict(state[key])
+            _set_adam_mechanics(optimizer, **mechanics)
         self.data_rng.set_state(state["rng"]["data"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         if state["rng"].get("noise_device", "cpu") == self.noise_rng.device.type:
@@ -182,6 +197,8 @@ def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> Tr
         "lr": config.train.lr,
         "betas": (config.train.beta1, config.train.beta2),
         "fused": fast or None,
+        # Graph capture needs Adam's step counters on the device.
+        "capturable": fast and wants_cuda_graph(config, device),
     }
     opt_G = torch.optim.Adam(generator.parameters(), **adam)
     opt_D = torch.optim.Adam(discriminator.parameters(), **adam)
@@ -194,6 +211,21 @@ def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> Tr
     return TrainState(
         generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
     )
+
+
+def wants_cuda_graph(config: RunConfig, device: torch.device) -> bool:
+    """Whether training on ``device`` captures its step as a CUDA graph (``--cuda-graph``)."""
+    return config.train.cuda_graph and device.type == "cuda"
+
+
+def _set_adam_mechanics(optimizer: torch.optim.Optimizer, fused: Any, capturable: bool) -> None:
+    for group in optimizer.param_groups:
+        group["fused"], group["capturable"] = fused, capturable
+    for param, param_state in optimizer.state.items():
+        if "step" in param_state:
+            # Fused and capturable Adam keep step counters on the parameters' device.
+            device = param.device if fused or capturable else torch.device("cpu")
+            param_state["step"] = param_state["step"].to(device=device, dtype=torch.float32)
 
 
 def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -217,6 +249,8 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
 
     # ---- (2) Update G: maximise log D(G(z)) (the non-saturating objective) -------------
     # D's weights are frozen for this backward: G's loss must not compute (or leave) D grads.
+    # (Frozen weights are also never served from bf16 autocast's cast cache, which still
+    # holds D's weights from before opt_D.step().)
     D.requires_grad_(False)
     d_fake_for_G = D(fake)
     loss_G = F.binary_cross_entropy_with_logits(d_fake_for_G, torch.ones_like(d_fake_for_G))
@@ -228,6 +262,50 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
     return torch.stack(
         [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
     ).detach()
+
+
+StepFunction = Callable[..., torch.Tensor]
+
+
+def make_step(
+    state: TrainState,
+    images: torch.Tensor,
+    device: torch.device,
+    backend: GraphBackend | None = None,
+) -> StepFunction:
+    """The loop's step: ``step(index=..., z=...)`` trains on ``images[index]`` and latent ``z``.
+
+    ``images``: the device-resident training set, ``(N, 28, 28)`` uint8; ``index``: ``(B,)``
+    int64 on the device; returns ``STEP_STATS`` as a (4,) tensor. With a graph ``backend``
+    (on CUDA: :class:`~ganscope.capture.CudaGraphBackend`) the whole step, data gather
+    included, is captured once and replayed; without one it runs eagerly.
+    """
+
+    def body(inputs: dict[str, torch.Tensor], cache_casts: bool = True) -> torch.Tensor:
+        real = to_model_range(images.index_select(0, inputs["index"]))  # (B, 1, 28, 28)
+        with state.autocast(device, cache_casts=cache_casts):
+            return train_step(state, real, inputs["z"])
+
+    if backend is None:
+        return lambda **inputs: body(inputs)
+
+    def reset_step_state() -> None:
+        # Capture must start with no gradients (backward then allocates them in the graph's
+        # memory pool), and a failed capture must not leave D frozen.
+        state.opt_D.zero_grad(set_to_none=True)
+        state.opt_G.zero_grad(set_to_none=True)
+        state.discriminator.requires_grad_(True)
+
+    return CapturedStep(
+        lambda inputs: body(inputs, cache_casts=False),
+        backend,
+        before_capture=reset_step_state,
+        after_failed_capture=reset_step_state,
+    )
+
+
+def _graph_backend(config: RunConfig, device: torch.device) -> GraphBackend | None:
+    return CudaGraphBackend(device) if wants_cuda_graph(config, device) else None
 
 
 @torch.no_grad()
@@ -261,6 +339,7 @@ def _loop(
     # comparable and allow graph capture later.
     steps_per_epoch = len(split) // batch_size
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
+    step = make_step(state, images, device, _graph_backend(cfg, device))
     evaluator = _evaluator(cfg, split, progress)
 
     for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
@@ -275,11 +354,9 @@ def _loop(
             unit="step",
         ) as bar:
             for index in range(steps_per_epoch):
-                batch = order[index * batch_size : (index + 1) * batch_size]
-                real = to_model_range(images[batch])  # (B, 1, 28, 28) in [-1, 1]
+                batch = order[index * batch_size : (index + 1) * batch_size]  # (B,)
                 z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
-                with state.autocast(device):
-                    log.add(train_step(state, real, z))
+                log.add(step(index=batch, z=z))
                 state.step += 1
                 bar.update(1)
                 if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
@@ -299,6 +376,7 @@ def _loop(
             "images_per_second": round(steps_per_epoch * batch_size / seconds, 1),
             "device": str(device),
             "precision": state.precision,
+            "cuda_graph": getattr(step, "mode", None) == "captured",
         }
         save_grid(render_fixed_grid(state), run.sample_grid_path(epoch), nrow=8, scale=2)
         # Checkpoint before the epoch record: a record in the log always has its checkpoint.
@@ -450,19 +528,21 @@ def resume(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    cuda_graph: bool | None = None,
     command: list[str] | None = None,
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
     split: Split | None = None,
 ) -> runs.Run:
-    """Continue a run from its last checkpoint, optionally to a larger number of ``epochs``."""
+    """Continue a run from its last checkpoint, optionally to a larger number of ``epochs``
+    (or on another ``device``, or with ``cuda_graph`` switched: mechanics, not the method)."""
     run = runs.load_run(run_dir)
     config = run.config
-    changes: dict[str, Any] = {}
-    if epochs is not None:
-        changes["epochs"] = epochs
-    if device is not None:
-        changes["device"] = device
+    changes = {
+        key: value
+        for key, value in (("epochs", epochs), ("device", device), ("cuda_graph", cuda_graph))
+        if value is not None
+    }
     if changes:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
     config.validate()

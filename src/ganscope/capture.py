@@ -1,0 +1,142 @@
+"""Replaying a whole training step as one CUDA graph.
+
+A GAN step on Fashion-MNIST-sized images is a few hundred small kernels; on a GPU the time goes
+to launching them from Python, not to running them. :class:`CapturedStep` records the step once
+(data gather and normalisation, both players' forward and backward passes, both Adam updates)
+and then replays the recording with one call per step. What changes from step to step enters
+through static input buffers that the step reads: the batch's indices into the device-resident
+dataset and the latent batch, both copied in before each replay.
+
+The first ``warmup`` calls run eagerly on a side stream (CUDA's rule for anything to be
+captured: lazy initialisation such as the optimisers' state and autograd's stream set-up must
+happen before capture); they are real training steps, not thrown away. The next call captures
+and replays, so every call advances training by exactly one step, as the eager loop does.
+
+The mechanics are behind a small backend (:class:`CudaGraphBackend`) so that the bookkeeping
+can be tested on a CPU with an emulation that, like CUDA, does not run the step while
+recording it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+#: Adam with ``capturable=True`` warns on every uncaptured step; the warm-up steps are meant.
+_CAPTURABLE_WARNING = "This instance was constructed with capturable=True"
+
+
+class GraphBackend(Protocol):
+    def eager(self, body: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Run ``body`` now (a warm-up step) and return its output, safe to use afterwards."""
+
+    def capture(
+        self, body: Callable[[], torch.Tensor], like: torch.Tensor
+    ) -> tuple[Callable[[], None], torch.Tensor]:
+        """Record ``body`` without running it; return ``(replay, output)``: each ``replay()``
+        runs the recording once and leaves its result in ``output`` (shaped like ``like``)."""
+
+
+class CudaGraphBackend:
+    """torch.cuda graphs, following PyTorch's whole-network capture recipe."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.side_stream = torch.cuda.Stream(device)
+
+    def eager(self, body: Callable[[], torch.Tensor]) -> torch.Tensor:
+        current = torch.cuda.current_stream(self.device)
+        self.side_stream.wait_stream(current)  # the static inputs were filled on `current`
+        with torch.cuda.stream(self.side_stream):
+            output = body()
+        current.wait_stream(self.side_stream)
+        return output.clone()  # allocated on `current`, where the caller goes on using it
+
+    def capture(
+        self, body: Callable[[], torch.Tensor], like: torch.Tensor
+    ) -> tuple[Callable[[], None], torch.Tensor]:
+        graph = torch.cuda.CUDAGraph()
+        # Capture on the warm-up stream: libraries' per-stream handles and workspaces (cuBLAS)
+        # were created there by the warm-up, not lazily in the middle of the capture.
+        with torch.cuda.graph(graph, stream=self.side_stream):
+            output = body()
+        return graph.replay, output
+
+
+class CapturedStep:
+    """One training step per call, replayed from a CUDA graph after ``warmup`` eager calls.
+
+    ``body`` computes a step from the static buffers :attr:`inputs` and returns a tensor of
+    statistics. Calling ``step(**values)`` copies each value into its buffer (allocated by the
+    first call; a graph replays fixed shapes, so later calls must match them), advances
+    training by one step and returns a copy of the statistics. If capture fails, the step
+    warns once and goes on eagerly.
+    """
+
+    def __init__(
+        self,
+        body: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+        backend: GraphBackend,
+        *,
+        warmup: int = 3,
+        before_capture: Callable[[], None] = lambda: None,
+        after_failed_capture: Callable[[], None] = lambda: None,
+    ) -> None:
+        if warmup < 1:
+            raise ValueError("CUDA graph capture needs at least one eager warm-up step")
+        self.inputs: dict[str, torch.Tensor] = {}
+        self._body, self._backend, self._warmup = body, backend, warmup
+        self._before_capture, self._after_failed_capture = before_capture, after_failed_capture
+        self._replay: Callable[[], None] | None = None
+        self._output: torch.Tensor | None = None
+        self._last: torch.Tensor | None = None
+        self.calls = 0
+        #: "warming up", "captured" or "eager" (capture failed).
+        self.mode = "warming up"
+
+    def __call__(self, **values: torch.Tensor) -> torch.Tensor:
+        for name, value in values.items():
+            if name not in self.inputs:
+                if self.calls:
+                    raise ValueError(f"input {name!r} was not given to the first call")
+                self.inputs[name] = torch.empty_like(value)
+            elif self.inputs[name].shape != value.shape:
+                raise ValueError(
+                    f"input {name!r} has shape {tuple(value.shape)}; the captured step "
+                    f"takes {tuple(self.inputs[name].shape)}"
+                )
+            self.inputs[name].copy_(value)
+        self.calls += 1
+        if self.mode == "warming up" and self.calls > self._warmup:
+            self._capture()
+        if self.mode == "captured":
+            self._replay()
+            return self._output.clone()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CAPTURABLE_WARNING)
+            self._last = self._backend.eager(lambda: self._body(self.inputs))
+        return self._last
+
+    def _capture(self) -> None:
+        self._before_capture()
+        try:
+            self._replay, self._output = self._backend.capture(
+                lambda: self._body(self.inputs), self._last
+            )
+        except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
+            self._after_failed_capture()
+            self.mode = "eager"
+            warnings.warn(
+                f"CUDA graph capture of the training step failed ({type(error).__name__}: "
+                f"{error}); training goes on without it (pass --cuda-graph off to skip the "
+                "attempt)",
+                stacklevel=3,
+            )
+            return
+        self.mode = "captured"
+
+
+__all__ = ["CapturedStep", "CudaGraphBackend", "GraphBackend"]

@@ -1,0 +1,152 @@
+"""CUDA graph capture of the training step.
+
+A CPU has no CUDA graphs, so most tests drive the capture bookkeeping through an emulation
+that behaves like CUDA where it matters here: capturing records the step without running it,
+and a replay runs the recorded step on whatever the static input buffers hold. The last test
+captures for real and runs only where a GPU is present.
+"""
+
+import warnings
+
+import pytest
+import torch
+
+from ganscope import training
+from ganscope.capture import CapturedStep
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+
+
+class EmulatedGraphs:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.eager_calls = self.captures = self.replays = 0
+
+    def eager(self, body):
+        self.eager_calls += 1
+        return body()
+
+    def capture(self, body, like):
+        self.captures += 1
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        output = torch.full_like(like, float("nan"))  # a graph's output before any replay
+
+        def replay():
+            self.replays += 1
+            output.copy_(body())
+
+        return replay, output
+
+
+def _config(model="mlp", epochs=2, **train):
+    return RunConfig(
+        model=ModelConfig(model),
+        train=TrainConfig(epochs=epochs, device="cpu", precision="fp32", seed=3, **train),
+    )
+
+
+def _step_stats(run):
+    return [[r[key] for key in training.STEP_STATS] for r in run.metrics("step")]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_captured_loop_trains_exactly_like_the_eager_loop(
+    tmp_path, small_split, model, monkeypatch
+):
+    config = _config(model)
+    eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
+
+    graphs = EmulatedGraphs()
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device: graphs)
+    captured = training.train(config, tmp_path / "captured", split=small_split, progress=False)
+
+    # 2 epochs x 5 steps: 3 eager warm-up steps, one capture, 7 replays; every call one step.
+    assert (graphs.eager_calls, graphs.captures, graphs.replays) == (3, 1, 7)
+    assert _step_stats(captured) == _step_stats(eager)
+    assert [r["cuda_graph"] for r in captured.metrics("epoch")] == [True, True]
+    assert [r["cuda_graph"] for r in eager.metrics("epoch")] == [False, False]
+    for name, tensor in eager.generator(2).state_dict().items():
+        torch.testing.assert_close(captured.generator(2).state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_resume_of_a_captured_run_is_bit_exact(tmp_path, small_split, monkeypatch):
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device: EmulatedGraphs())
+    config = _config(epochs=3)
+    whole = training.train(config, tmp_path / "whole", split=small_split, progress=False)
+    first = training.train(_config(epochs=1), tmp_path / "part", split=small_split, progress=False)
+    resumed = training.resume(first.path, epochs=3, split=small_split, progress=False)
+    assert _step_stats(resumed) == _step_stats(whole)
+
+
+def test_failed_capture_warns_and_goes_on_eagerly(tmp_path, small_split, monkeypatch):
+    config = _config()
+    eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
+    graphs = EmulatedGraphs(fail=True)
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device: graphs)
+    with pytest.warns(UserWarning, match="capture of the training step failed.*--cuda-graph off"):
+        fallback = training.train(config, tmp_path / "fallback", split=small_split, progress=False)
+    assert graphs.captures == 1 and graphs.replays == 0 and graphs.eager_calls == 10
+    assert _step_stats(fallback) == _step_stats(eager)
+    assert not any(r["cuda_graph"] for r in fallback.metrics("epoch"))
+
+
+def test_static_buffers_keep_their_memory_and_shape():
+    seen = []
+
+    def body(inputs):
+        seen.append(inputs["x"].data_ptr())
+        return inputs["x"].sum().reshape(1)
+
+    step = CapturedStep(body, EmulatedGraphs(), warmup=2)
+    results = [step(x=torch.full((4,), float(i))) for i in range(5)]
+    # Each call's result is its own input's sum, also for the replays after capture.
+    assert [r.item() for r in results] == [0.0, 4.0, 8.0, 12.0, 16.0]
+    assert step.mode == "captured" and len(set(seen)) == 1
+    # A result is a copy: the next replay does not change it.
+    assert results[-2].item() == 12.0
+    with pytest.raises(ValueError, match="shape"):
+        step(x=torch.zeros(3))
+    with pytest.raises(ValueError, match="warm-up"):
+        CapturedStep(body, EmulatedGraphs(), warmup=0)
+
+
+def test_loaded_optimiser_keeps_this_process_adam_mechanics(tmp_path):
+    config = _config()
+    saved = training.init_state(config, torch.device("cpu"))
+    for optimizer in (saved.opt_G, saved.opt_D):
+        for group in optimizer.param_groups:
+            group["capturable"] = True  # as a CUDA-graph run on a GPU saves it
+    loaded = training.init_state(config, torch.device("cpu"))
+    loaded.load_state_dict(saved.state_dict(config))
+    for optimizer in (loaded.opt_G, loaded.opt_D):
+        assert all(not g["capturable"] and g["fused"] for g in optimizer.param_groups)
+
+
+def test_cuda_graph_is_only_wanted_on_cuda():
+    assert not training.wants_cuda_graph(_config(), torch.device("cpu"))
+    assert training.wants_cuda_graph(_config(), torch.device("cuda"))
+    assert not training.wants_cuda_graph(_config(cuda_graph=False), torch.device("cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_real_cuda_graph_matches_eager_on_the_gpu(tmp_path, small_split, model):
+    def run(name, cuda_graph):
+        config = RunConfig(
+            model=ModelConfig(model),
+            train=TrainConfig(
+                epochs=2, device="cuda", precision="fp32", seed=3, cuda_graph=cuda_graph
+            ),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a failed capture must not pass silently
+            return training.train(config, tmp_path / name, split=small_split, progress=False)
+
+    eager, captured = run("eager", False), run("captured", True)
+    assert [r["cuda_graph"] for r in captured.metrics("epoch")] == [True, True]
+    # Same kernels in the same order; cuDNN/cuBLAS may still differ in the last bits.
+    torch.testing.assert_close(
+        torch.tensor(_step_stats(captured)), torch.tensor(_step_stats(eager)), rtol=0, atol=1e-4
+    )
+    resumed = training.resume(captured.path, epochs=3, split=small_split, progress=False)
+    assert resumed.metrics("epoch")[-1]["cuda_graph"]
