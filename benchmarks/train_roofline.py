@@ -4,7 +4,8 @@ Counts the floating-point operations of one training step (both players, forward
 backward) with ``torch.utils.flop_counter``, times steps on synthetic data, and compares the
 achieved rate with a large matrix product's in the same precision, the practical peak of the
 machine. A step that already runs near that peak cannot be made much faster by changing
-mechanics: only cheaper arithmetic (bf16) or less of it would help.
+mechanics: only cheaper arithmetic (bf16) or less of it would help. Steps run eagerly here
+(no data loading, no CUDA graph): this measures the arithmetic, ``ganscope bench`` the loops.
 
     python benchmarks/train_roofline.py [--device cpu] [--steps 20]
 """
@@ -29,8 +30,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of a (size x size) @ (size x size) product, the best of five."""
+    size = 8192 if device.type == "cuda" else 2048  # large enough to hide launch overhead
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     best = float("inf")
