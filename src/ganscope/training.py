@@ -384,7 +384,9 @@ def _loop(
             tqdm.write(
                 f"epoch {epoch}/{cfg.train.epochs}  "
                 + "  ".join(f"{k} {epoch_record[k]:.3f}" for k in STEP_STATS)
-                + f"  ({seconds:.1f} s, {epoch_record['images_per_second']:.0f} img/s)"
+                + f"  ({seconds:.1f} s, {epoch_record['images_per_second']:.0f} img/s on "
+                + f"{device}, {state.precision}"
+                + (", CUDA graph)" if epoch_record["cuda_graph"] else ")")
             )
         if evaluator is not None:
             evaluator(run, state, epoch_record)
