@@ -104,6 +104,8 @@ def test_static_buffers_keep_their_memory_and_shape():
     assert results[-2].item() == 12.0
     with pytest.raises(ValueError, match="shape"):
         step(x=torch.zeros(3))
+    with pytest.raises(ValueError, match="inputs"):
+        step(x=torch.zeros(4), y=torch.zeros(4))
     with pytest.raises(ValueError, match="warm-up"):
         CapturedStep(body, EmulatedGraphs(), warmup=0)
 

@@ -98,10 +98,12 @@ class CapturedStep:
         self.mode = "warming up"
 
     def __call__(self, **values: torch.Tensor) -> torch.Tensor:
+        if self.calls and set(values) != set(self.inputs):
+            raise ValueError(
+                f"the step takes the inputs {sorted(self.inputs)}, got {sorted(values)}"
+            )
         for name, value in values.items():
             if name not in self.inputs:
-                if self.calls:
-                    raise ValueError(f"input {name!r} was not given to the first call")
                 self.inputs[name] = torch.empty_like(value)
             elif self.inputs[name].shape != value.shape:
                 raise ValueError(
