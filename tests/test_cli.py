@@ -73,6 +73,7 @@ def test_train_end_to_end_then_resume(tmp_path, fashion_dir, capsys):
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--dataset", "cifar10"], "unknown dataset"),
         (["--device", "tpu"], "unknown device"),
+        (["--checkpoint-minutes=-1"], "--checkpoint-minutes must be 0"),
         (["--resume", "/definitely/not/here"], "run folder /definitely/not/here does not exist"),
     ],
 )

@@ -168,6 +168,59 @@ def test_resume_after_mid_epoch_kill(tmp_path, small_split, monkeypatch):
     assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
 
 
+def _kill_at_call(monkeypatch, n):
+    """Make the n-th train_step call raise KeyboardInterrupt; returns the call counter."""
+    real_step, calls = training.train_step, {"n": 0}
+
+    def dying_step(state, real, z):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_step(state, real, z)
+
+    monkeypatch.setattr(training, "train_step", dying_step)
+    return calls
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_mid_epoch_checkpoint_resumes_where_it_stopped(tmp_path, small_split, monkeypatch, model):
+    # log_every=2 and a tiny interval: a mid-epoch checkpoint after every logged pair of steps.
+    config = _config(model, epochs=2, log_every=2, checkpoint_minutes=1e-9)
+    full = training.train(config, tmp_path / "full", split=small_split, progress=False)
+    assert not full.partial_checkpoint_path.exists()  # removed when its epoch finished
+
+    _kill_at_call(monkeypatch, 9)  # epoch 2 (steps 6-10): dies in step 9
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, tmp_path / "cut", split=small_split, progress=False)
+    cut = runs.load_run(tmp_path / "cut")
+    partial = cut.load_partial_checkpoint()
+    assert (partial["epoch"], partial["step"], partial["position"]) == (1, 7, 2)
+
+    calls = _kill_at_call(monkeypatch, 0)  # count the steps the resumed run redoes
+    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    assert calls["n"] == 3  # steps 8, 9, 10: nothing before the kill is trained twice
+    assert not resumed.partial_checkpoint_path.exists()
+    w_full, w_resumed = _weights(full), _weights(resumed)
+    assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
+    assert _without_timing(resumed.metrics()) == _without_timing(full.metrics())
+
+
+def test_no_mid_epoch_checkpoint_when_off(tmp_path, small_split, monkeypatch):
+    config = _config(epochs=2, log_every=1, checkpoint_minutes=0)
+    _kill_at_call(monkeypatch, 9)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, tmp_path / "cut", split=small_split, progress=False)
+    assert not runs.load_run(tmp_path / "cut").partial_checkpoint_path.exists()
+
+
+def test_unreadable_mid_epoch_checkpoint_falls_back_to_the_epoch(tmp_path, small_split):
+    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    run.partial_checkpoint_path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="partial.pt is unreadable.*last finished epoch"):
+        resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+    assert [r["epoch"] for r in resumed.metrics("epoch")] == [1, 2]
+
+
 def test_resume_can_extend_and_refuses_a_finished_run(tmp_path, small_split):
     training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     with pytest.raises(GanscopeError, match="already finished 1 of 1"):

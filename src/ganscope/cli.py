@@ -58,6 +58,13 @@ _TRAIN_FLAGS = {
         "on CUDA, capture the whole training step once as a CUDA graph and replay it (on); "
         "off launches every kernel eagerly; ignored on other devices",
     ),
+    "--checkpoint-minutes": (
+        "train",
+        "checkpoint_minutes",
+        float,
+        "minutes between saves of the whole training state within an epoch, so that an "
+        "interrupted run resumes close to where it stopped (0: at epoch ends only)",
+    ),
     "--eval-every": (
         "train",
         "eval_every",
@@ -76,7 +83,7 @@ _TRAIN_FLAGS = {
     "--limit": ("data", "limit", int, "train on the first N images only (smoke runs)"),
 }
 _SECTION_DEFAULTS = {"data": DataConfig(), "model": ModelConfig(), "train": TrainConfig()}
-_RESUMABLE = {"epochs", "device", "cuda_graph"}
+_RESUMABLE = {"epochs", "device", "cuda_graph", "checkpoint_minutes"}
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -104,8 +111,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue this run from its last checkpoint; only --epochs, --device and "
-        "--cuda-graph may change",
+        help="continue this run from its last checkpoint; only --epochs, --device, "
+        "--cuda-graph and --checkpoint-minutes may change",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_train)
@@ -148,7 +155,8 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         if fixed:
             raise GanscopeError(
                 f"--resume continues a run with its saved settings; {', '.join(fixed)} "
-                "cannot change (only --epochs, --device and --cuda-graph can)"
+                "cannot change (only --epochs, --device, --cuda-graph and --checkpoint-minutes "
+                "can)"
             )
         args.run_dir = args.resume
         _announce(args.run_dir, resumed=True)
@@ -157,6 +165,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             epochs=args.epochs,
             device=args.device,
             cuda_graph=args.cuda_graph,
+            checkpoint_minutes=args.checkpoint_minutes,
             command=command,
             progress=progress,
         )
@@ -725,7 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"continue with: ganscope train --resume {run_dir}" if run_dir else ""
         )
         print(
-            f"ganscope: interrupted; the last finished epoch is saved{'; ' + hint if hint else ''}",
+            f"ganscope: interrupted; training is saved up to its last checkpoint"
+            f"{'; ' + hint if hint else ''}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -67,6 +67,9 @@ class TrainConfig:
     #: On CUDA, record the whole training step once as a CUDA graph and replay it (False:
     #: eager kernel launches). Ignored on other devices.
     cuda_graph: bool = True
+    #: Within an epoch, save the full training state at most this often (minutes), so that
+    #: an interrupted run loses less than this; 0 saves at epoch ends only.
+    checkpoint_minutes: float = 5.0
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -84,6 +87,11 @@ class TrainConfig:
             raise GanscopeError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
         if self.eval_samples < 10:
             raise GanscopeError(f"--eval-samples must be at least 10, got {self.eval_samples}")
+        if not 0 <= self.checkpoint_minutes < float("inf"):
+            raise GanscopeError(
+                f"--checkpoint-minutes must be 0 (epoch ends only) or more, "
+                f"got {self.checkpoint_minutes}"
+            )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
 

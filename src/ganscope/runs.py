@@ -5,6 +5,8 @@ Layout (see README)::
     RUN/config.json                     run config + ganscope version + the command lines
     RUN/metrics.jsonl                   one JSON record per step, epoch (and later: evaluation)
     RUN/checkpoints/last.pt             full training state after the latest finished epoch
+    RUN/checkpoints/partial.pt          full training state within an unfinished epoch
+                                        (every --checkpoint-minutes; gone when it finishes)
     RUN/checkpoints/generator_epoch_NNN.pt   G's weights after each epoch (small)
     RUN/samples/epoch_NNN.png           the fixed-noise grid after each epoch
     RUN/figures/losses.png              loss curves of G and D, D(x) and D(G(z))
@@ -19,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+PARTIAL_CHECKPOINT = "partial.pt"
 SAMPLES_DIR = "samples"
 FIGURES_DIR = "figures"
 
@@ -100,6 +104,10 @@ class Run:
         return self.path / CHECKPOINT_DIR / LAST_CHECKPOINT
 
     @property
+    def partial_checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_DIR / PARTIAL_CHECKPOINT
+
+    @property
     def metrics_path(self) -> Path:
         return self.path / METRICS_FILE
 
@@ -118,6 +126,22 @@ class Run:
                 f"train it with: ganscope train --resume {self.path}"
             )
         return _load_checkpoint_file(self.checkpoint_path, map_location)
+
+    def load_partial_checkpoint(
+        self, map_location: str | torch.device = "cpu"
+    ) -> dict[str, Any] | None:
+        """The training state saved within an unfinished epoch, or None if there is none.
+
+        An unreadable one is skipped with a warning: it only ever saves time, and the last
+        finished epoch's checkpoint is still there.
+        """
+        if not self.partial_checkpoint_path.is_file():
+            return None
+        try:
+            return _load_checkpoint_file(self.partial_checkpoint_path, map_location)
+        except GanscopeError as error:
+            warnings.warn(f"{error}; resuming from the last finished epoch instead", stacklevel=2)
+            return None
 
     def latest_epoch(self) -> int:
         """The epoch of the latest checkpoint."""
@@ -194,8 +218,9 @@ def _load_checkpoint_file(path: Path, map_location: str | torch.device) -> dict[
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
+        reason = (str(error).strip().splitlines() or [""])[0]  # one line: torch's run long
         raise GanscopeError(
-            f"checkpoint {path} is unreadable ({type(error).__name__}: {error})"
+            f"checkpoint {path} is unreadable ({type(error).__name__}: {reason})"
         ) from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         found = state.get("format_version") if isinstance(state, dict) else None

@@ -112,6 +112,9 @@ class TrainState:
     step: int = 0
     #: Resolved arithmetic of the training step: "fp32" or "bf16" (autocast).
     precision: str = "fp32"
+    #: Steps already done in epoch ``epoch + 1``: nonzero only in a state restored from a
+    #: mid-epoch checkpoint, whose ``data_rng`` is then the one from that epoch's start.
+    position: int = 0
 
     def autocast(self, device: torch.device, cache_casts: bool = True):
         """bf16 autocast when the run's precision is bf16, else a no-op context.
@@ -129,6 +132,7 @@ class TrainState:
             "config": config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "position": self.position,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "opt_G": self.opt_G.state_dict(),
@@ -152,6 +156,7 @@ class TrainState:
             _set_adam_mechanics(optimizer, **mechanics)
         self.data_rng.set_state(state["rng"]["data"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.position = int(state.get("position", 0))
         if state["rng"].get("noise_device", "cpu") == self.noise_rng.device.type:
             self.noise_rng.set_state(state["rng"]["noise"])
         else:
@@ -339,27 +344,40 @@ def _loop(
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
     step = make_step(state, images, device, _graph_backend(cfg, device))
     evaluator = _evaluator(cfg, split, progress)
+    partial_every = cfg.train.checkpoint_minutes * 60
+    last_saved = time.monotonic()
 
     for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
         started = time.perf_counter()
+        epoch_data_rng = state.data_rng.get_state()  # a mid-epoch checkpoint redraws `order`
         order = torch.randperm(len(split), generator=state.data_rng).to(device)
+        start, state.position = state.position, 0  # > 0: resumed from a mid-epoch checkpoint
         log = StepLog(run, state, epoch)
+        if start:
+            log.values = [
+                [r[key] for key in STEP_STATS] for r in run.metrics("step") if r["epoch"] == epoch
+            ]
         with tqdm(
             total=steps_per_epoch,
+            initial=start,
             desc=f"epoch {epoch}/{cfg.train.epochs}",
             disable=not progress,
             leave=False,
             unit="step",
         ) as bar:
-            for index in range(steps_per_epoch):
+            for index in range(start, steps_per_epoch):
                 batch = order[index * batch_size : (index + 1) * batch_size]  # (B,)
                 z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
                 log.add(step(index=batch, z=z))
                 state.step += 1
                 bar.update(1)
                 if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
-                    latest = log.flush()
+                    latest = log.flush()  # every step up to here is logged and finite
                     bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STEP_STATS, latest)})
+                    due = partial_every and time.monotonic() - last_saved >= partial_every
+                    if due and index < steps_per_epoch - 1:
+                        _save_partial_checkpoint(run, state, index + 1, epoch_data_rng)
+                        last_saved = time.monotonic()
         seconds = time.perf_counter() - started
         state.epoch = epoch
         epoch_stats = log.values
@@ -371,7 +389,7 @@ def _loop(
             "step": state.step,
             **dict(zip(STEP_STATS, means)),
             "seconds": round(seconds, 3),
-            "images_per_second": round(steps_per_epoch * batch_size / seconds, 1),
+            "images_per_second": round((steps_per_epoch - start) * batch_size / seconds, 1),
             "device": str(device),
             "precision": state.precision,
             "cuda_graph": getattr(step, "mode", None) == "captured",
@@ -480,6 +498,8 @@ def _evaluator(config: RunConfig, split: Split, progress: bool) -> EpochCallback
 
 
 def _last_good(run: runs.Run, state: TrainState) -> str:
+    if run.partial_checkpoint_path.is_file():
+        return f"{run.partial_checkpoint_path} (within epoch {state.epoch + 1})"
     if run.has_checkpoint():
         return f"{run.checkpoint_path} (epoch {state.epoch})"
     return "none: no epoch finished before the divergence"
@@ -498,6 +518,21 @@ def _save_checkpoint(run: runs.Run, state: TrainState) -> None:
     )
     # last.pt is replaced last: if the process dies before, the previous epoch's state stays.
     runs.atomic_torch_save(state.state_dict(run.config), run.checkpoint_path)
+    run.partial_checkpoint_path.unlink(missing_ok=True)  # older than last.pt now
+
+
+def _save_partial_checkpoint(
+    run: runs.Run, state: TrainState, position: int, epoch_data_rng: torch.Tensor
+) -> None:
+    """The whole state ``position`` steps into epoch ``state.epoch + 1``, with the data RNG
+    as it was at the epoch's start, so that resuming redraws the same batch order."""
+    weights = [*state.generator.parameters(), *state.discriminator.parameters()]
+    if not all(torch.isfinite(w).all() for w in weights):
+        return  # diverging: the next logged step stops the run; keep the last good state
+    checkpoint = state.state_dict(run.config)
+    checkpoint["position"] = position
+    checkpoint["rng"]["data"] = epoch_data_rng
+    runs.atomic_torch_save(checkpoint, run.partial_checkpoint_path)
 
 
 def train(
@@ -529,18 +564,25 @@ def resume(
     epochs: int | None = None,
     device: str | None = None,
     cuda_graph: bool | None = None,
+    checkpoint_minutes: float | None = None,
     command: list[str] | None = None,
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
     split: Split | None = None,
 ) -> runs.Run:
-    """Continue a run from its last checkpoint, optionally to a larger number of ``epochs``
-    (or on another ``device``, or with ``cuda_graph`` switched: mechanics, not the method)."""
+    """Continue a run from its last checkpoint (a mid-epoch one if that is newer), optionally
+    to a larger number of ``epochs``; ``device``, ``cuda_graph`` and ``checkpoint_minutes``
+    may change too (mechanics, not the method)."""
     run = runs.load_run(run_dir)
     config = run.config
     changes = {
         key: value
-        for key, value in (("epochs", epochs), ("device", device), ("cuda_graph", cuda_graph))
+        for key, value in (
+            ("epochs", epochs),
+            ("device", device),
+            ("cuda_graph", cuda_graph),
+            ("checkpoint_minutes", checkpoint_minutes),
+        )
         if value is not None
     }
     if changes:
@@ -552,6 +594,9 @@ def resume(
         # Loaded on the CPU: RNG states must stay CPU byte tensors; load_state_dict copies
         # weights and optimiser moments onto the training device.
         state.load_state_dict(run.load_checkpoint(map_location="cpu"))
+    partial = run.load_partial_checkpoint(map_location="cpu")
+    if partial is not None and int(partial["step"]) > state.step:
+        state.load_state_dict(partial)
     if state.epoch >= config.train.epochs:
         raise GanscopeError(
             f"run {run.path} already finished {state.epoch} of {config.train.epochs} epochs; "
