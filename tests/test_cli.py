@@ -129,3 +129,39 @@ def test_module_entry_point_and_help():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "ganscope: error: --epochs must be at least 1, got -3"
+
+
+def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, fashion_dir):
+    import signal
+    import time
+
+    import torch
+
+    argv = [sys.executable, "-m", "ganscope", "train", "--model", "mlp", "--epochs", "4"]
+    argv += ["--limit", "6400", "--checkpoint-minutes", "1e-9", "--no-progress"]
+    argv += ["--data-dir", str(fashion_dir)]
+    subprocess.run([*argv, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
+
+    cut = tmp_path / "cut"
+    process = subprocess.Popen([*argv, "--out", str(cut)], stderr=subprocess.DEVNULL)
+    partial = cut / "checkpoints" / "partial.pt"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # no clean-up of any kind
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ganscope", "train", "--resume", str(cut), "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    whole = runs.load_run(tmp_path / "whole").load_checkpoint()
+    again = runs.load_run(cut).load_checkpoint()
+    assert again["step"] == whole["step"] == 400
+    for player in ("generator", "discriminator"):
+        for name, tensor in whole[player].items():
+            assert torch.equal(again[player][name], tensor), f"{player}.{name}"
