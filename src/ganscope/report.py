@@ -84,11 +84,17 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
     if not (path / "config.json").is_file():
         return train(config, path, command=["ganscope", "reproduce"], progress=progress)
     run = load_run(path)
-    # Where the data lies and which device trains are not settings of the experiment.
+    # Where the data lies, which device trains and how (CUDA graph, checkpoint interval) are
+    # not settings of the experiment.
     saved = dataclasses.replace(
         run.config,
         data=dataclasses.replace(run.config.data, data_dir=config.data.data_dir),
-        train=dataclasses.replace(run.config.train, device=config.train.device),
+        train=dataclasses.replace(
+            run.config.train,
+            device=config.train.device,
+            cuda_graph=config.train.cuda_graph,
+            checkpoint_minutes=config.train.checkpoint_minutes,
+        ),
     )
     if saved != config:
         raise GanscopeError(
