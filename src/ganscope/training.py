@@ -380,9 +380,7 @@ def _loop(
                         last_saved = time.monotonic()
         seconds = time.perf_counter() - started
         state.epoch = epoch
-        epoch_stats = log.values
-
-        means = [sum(column) / len(column) for column in zip(*epoch_stats)]
+        means = [sum(column) / len(column) for column in zip(*log.values)]
         epoch_record = {
             "kind": "epoch",
             "epoch": epoch,
@@ -394,28 +392,40 @@ def _loop(
             "precision": state.precision,
             "cuda_graph": getattr(step, "mode", None) == "captured",
         }
-        save_grid(render_fixed_grid(state), run.sample_grid_path(epoch), nrow=8, scale=2)
-        # Checkpoint before the epoch record: a record in the log always has its checkpoint.
-        _save_checkpoint(run, state)
-        runs.append_metrics(run.metrics_path, [epoch_record])
-        if progress:
-            tqdm.write(
-                f"epoch {epoch}/{cfg.train.epochs}  "
-                + "  ".join(f"{k} {epoch_record[k]:.3f}" for k in STEP_STATS)
-                + f"  ({seconds:.1f} s, {epoch_record['images_per_second']:.0f} img/s on "
-                + f"{device}, {state.precision}"
-                + (", CUDA graph)" if epoch_record["cuda_graph"] else ")")
-            )
-        if evaluator is not None:
-            evaluator(run, state, epoch_record)
-        plot_training_curves(
-            run.metrics(),
-            run.path / runs.FIGURES_DIR / "losses.png",
-            title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
+        _finish_epoch(run, state, epoch_record, progress=progress)
+        for hook in ([evaluator] if evaluator is not None else []) + [_write_figures, *callbacks]:
+            hook(run, state, epoch_record)
+
+
+def _finish_epoch(
+    run: runs.Run, state: TrainState, record: dict[str, Any], *, progress: bool
+) -> None:
+    """The fixed-noise grid, the checkpoint, then the epoch's record in the log."""
+    from tqdm.auto import tqdm
+
+    save_grid(render_fixed_grid(state), run.sample_grid_path(state.epoch), nrow=8, scale=2)
+    # Checkpoint before the epoch record: a record in the log always has its checkpoint.
+    _save_checkpoint(run, state)
+    runs.append_metrics(run.metrics_path, [record])
+    if progress:
+        tqdm.write(
+            f"epoch {state.epoch}/{run.config.train.epochs}  "
+            + "  ".join(f"{k} {record[k]:.3f}" for k in STEP_STATS)
+            + f"  ({record['seconds']:.1f} s, {record['images_per_second']:.0f} img/s on "
+            + f"{record['device']}, {state.precision}"
+            + (", CUDA graph)" if record["cuda_graph"] else ")")
         )
-        write_progress_gif(run)
-        for callback in callbacks:
-            callback(run, state, epoch_record)
+
+
+def _write_figures(run: runs.Run, state: TrainState, record: dict[str, Any]) -> None:
+    """Loss curves (with any evaluation records) and the progress GIF, after every epoch."""
+    cfg = run.config
+    plot_training_curves(
+        run.metrics(),
+        run.path / runs.FIGURES_DIR / "losses.png",
+        title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
+    )
+    write_progress_gif(run)
 
 
 class StepLog:
