@@ -73,7 +73,8 @@ class CapturedStep:
     statistics. Calling ``step(**values)`` copies each value into its buffer (allocated by the
     first call; a graph replays fixed shapes, so later calls must match them), advances
     training by one step and returns a copy of the statistics. If capture fails, the step
-    warns once and goes on eagerly.
+    warns once and goes on eagerly. ``reset`` puts the training state in order before a
+    capture and again after a failed one.
     """
 
     def __init__(
@@ -82,14 +83,13 @@ class CapturedStep:
         backend: GraphBackend,
         *,
         warmup: int = 3,
-        before_capture: Callable[[], None] = lambda: None,
-        after_failed_capture: Callable[[], None] = lambda: None,
+        reset: Callable[[], None] = lambda: None,
     ) -> None:
         if warmup < 1:
             raise ValueError("CUDA graph capture needs at least one eager warm-up step")
         self.inputs: dict[str, torch.Tensor] = {}
         self._body, self._backend, self._warmup = body, backend, warmup
-        self._before_capture, self._after_failed_capture = before_capture, after_failed_capture
+        self._reset = reset
         self._replay: Callable[[], None] | None = None
         self._output: torch.Tensor | None = None
         self._last: torch.Tensor | None = None
@@ -123,13 +123,13 @@ class CapturedStep:
         return self._last
 
     def _capture(self) -> None:
-        self._before_capture()
+        self._reset()
         try:
             self._replay, self._output = self._backend.capture(
                 lambda: self._body(self.inputs), self._last
             )
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
-            self._after_failed_capture()
+            self._reset()
             self.mode = "eager"
             warnings.warn(
                 f"CUDA graph capture of the training step failed ({type(error).__name__}: "

@@ -302,8 +302,7 @@ def make_step(
     return CapturedStep(
         lambda inputs: body(inputs, cache_casts=False),
         backend,
-        before_capture=reset_step_state,
-        after_failed_capture=reset_step_state,
+        reset=reset_step_state,
     )
 
 
