@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganscope import analysis, cli, training
+from ganscope import analysis, cli, text, training
 from ganscope.classifier import classify, load_classifier
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split, to_model_range
@@ -61,16 +61,16 @@ def test_wired_dimension_is_named_and_others_are_not(switch, classifier):
     assert wired["minus_reliable"] and wired["plus_reliable"]
     assert wired["strength"] > 0.8 and wired["strength_ci"][0] > 0.6
     assert wired["flip_share"] > 0.9
-    sentence = analysis.describe(wired, "en")
+    sentence = text.describe(wired, "en")
     assert sentence.startswith("Lowering dimension 7 drifts towards Trouser")
     assert "raising it towards Sandal" in sentence
-    assert "裤子" in analysis.describe(wired, "zh") and "凉鞋" in analysis.describe(wired, "zh")
+    assert "裤子" in text.describe(wired, "zh") and "凉鞋" in text.describe(wired, "zh")
     for row in unwired:
         assert row["strength"] == 0 and row["flip_share"] == 0
         assert not row["minus_reliable"] and not row["plus_reliable"]
-        assert "no reliable effect" in analysis.describe(row, "en")
-        assert "没有可靠的影响" in analysis.describe(row, "zh")
-    ranked = analysis.summary_markdown(rows, "en").splitlines()
+        assert "no reliable effect" in text.describe(row, "en")
+        assert "没有可靠的影响" in text.describe(row, "zh")
+    ranked = text.summary_markdown(rows, "en").splitlines()
     assert "dim 7" in ranked[2]  # strongest first
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganscope import bench, training
+from ganscope import bench, devices, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 
 
@@ -29,21 +29,13 @@ def test_fast_path_computes_the_textbook_function(tmp_path, small_split, model):
 
 
 def test_bf16_path_runs_where_supported(tmp_path, small_split):
-    if not training.native_bf16(torch.device("cpu")):
+    if not devices.native_bf16(torch.device("cpu")):
         pytest.skip("this CPU has no native bf16")
     config = RunConfig(
         model=ModelConfig("cnn"), train=TrainConfig(epochs=1, device="cpu", precision="bf16")
     )
     run = training.train(config, tmp_path / "run", split=small_split, progress=False)
     assert run.metrics("epoch")[0]["precision"] == "bf16"
-
-
-def test_precision_resolution():
-    cpu = torch.device("cpu")
-    assert training.resolve_precision("fp32", cpu, "cnn") == "fp32"
-    assert training.resolve_precision("auto", cpu, "mlp") == "fp32"
-    expected = "bf16" if training.native_bf16(cpu) else "fp32"
-    assert training.resolve_precision("auto", cpu, "cnn") == expected
 
 
 def test_benchmark_reports_both_loops(small_split):

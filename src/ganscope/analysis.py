@@ -23,29 +23,20 @@ import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from . import atomic
+from . import progress as report_progress
 from .errors import GanscopeError
+from .options import REPORT_DIMS, AnalyzeOptions, resolve
 from .sampling import check_deltas, check_dims, generate, latent, z_dim_of
+from .text import TEXT, summary_markdown
 
-REPORT_DIMS = (20, 50, 60, 70, 90)
-#: Chinese class names for the report's language (Fashion-MNIST order).
-CLASSES_ZH = (
-    "T恤/上衣",
-    "裤子",
-    "套头衫",
-    "连衣裙",
-    "外套",
-    "凉鞋",
-    "衬衫",
-    "运动鞋",
-    "包",
-    "短靴",
-)
+#: The defaults of every analysis, written once in ``options``.
+DEFAULTS = AnalyzeOptions()
 
 
 @dataclass(frozen=True)
@@ -103,7 +94,8 @@ def _measure(images: torch.Tensor, classifier: nn.Module, batch_size: int) -> _S
     from .classifier import classify
 
     unit = (images + 1) / 2  # [-1, 1] -> [0, 1]
-    return _Side(classify(classifier, images), unit.mean(dim=(1, 2, 3)), _sharpness(unit))
+    probs = classify(classifier, images, batch_size)
+    return _Side(probs, unit.mean(dim=(1, 2, 3)), _sharpness(unit))
 
 
 def _interval(samples: torch.Tensor) -> list[float]:
@@ -148,17 +140,15 @@ def analyze(
     generator: nn.Module,
     classifier: nn.Module,
     directions: Sequence[Direction],
-    deltas: Sequence[float] = (10.0,),
-    n: int = 256,
-    seed: int = 0,
-    bootstrap: int = 1000,
-    batch_size: int = 256,
+    deltas: Sequence[float] = DEFAULTS.deltas,
+    n: int = DEFAULTS.n,
+    seed: int = DEFAULTS.seed,
+    bootstrap: int = DEFAULTS.bootstrap,
+    batch_size: int = DEFAULTS.batch_size,
     classes: Sequence[str] | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per (direction, delta): see the module docstring for the fields."""
-    from tqdm.auto import tqdm
-
     if n < 2:
         raise GanscopeError(f"--n must be at least 2 base vectors, got {n}")
     deltas = check_deltas(deltas)
@@ -172,7 +162,7 @@ def analyze(
     base = _measure(generate(generator, z, batch_size), classifier, batch_size)
     boot = torch.randint(0, n, (bootstrap, n), generator=torch.Generator().manual_seed(seed))
     rows = []
-    for direction in tqdm(directions, desc="directions", disable=not progress, leave=False):
+    for direction in report_progress.bar(directions, desc="directions", enabled=progress):
         vector = direction.vector.to(z.dtype)
         for delta in deltas:
             shifted = torch.cat([z - delta * vector, z + delta * vector])  # (2N, z_dim)
@@ -188,76 +178,6 @@ def analyze(
             }
             rows.append(row)
     return rows
-
-
-# --------------------------------------------------------------------------------------------
-# Sentences in the report's manner
-# --------------------------------------------------------------------------------------------
-
-#: Effects smaller than these are not mentioned in the sentences.
-MIN_GAIN = 0.05
-MIN_BRIGHTNESS = 0.02
-
-
-def _class_name(row: dict[str, Any], side: str, lang: str) -> str:
-    if lang == "zh":
-        index = row[f"{side}_class_index"]
-        return CLASSES_ZH[index] if index < len(CLASSES_ZH) else row[f"{side}_class"]
-    return row[f"{side}_class"]
-
-
-def describe(row: dict[str, Any], lang: str = "en") -> str:
-    """One sentence per row in the report's manner, e.g. "Lowering dimension 20 drifts towards
-    Trouser (+0.41), raising it towards Sandal (+0.35); images get brighter when lowering."."""
-    if lang not in ("en", "zh"):
-        raise GanscopeError(f"--lang must be en or zh, got {lang!r}")
-    if lang == "en":
-        subject = f"dimension {row['dim']}" if row["dim"] is not None else row["direction"]
-    else:
-        subject = f"第{row['dim']}维" if row["dim"] is not None else row["direction"]
-    clear = {
-        side: row[f"{side}_reliable"] and row[f"{side}_gain"] >= MIN_GAIN
-        for side in ("minus", "plus")
-    }
-    parts = []
-    for side in ("minus", "plus"):
-        if not clear[side]:
-            continue
-        name, gain = _class_name(row, side, lang), row[f"{side}_gain"]
-        first = not parts
-        if lang == "en":
-            verb = "lowering" if side == "minus" else "raising"
-            lead = f"{verb} {subject} drifts" if first else f"{verb} it"
-            parts.append(f"{lead} towards {name} (+{gain:.2f})")
-        else:
-            verb = "减小" if side == "minus" else "增加"
-            lead = f"{verb}{subject}的数值时" if first else f"{verb}时"
-            parts.append(f"{lead}更倾向于生成{name}(+{gain:.2f})")
-    if parts:
-        sentence = ", ".join(parts) if lang == "en" else ",".join(parts)
-    elif lang == "en":
-        sentence = (
-            f"shifting {subject} by ±{row['delta']:g} has no reliable effect on the "
-            f"class (strength {row['strength']:.2f})"
-        )
-    else:
-        sentence = (
-            f"将{subject}上下调整{row['delta']:g}对类别没有可靠的影响(强度{row['strength']:.2f})"
-        )
-    brighter = [
-        side
-        for side in ("minus", "plus")
-        if row[f"{side}_brightness_ci"][0] > 0 and row[f"{side}_brightness"] >= MIN_BRIGHTNESS
-    ]
-    if brighter:
-        when = {"minus": ("lowering", "减小"), "plus": ("raising", "增加")}
-        if lang == "en":
-            sentence += "; images get brighter when " + " and ".join(when[s][0] for s in brighter)
-        else:
-            sentence += ";" + "和".join(when[s][1] for s in brighter) + "时图像更亮"
-    if lang == "en":
-        return sentence[0].upper() + sentence[1:] + "."
-    return sentence + "。"
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,66 +227,6 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def summary_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", title: str = "") -> str:
-    """Rows ranked by strength, one sentence each."""
-    ranked = sorted(rows, key=lambda r: r["strength"], reverse=True)
-    head = title or (
-        "Latent directions, strongest first" if lang == "en" else "潜在维度(按强度排序)"
-    )
-    lines = [f"# {head}", ""]
-    for rank, row in enumerate(ranked, 1):
-        low, high = row["strength_ci"]
-        strength = (
-            f"strength {row['strength']:.2f} [{low:.2f}, {high:.2f}], flips {row['flip_share']:.0%}"
-            if lang == "en"
-            else f"强度 {row['strength']:.2f} [{low:.2f}, {high:.2f}],类别改变 "
-            f"{row['flip_share']:.0%}"
-        )
-        lines.append(
-            f"{rank}. **{row['direction']}** (±{row['delta']:g}; {strength}): {describe(row, lang)}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot_class_shifts(
-    rows: Sequence[dict[str, Any]], classes: Sequence[str], path: Path, title: str = ""
-) -> Path:
-    """Small multiples: per-class probability change at -delta and +delta, one panel a row."""
-    from .plots import _pyplot, save_figure
-
-    plt = _pyplot()
-    cols = min(3, len(rows))
-    nrows = -(-len(rows) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3 * nrows), squeeze=False)
-    positions = torch.arange(len(classes)).float()
-    for axis, row in zip(axes.flat, rows):
-        base = torch.tensor(row["base_distribution"])
-        minus = torch.tensor(row["minus_distribution"]) - base
-        plus = torch.tensor(row["plus_distribution"]) - base
-        axis.bar(
-            (positions - 0.2).tolist(),
-            minus.tolist(),
-            width=0.4,
-            color="tab:blue",
-            label=f"-{row['delta']:g}",
-        )
-        axis.bar(
-            (positions + 0.2).tolist(),
-            plus.tolist(),
-            width=0.4,
-            color="tab:red",
-            label=f"+{row['delta']:g}",
-        )
-        axis.axhline(0, color="black", linewidth=0.6)
-        axis.set_xticks(positions.tolist(), list(classes), rotation=60, fontsize=7)
-        axis.set_title(f"{row['direction']} (strength {row['strength']:.2f})", fontsize=9)
-        axis.set_ylabel("Δ mean probability", fontsize=8)
-        axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(rows) :]:
-        axis.axis("off")
-    return save_figure(fig, path, title=title)
-
-
 def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
     """``all`` or a list of integers (``20 50`` or ``20,50``) -> checked dimensions."""
     items = [spec] if isinstance(spec, str) else list(spec)
@@ -380,92 +240,70 @@ def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
     return check_dims(dims, z_dim)
 
 
-def plot_strength_by_epoch(table: dict[int, dict[str, float]], path: Path) -> Path:
-    """Heat map: strength of each direction (rows) after each epoch (columns)."""
-    from .plots import _pyplot, save_figure
-
-    plt = _pyplot()
-    epochs = sorted(table)
-    names = list(table[epochs[0]])
-    values = [[table[e][name] for e in epochs] for name in names]
-    fig, axis = plt.subplots(figsize=(2 + 0.5 * len(epochs), 1 + 0.18 * len(names)))
-    image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    axis.set_xticks(range(len(epochs)), [str(e) for e in epochs])
-    axis.set_yticks(range(len(names)), names, fontsize=6)
-    axis.set_xlabel("epoch")
-    axis.set_title("semantic strength (TV distance) by epoch")
-    fig.colorbar(image, ax=axis)
-    return save_figure(fig, path)
+def ranked(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows by semantic strength, strongest first."""
+    return sorted(rows, key=lambda r: r["strength"], reverse=True)
 
 
-def analyze_run(
-    run,
-    *,
-    dims: Sequence[str] | str = "all",
-    deltas: Sequence[float] = (10.0,),
-    n: int = 256,
-    seed: int = 0,
-    lang: str = "en",
-    top_k: int = 5,
-    sefa: int = 10,
-    epoch: int | None = None,
-    per_checkpoint: bool = False,
-    checkpoint_n: int = 64,
-    classifier_path: str | Path | None = None,
-    device: str = "cpu",
-    out: str | Path | None = None,
-    progress: bool = True,
+def analysis_header(
+    run, epoch: int, opts: AnalyzeOptions, dims: list[int], classifier_sha256: str
 ) -> dict[str, Any]:
+    """What identifies an analysis: reuse it only when all of this is equal."""
+    return {
+        **run.result_header(epoch, opts.n, opts.seed, classifier_sha256),
+        "dims": dims,
+        "deltas": list(opts.deltas),
+        "sefa": opts.sefa,
+    }
+
+
+def analyze_run(run, options: AnalyzeOptions | None = None, **overrides: Any) -> dict[str, Any]:
     """Analyse a run's generator and write tables, summaries and figures; returns them.
 
-    Writes into ``out`` (default ``RUN/analysis``): ``dims.csv``, ``dims.json``,
-    ``summary.<lang>.md``, ``class_shifts.png`` (top-k), ``grids/dim_NNN.png`` (report-style
-    three-row figures for the top-k and the report's dims), SeFa's ``sefa.csv`` and
-    ``class_shifts_sefa.png``, and with ``per_checkpoint`` ``strength_by_epoch.csv/.png``.
+    Writes into ``out`` (default ``RUN/analysis``): ``dims.csv``, ``summary.<lang>.md``,
+    ``class_shifts.png`` (top-k), ``grids/dim_NNN.png`` (report-style three-row figures for the
+    top-k and the report's dims), SeFa's ``sefa.csv`` and ``class_shifts_sefa.png``, with
+    ``per_checkpoint`` ``strength_by_epoch.csv/.png``, and last ``dims.json``: the header
+    (:func:`analysis_header`) and every row, so its presence means a finished analysis.
     """
     from .classifier import load_classifier
-    from .plots import save_png
-    from .runs import atomic_write_bytes, atomic_write_json
-    from .sampling import traversal_figures
+    from .gallery import output_path, traversal_figures
+    from .plots import plot_class_shifts, plot_strength_by_epoch, save_png
 
-    if lang not in ("en", "zh"):
-        raise GanscopeError(f"--lang must be en or zh, got {lang!r}")
-    if top_k < 1:
-        raise GanscopeError(f"--top-k must be at least 1, got {top_k}")
-    if sefa < 0:
-        raise GanscopeError(f"--sefa must be 0 or more, got {sefa}")
+    opts = resolve(AnalyzeOptions, options, overrides)
     started = time.perf_counter()
-    generator = run.generator(epoch=epoch, device=device)
+    generator, epoch = run.generator_at(opts.epoch, opts.device)
     z_dim = z_dim_of(generator)
-    dim_list = parse_dims(dims, z_dim)
-    deltas = check_deltas(deltas)
-    classifier = load_classifier(classifier_path, device=device)
+    dim_list = parse_dims(opts.dims, z_dim)
+    if opts.per_checkpoint and not run.generator_epochs():
+        raise GanscopeError(f"--per-checkpoint: run {run.path} has no per-epoch generators")
+    classifier = load_classifier(opts.classifier_path, device=opts.device)
     classes = classifier.meta["classes"]
-    folder = Path(out) if out else run.path / "analysis"
-
+    folder = output_path(run, opts.out, run.analysis_dir)
+    measure = {
+        "classifier": classifier,
+        "n": opts.n,
+        "seed": opts.seed,
+        "bootstrap": opts.bootstrap,
+        "batch_size": opts.batch_size,
+        "classes": classes,
+    }
+    report_progress.say(
+        f"analysing {len(dim_list)} dimensions of {run.path} (epoch {epoch})",
+        enabled=opts.progress,
+    )
     rows = analyze(
         generator,
-        classifier,
-        axis_directions(dim_list, z_dim),
-        deltas,
-        n,
-        seed,
-        classes=classes,
-        progress=progress,
+        directions=axis_directions(dim_list, z_dim),
+        deltas=opts.deltas,
+        progress=opts.progress,
+        **measure,
     )
-    seconds = time.perf_counter() - started
-    main_delta = deltas[0]
+    main_delta = opts.deltas[0]
     main_rows = [r for r in rows if r["delta"] == main_delta]
-    ranked = sorted(main_rows, key=lambda r: r["strength"], reverse=True)
-    top = ranked[:top_k]
-    meta = {
-        **run.result_header(epoch, n, seed, classifier),
-        "deltas": deltas,
-        "seconds": round(seconds, 2),
-    }
+    top = ranked(main_rows)[: opts.top_k]
     paths = [
-        atomic_write_bytes(folder / "dims.csv", rows_to_csv(rows).encode()),
-        atomic_write_json(folder / "dims.json", {**meta, "rows": rows}),
+        atomic.write_bytes(folder / "dims.csv", rows_to_csv(rows).encode()),
         plot_class_shifts(
             top,
             classes,
@@ -473,49 +311,44 @@ def analyze_run(
             title=f"strongest {len(top)} dimensions (±{main_delta:g})",
         ),
     ]
-    markdown = summary_markdown(main_rows, lang)
+    markdown = summary_markdown(main_rows, opts.lang)
 
-    z = latent(8, z_dim, seed)
+    z = latent(8, z_dim, opts.seed)
     grid_dims = list(dict.fromkeys([r["dim"] for r in top] + [d for d in REPORT_DIMS if d < z_dim]))
     for dim, figure in traversal_figures(generator, grid_dims, main_delta, z).items():
         paths.append(save_png(figure, folder / "grids" / f"dim_{dim:03d}.png"))
 
     sefa_rows: list[dict[str, Any]] = []
-    if sefa:
+    if opts.sefa:
+        report_progress.say(f"labelling {opts.sefa} SeFa directions", enabled=opts.progress)
         sefa_rows = analyze(
             generator,
-            classifier,
-            sefa_directions(generator, sefa),
-            [main_delta],
-            n,
-            seed,
-            classes=classes,
-            progress=progress,
+            directions=sefa_directions(generator, opts.sefa),
+            deltas=[main_delta],
+            progress=opts.progress,
+            **measure,
         )
-        paths.append(atomic_write_bytes(folder / "sefa.csv", rows_to_csv(sefa_rows).encode()))
+        paths.append(atomic.write_bytes(folder / "sefa.csv", rows_to_csv(sefa_rows).encode()))
         paths.append(
             plot_class_shifts(
-                sefa_rows[:top_k],
+                sefa_rows[: opts.top_k],
                 classes,
                 folder / "class_shifts_sefa.png",
                 title=f"SeFa directions (±{main_delta:g})",
             )
         )
-        title = "SeFa directions (closed-form)" if lang == "en" else "SeFa 方向(闭式分解)"
-        markdown += "\n" + summary_markdown(sefa_rows, lang, title=title)
+        markdown += "\n" + summary_markdown(sefa_rows, opts.lang, TEXT[opts.lang]["sefa_title"])
 
     by_epoch: dict[int, dict[str, float]] = {}
-    if per_checkpoint:
-        for snapshot in run.generator_epochs():
+    if opts.per_checkpoint:
+        for snapshot in report_progress.bar(
+            run.generator_epochs(), desc="epochs", enabled=opts.progress
+        ):
             snapshot_rows = analyze(
-                run.generator(epoch=snapshot, device=device),
-                classifier,
-                axis_directions(dim_list, z_dim),
-                [main_delta],
-                checkpoint_n,
-                seed,
-                bootstrap=200,
-                classes=classes,
+                run.generator(epoch=snapshot, device=opts.device),
+                directions=axis_directions(dim_list, z_dim),
+                deltas=[main_delta],
+                **{**measure, "n": opts.checkpoint_n, "bootstrap": 200},
             )
             by_epoch[snapshot] = {r["direction"]: r["strength"] for r in snapshot_rows}
         header = "epoch," + ",".join(by_epoch[min(by_epoch)]) + "\n"
@@ -523,19 +356,16 @@ def analyze_run(
             f"{e}," + ",".join(f"{v:.4f}" for v in by_epoch[e].values()) + "\n"
             for e in sorted(by_epoch)
         )
-        paths.append(atomic_write_bytes(folder / "strength_by_epoch.csv", (header + body).encode()))
+        paths.append(atomic.write_bytes(folder / "strength_by_epoch.csv", (header + body).encode()))
         paths.append(plot_strength_by_epoch(by_epoch, folder / "strength_by_epoch.png"))
 
-    paths.append(atomic_write_bytes(folder / f"summary.{lang}.md", markdown.encode()))
-    atomic_write_json(
-        folder / "dims.json",
-        {**meta, "rows": rows, "sefa_rows": sefa_rows, "strength_by_epoch": by_epoch},
-    )
-    return {
-        **meta,
+    paths.append(atomic.write_bytes(folder / f"summary.{opts.lang}.md", markdown.encode()))
+    record = {
+        **analysis_header(run, epoch, opts, dim_list, classifier.meta["sha256"]),
+        "seconds": round(time.perf_counter() - started, 2),
         "rows": rows,
         "sefa_rows": sefa_rows,
         "strength_by_epoch": by_epoch,
-        "summary": markdown,
-        "paths": [str(p) for p in paths],
     }
+    paths.append(atomic.write_json(folder / "dims.json", record))
+    return {**record, "summary": markdown, "paths": [str(p) for p in paths]}

@@ -21,7 +21,10 @@ import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import Split
-from .training import STEP_STATS, init_state, resolve_device, train, train_step
+from .devices import resolve_device
+from .options import BenchOptions
+from .progress import say
+from .training import STEP_STATS, init_state, train, train_step
 
 
 class _TextbookDataset(torch.utils.data.Dataset):
@@ -179,6 +182,42 @@ def benchmark(
     }
 
 
+#: Steps per loop and trial when --steps is not given: a few seconds to a minute each.
+DEFAULT_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
+
+
+def run_benchmarks(options: BenchOptions, progress: bool = True) -> list[dict[str, Any]]:
+    """``benchmark`` for each of ``options.models``; each result has a readable ``line``."""
+    from .data import load_split
+
+    device_type = "cuda" if resolve_device(options.device).type == "cuda" else "cpu"
+    split = load_split("fashion-mnist", "train", options.data_dir, progress=progress)
+    results = []
+    for model in options.models:
+        say(f"timing {model}: {options.repeats} trials per loop, in turns ...", enabled=progress)
+        steps = options.steps or DEFAULT_STEPS[device_type].get(model, 100)
+        result = benchmark(
+            model,
+            split,
+            steps=steps,
+            device=options.device,
+            precision=options.precision,
+            cuda_graph=options.cuda_graph,
+            batch_size=options.batch_size,
+            repeats=options.repeats,
+        )
+        result["line"] = (
+            f"{model} on {result['device_name']}, batch {result['batch_size']}: "
+            f"textbook {result['textbook_img_per_s']:.0f} img/s, ganscope "
+            f"{result['ganscope_img_per_s']:.0f} img/s ({result['precision']}"
+            f"{', CUDA graph' if result['cuda_graph'] else ''}), "
+            f"x{result['speedup']:.2f}; peak {result['peak_memory_kind']} "
+            f"{result['textbook_peak_mb']:.0f} / {result['ganscope_peak_mb']:.0f} MB"
+        )
+        results.append(result)
+    return results
+
+
 def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
@@ -195,4 +234,4 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-__all__ = ["STEP_STATS", "benchmark", "textbook_loop", "device_name"]
+__all__ = ["STEP_STATS", "benchmark", "run_benchmarks", "textbook_loop", "device_name"]

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import read_json
 from .errors import GanscopeError
-from .runs import read_json
 
 #: Bumped whenever the architecture or the recipe changes; recorded with the weights.
 RECIPE_VERSION = 1
@@ -200,10 +200,10 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Train with ``recipe`` on the training split, test on the test split, write weights and
     their metadata record to ``out`` (``.pt`` and ``.json``). Returns the record."""
-    from tqdm.auto import tqdm
-
+    from . import progress as report_progress
+    from .atomic import torch_save as atomic_torch_save
+    from .atomic import write_json as atomic_write_json
     from .data import get_dataset, load_split, to_model_range
-    from .runs import atomic_torch_save, atomic_write_json
 
     out = Path(out)
     train = load_split(dataset, "train", data_dir, progress=progress, limit=limit)
@@ -223,11 +223,8 @@ def train_classifier(
         for epoch in range(1, recipe.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=rng)
-            for index in tqdm(
-                range(steps_per_epoch),
-                desc=f"classifier epoch {epoch}",
-                disable=not progress,
-                leave=False,
+            for index in report_progress.bar(
+                range(steps_per_epoch), desc=f"classifier epoch {epoch}", enabled=progress
             ):
                 batch = order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
                 images = _augment(to_model_range(train.images[batch]), recipe.max_shift, rng)
@@ -240,7 +237,7 @@ def train_classifier(
                 schedule.step()
             model.eval()
             if progress:
-                tqdm.write(
+                report_progress.say(
                     f"classifier epoch {epoch}: test accuracy "
                     f"{accuracy(model, test.images, test.labels):.4f}"
                 )

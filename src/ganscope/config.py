@@ -1,12 +1,19 @@
-"""Typed, frozen run configuration: defaults are written here once and shared by CLI and API.
+"""Typed, frozen run configuration: every training default is written here once.
 
 A run folder stores the nested :class:`RunConfig` as ``config.json``; :func:`RunConfig.from_dict`
-reads it back, so every later command needs only the folder's path.
+reads it back, so every later command needs only the folder's path. Each field carries its
+help text (and, where it differs from the field's name, its flag) as metadata, from which the
+CLI builds ``ganscope train``'s flags: one flag per field, defaults quoted from here.
+
+A field marked ``mechanics`` says *how* a run is computed (device, CUDA graph, checkpoint
+interval, logging, where the data lies), not *what* is computed: it may change when a run is
+resumed or reused (:data:`RESUMABLE`, :meth:`RunConfig.method`). All other fields are the method.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,74 +22,122 @@ from .errors import GanscopeError
 #: Version of the run-folder layout and checkpoint format; bumped on incompatible changes.
 FORMAT_VERSION = 1
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def option(default: Any = None, help: str = "", **spec: Any) -> Any:
+    """A dataclass field with its command-line spelling: ``help`` and, optionally, ``flag``
+    (default ``--field-name``), ``type``, ``metavar``, ``choices`` (a callable returning the
+    registry's names, listed in the help), ``mechanics`` (see the module docstring), and
+    ``cli=False`` for fields that only the Python API sets."""
+    if isinstance(default, list | dict | set):
+        raise TypeError("mutable defaults: use a tuple")
+    return field(default=default, metadata={"help": help, **spec})
+
+
+def _registered(module: str, name: str):
+    def names() -> list[str]:
+        import importlib
+
+        return sorted(getattr(importlib.import_module(f"ganscope.{module}"), name))
+
+    return names
+
+
+MODEL_NAMES = _registered("models", "MODELS")
+DATASET_NAMES = _registered("data", "DATASETS")
+
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which images to train on."""
 
-    dataset: str = "fashion-mnist"
-    #: Folder holding the IDX files; None means $GANSCOPE_DATA_DIR, then the user cache.
-    data_dir: str | None = None
-    #: Use only the first N training images (smoke runs, tests); None means all of them.
-    limit: int | None = None
+    dataset: str = option("fashion-mnist", "the data set", choices=DATASET_NAMES)
+    data_dir: str | None = option(
+        None,
+        "folder with the IDX files (else $GANSCOPE_DATA_DIR, else ~/.cache/ganscope; missing "
+        "files are downloaded)",
+        type=str,
+        mechanics=True,
+    )
+    limit: int | None = option(None, "train on the first N images only (smoke runs)", type=int)
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise GanscopeError(f"--limit must be at least 1 image, got {self.limit}")
+        from .data import get_dataset
+
+        get_dataset(self.dataset)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which GAN family (see ``ganscope.models``) and its latent size."""
 
-    name: str = "mlp"
-    z_dim: int = 100
+    name: str = option("mlp", "GAN family", flag="--model", choices=MODEL_NAMES)
+    z_dim: int = option(100, "length of the latent vector z", cli=False)
 
     def validate(self) -> None:
         if self.z_dim < 1:
             raise GanscopeError(f"z_dim must be at least 1, got {self.z_dim}")
+        from .models import get_family
+
+        get_family(self.name)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The optimisation procedure. Defaults are the lab report's: Adam, lr 2e-4, 10 epochs."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 0
-    #: auto | cpu | cuda | cuda:N | mps
-    device: str = "auto"
-    #: auto | fp32 | bf16 (autocast); auto is bf16 for convolutional models on hardware with
-    #: native bf16 matrix instructions, fp32 otherwise (see training.resolve_precision).
-    precision: str = "auto"
-    #: Read the per-step losses back from the device every this many steps.
-    log_every: int = 50
-    #: Quality metrics (FID, precision/recall, ...) every this many epochs; 0 turns them off.
-    eval_every: int = 0
-    #: Generated images per evaluation during training.
-    eval_samples: int = 2000
-    #: On CUDA, record the whole training step once as a CUDA graph and replay it (False:
-    #: eager kernel launches). Ignored on other devices.
-    cuda_graph: bool = True
-    #: Within an epoch, save the full training state at most this often (minutes), so that
-    #: an interrupted run loses less than this; 0 saves at epoch ends only.
-    checkpoint_minutes: float = 5.0
+    epochs: int = option(10, "number of passes over the training set")
+    batch_size: int = option(64, "images per step")
+    lr: float = option(2e-4, "Adam learning rate for both players")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    seed: int = option(0, "seed for weights, shuffling and noise (CPU runs repeat exactly)")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
+    precision: str = option(
+        "auto",
+        "arithmetic: fp32 (the report's), bf16 (autocast), or auto: bf16 for convolutional "
+        "models on CPUs and GPUs with native bf16 units, else fp32",
+        choices=lambda: list(PRECISIONS),
+    )
+    log_every: int = option(
+        50, "read the per-step losses back every this many steps", cli=False, mechanics=True
+    )
+    eval_every: int = option(
+        0, "quality metrics every N epochs, logged and drawn next to the losses (0: off)"
+    )
+    eval_samples: int = option(2000, "generated images per such evaluation")
+    cuda_graph: bool = option(
+        True,
+        "on CUDA, capture the whole training step once as a CUDA graph and replay it (on); "
+        "off launches every kernel eagerly; ignored on other devices",
+        mechanics=True,
+    )
+    checkpoint_minutes: float = option(
+        5.0,
+        "minutes between saves of the whole training state within an epoch, so that an "
+        "interrupted run resumes close to where it stopped (0: at epoch ends only)",
+        mechanics=True,
+    )
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise GanscopeError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise GanscopeError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0 or self.lr != self.lr or self.lr == float("inf"):
+        if not (self.lr > 0 and math.isfinite(self.lr)):
             raise GanscopeError(f"--lr must be a positive finite number, got {self.lr}")
         for name, beta in (("--beta1", self.beta1), ("--beta2", self.beta2)):
             if not 0 <= beta < 1:
                 raise GanscopeError(f"{name} must be in [0, 1), got {beta}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise GanscopeError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not 0 <= self.seed < 2**63:
+            raise GanscopeError(f"--seed must be in 0..2**63-1, got {self.seed}")
+        if self.precision not in PRECISIONS:
+            raise GanscopeError(
+                f"--precision must be {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.eval_every < 0:
             raise GanscopeError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
         if self.eval_samples < 10:
@@ -96,6 +151,21 @@ class TrainConfig:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
 
 
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def is_mechanics(cls: type, name: str) -> bool:
+    return bool(
+        next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("mechanics")
+    )
+
+
+#: Train settings a resumed run may change: the mechanics, and how far to train.
+RESUMABLE = ("epochs",) + tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("mechanics")
+)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; saved as ``config.json`` in its folder."""
@@ -105,27 +175,62 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> RunConfig:
+        """Check ranges and registered names; hardware checks come when a device is chosen."""
         self.data.validate()
         self.model.validate()
         self.train.validate()
         return self
 
+    def method(self) -> RunConfig:
+        """This config with every mechanics field at its default: two runs with equal
+        ``method()`` compute the same thing, wherever and however they run."""
+        parts = {}
+        for name, cls in SECTIONS.items():
+            part = getattr(self, name)
+            defaults = {
+                f.name: f.default for f in dataclasses.fields(cls) if f.metadata.get("mechanics")
+            }
+            parts[name] = dataclasses.replace(part, **defaults)
+        return RunConfig(**parts)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
-        """Rebuild from ``to_dict`` output; unknown keys are an error, missing ones default."""
+    def from_dict(cls, raw: Any) -> RunConfig:
+        """Rebuild from ``to_dict`` output; unknown keys or wrong types are an error, missing
+        keys default."""
+        if not isinstance(raw, dict):
+            raise GanscopeError("config.json: 'config' is not a JSON object")
         parts = {}
-        for part in dataclasses.fields(cls):
-            part_cls = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}[part.name]
-            values = dict(raw.get(part.name, {}))
-            known = {f.name for f in dataclasses.fields(part_cls)}
-            unknown = set(values) - known
+        for name, part_cls in SECTIONS.items():
+            values = raw.get(name, {})
+            if not isinstance(values, dict):
+                raise GanscopeError(f"config.json: '{name}' is not a JSON object")
+            known = {f.name: f for f in dataclasses.fields(part_cls)}
+            unknown = set(values) - set(known)
             if unknown:
                 raise GanscopeError(
-                    f"config.json has unknown {part.name} settings {sorted(unknown)}; "
+                    f"config.json has unknown {name} settings {sorted(unknown)}; "
                     "was it written by a newer ganscope?"
                 )
-            parts[part.name] = part_cls(**values)
+            for key, value in values.items():
+                _check_type(f"{name}.{key}", value, known[key].default)
+            parts[name] = part_cls(**values)
         return cls(**parts)
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """JSON values must have their field's type (None allowed where the default is None)."""
+    if default is None:
+        ok = value is None or isinstance(value, int | str) and not isinstance(value, bool)
+    elif isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default)) and not (
+            isinstance(value, bool) and not isinstance(default, bool)
+        )
+    if not ok:
+        raise GanscopeError(f"config.json: {name} has the wrong type ({value!r})")

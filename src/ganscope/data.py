@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,12 @@ class DatasetSpec:
     #: sha256 of each file's decompressed bytes, where published; checked on every load.
     raw_sha256: dict[str, str]
     image_size: int = 28
+    #: The class names in other languages than English (``{"zh": (...)}``), same order.
+    translated_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def class_names(self, lang: str = "en") -> tuple[str, ...]:
+        """The class names in ``lang`` (English where there is no translation)."""
+        return self.translated_classes.get(lang, self.classes)
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -64,6 +70,9 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
             raise ValueError(f"{spec.name}: no md5 for {missing}")
     if not spec.mirrors:
         raise ValueError(f"{spec.name}: at least one mirror is needed")
+    for lang, names in spec.translated_classes.items():
+        if len(names) != len(spec.classes):
+            raise ValueError(f"{spec.name}: {lang} class names do not match the classes")
     DATASETS[spec.name] = spec
     return spec
 
@@ -106,6 +115,20 @@ register_dataset(
             "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
             "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",  # noqa: E501
             "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",  # noqa: E501
+        },
+        translated_classes={
+            "zh": (
+                "T恤/上衣",
+                "裤子",
+                "套头衫",
+                "连衣裙",
+                "外套",
+                "凉鞋",
+                "衬衫",
+                "运动鞋",
+                "包",
+                "短靴",
+            )
         },
     )
 )
@@ -266,7 +289,7 @@ def download_file(
     progress: bool = True,
 ) -> Path:
     """Fetch one file from the first mirror that answers; checked by md5, written atomically."""
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     opener = opener or urllib.request.urlopen
     root.mkdir(parents=True, exist_ok=True)
@@ -279,13 +302,8 @@ def download_file(
         try:
             with os.fdopen(handle, "wb") as out, opener(url, timeout=30) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc=gz_name,
-                    disable=not progress,
-                    leave=False,
+                with progress_bar(
+                    total=total, unit="B", unit_scale=True, desc=gz_name, enabled=progress
                 ) as bar:
                     for block in iter(lambda: response.read(1 << 16), b""):
                         out.write(block)

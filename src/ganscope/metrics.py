@@ -1,4 +1,6 @@
-"""Sample-quality metrics in the Fashion-MNIST classifier's feature space.
+"""Sample-quality metrics: pure functions of feature sets and images, returning named numbers.
+
+Which images and which classifier they compare is ``evaluation``'s business.
 
 * FID and KID: torchmetrics' implementations, fed the classifier's 128-d features (an
   identity "feature extractor" passes precomputed features through, so every image goes
@@ -16,10 +18,7 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -170,11 +169,14 @@ def nearest_neighbours(
 
 
 def memorisation(
-    fake_uint8: torch.Tensor, reference: Reference, quantile: float = MEMORISATION_QUANTILE
+    fake_uint8: torch.Tensor,
+    train_matrix: torch.Tensor,
+    test_distance: torch.Tensor,
+    quantile: float = MEMORISATION_QUANTILE,
 ) -> dict[str, Any]:
-    """Nearest training image of every generated (and every test) image, in pixel space."""
-    fake_distance, fake_index = nearest_neighbours(fake_uint8, reference.train_matrix())
-    test_distance = reference.test_to_train_distance()
+    """How close generated images ``(M, 28, 28)`` come to the training images ``(T, 784)``
+    (pixel L2), against the test images' distances to theirs ``(N,)``."""
+    fake_distance, fake_index = nearest_neighbours(fake_uint8, train_matrix)
     threshold = float(torch.quantile(test_distance, quantile))
     order = fake_distance.argsort()
     return {
@@ -188,227 +190,3 @@ def memorisation(
             (int(i), int(fake_index[i]), float(fake_distance[i])) for i in order[:16]
         ],
     }
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The real side of every comparison: test images and labels, training images.
-
-    What depends only on the real data (test features, test-to-train distances) is computed
-    once per Reference and kept in ``cache``, so evaluating several models or epochs against
-    one Reference pays for it once.
-    """
-
-    test_images: torch.Tensor  # (N, 28, 28) uint8
-    test_labels: torch.Tensor  # (N,)
-    train_images: torch.Tensor | None  # (T, 28, 28) uint8; None skips memorisation
-    num_classes: int
-    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    def train_matrix(self) -> torch.Tensor:
-        if "train" not in self.cache:
-            self.cache["train"] = self.train_images.flatten(1).float()  # (T, 784)
-        return self.cache["train"]
-
-    def test_to_train_distance(self) -> torch.Tensor:
-        if "test_nn" not in self.cache:
-            self.cache["test_nn"] = nearest_neighbours(self.test_images, self.train_matrix())[0]
-        return self.cache["test_nn"]
-
-    def test_features(self, classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        from .classifier import features_and_probabilities
-        from .data import to_model_range
-
-        key = (
-            "features",
-            classifier.meta.get("sha256") if hasattr(classifier, "meta") else id(classifier),
-        )
-        if key not in self.cache:
-            self.cache[key] = features_and_probabilities(
-                classifier, to_model_range(self.test_images)
-            )
-        return self.cache[key]
-
-
-def compare(
-    fake_uint8: torch.Tensor,
-    reference: Reference,
-    classifier: nn.Module,
-    *,
-    seed: int = 0,
-    k: int = 5,
-    kid_subsets: int = 100,
-    batch_size: int = 256,
-) -> dict[str, Any]:
-    """All metrics for generated images ``(M, 28, 28)`` uint8 against ``reference``."""
-    from .classifier import features_and_probabilities
-    from .data import to_model_range
-
-    if fake_uint8.shape[0] < 2:
-        raise GanscopeError(f"need at least 2 generated images, got {fake_uint8.shape[0]}")
-    started = time.perf_counter()
-    real_features, real_probs = reference.test_features(classifier)
-    fake_features, fake_probs = features_and_probabilities(
-        classifier, to_model_range(fake_uint8), batch_size
-    )
-    kid, kid_std = kernel_distance(real_features, fake_features, subsets=kid_subsets, seed=seed)
-    result: dict[str, Any] = {
-        "fid": frechet_distance(real_features, fake_features),
-        "kid": kid,
-        "kid_std": kid_std,
-        **precision_recall_density_coverage(real_features, fake_features, k=k),
-        **class_statistics(fake_probs, reference.test_labels, reference.num_classes),
-        "classifier_score": classifier_score(fake_probs),
-        "classifier_score_real": classifier_score(real_probs),
-    }
-    if reference.train_images is not None:
-        result.update(memorisation(fake_uint8, reference))
-    result["seconds"] = round(time.perf_counter() - started, 2)
-    return result
-
-
-def load_reference(
-    dataset: str = "fashion-mnist",
-    data_dir: str | Path | None = None,
-    memorisation_check: bool = True,
-    progress: bool = True,
-) -> Reference:
-    from .data import load_split
-
-    test = load_split(dataset, "test", data_dir, progress=progress)
-    train = (
-        load_split(dataset, "train", data_dir, progress=progress) if memorisation_check else None
-    )
-    return Reference(test.images, test.labels, train.images if train else None, len(test.classes))
-
-
-def evaluate_generator(
-    generator: nn.Module,
-    reference: Reference,
-    classifier: nn.Module,
-    *,
-    n: int = 10000,
-    seed: int = 0,
-    batch_size: int = 256,
-    kid_subsets: int = 100,
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples."""
-    from .data import to_uint8
-    from .sampling import generate, latent, z_dim_of
-
-    if n < 2:
-        raise GanscopeError(f"--n must be at least 2, got {n}")
-    fake = to_uint8(generate(generator, latent(n, z_dim_of(generator), seed), batch_size))
-    result = compare(fake, reference, classifier, seed=seed, kid_subsets=kid_subsets)
-    return result, fake
-
-
-def evaluate_run(
-    run,
-    *,
-    n: int = 10000,
-    seed: int = 0,
-    epoch: int | None = None,
-    classifier_path: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 256,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Evaluate a run's generator against the test set; writes ``RUN/evaluation/*.json`` and a
-    figure of the closest generated/training pairs. Returns the results dict."""
-    from .classifier import load_classifier
-    from .plots import labelled_grid, save_png
-    from .runs import atomic_write_json
-
-    if n < 2:
-        raise GanscopeError(f"--n must be at least 2, got {n}")
-    classifier = load_classifier(classifier_path, device=device)
-    generator = run.generator(epoch=epoch, device=device)
-    reference = load_reference(
-        run.config.data.dataset,
-        data_dir if data_dir is not None else run.config.data.data_dir,
-        progress=progress,
-    )
-    result, fake = evaluate_generator(
-        generator, reference, classifier, n=n, seed=seed, batch_size=batch_size
-    )
-    result = {
-        **run.result_header(epoch, n, seed, classifier),
-        "classifier_test_accuracy": classifier.meta["test_accuracy"],
-        **result,
-    }
-    folder = run.path / "evaluation"
-    stem = f"epoch_{result['epoch']:03d}_seed{seed}_n{n}"
-    pairs = result.get("closest_pairs", [])
-    if pairs:
-        rows = torch.stack(
-            [fake[[p[0] for p in pairs]], reference.train_images[[p[1] for p in pairs]]]
-        )
-        figure = labelled_grid(
-            rows,
-            ["generated", "nearest train"],
-            "generated images closest to a training image (pixel L2)",
-        )
-        result["closest_pairs_figure"] = str(save_png(figure, folder / f"{stem}_closest.png"))
-    atomic_write_json(folder / f"{stem}.json", result)
-    return result
-
-
-class EvaluateDuringTraining:
-    """Training callback: metrics on ``eval_samples`` images every ``eval_every`` epochs,
-    appended to the run's metrics log as ``"kind": "eval"`` records.
-
-    The classifier and the test set are loaded at the first evaluation and kept by this
-    object (not by the module), so training without evaluation pays nothing.
-    """
-
-    def __init__(self, config, train_images: torch.Tensor, progress: bool = True) -> None:
-        self.config = config
-        self.train_images = train_images
-        self.progress = progress
-        self._classifier = None
-        self._reference: Reference | None = None
-
-    def __call__(self, run, state, epoch_record: dict[str, Any]) -> None:
-        from .classifier import load_classifier
-        from .data import load_split
-        from .runs import append_metrics
-
-        every = self.config.train.eval_every
-        last = epoch_record["epoch"] == self.config.train.epochs
-        if not every or (epoch_record["epoch"] % every and not last):
-            return
-        if self._classifier is None:
-            self._classifier = load_classifier()
-            test = load_split(
-                self.config.data.dataset, "test", self.config.data.data_dir, progress=self.progress
-            )
-            self._reference = Reference(
-                test.images, test.labels, self.train_images, len(test.classes)
-            )
-        result, _ = evaluate_generator(
-            state.generator,
-            self._reference,
-            self._classifier,
-            n=self.config.train.eval_samples,
-            seed=self.config.train.seed,
-            kid_subsets=20,
-        )
-        result.pop("closest_pairs", None)
-        record = {
-            "kind": "eval",
-            "epoch": epoch_record["epoch"],
-            "step": epoch_record["step"],
-            "n": self.config.train.eval_samples,
-            **result,
-        }
-        append_metrics(run.metrics_path, [record])
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(
-                f"  eval epoch {record['epoch']}: FID {record['fid']:.3f}  "
-                f"precision {record['precision']:.3f}  recall {record['recall']:.3f}  "
-                f"classes {record['classes_covered']}"
-            )

@@ -1,4 +1,5 @@
-"""Figures: image grids (PIL, exact pixels) and training curves (matplotlib, imported lazily)."""
+"""Figures: image grids (PIL, exact pixels), training curves and the latent analysis's charts
+(matplotlib, imported lazily). Each function draws and saves one figure; none computes results."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .runs import atomic_write_bytes
+from .atomic import write_bytes as atomic_write_bytes
 
 
 def make_grid(
@@ -212,3 +213,56 @@ def save_figure(fig, path: str | Path, title: str = "", dpi: int = 90) -> Path:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_class_shifts(
+    rows: Sequence[dict[str, Any]], classes: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """Small multiples: per-class probability change at -delta and +delta, one panel a row."""
+    plt = _pyplot()
+    cols = min(3, len(rows))
+    nrows = -(-len(rows) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3 * nrows), squeeze=False)
+    positions = torch.arange(len(classes)).float()
+    for axis, row in zip(axes.flat, rows):
+        base = torch.tensor(row["base_distribution"])
+        minus = torch.tensor(row["minus_distribution"]) - base
+        plus = torch.tensor(row["plus_distribution"]) - base
+        axis.bar(
+            (positions - 0.2).tolist(),
+            minus.tolist(),
+            width=0.4,
+            color="tab:blue",
+            label=f"-{row['delta']:g}",
+        )
+        axis.bar(
+            (positions + 0.2).tolist(),
+            plus.tolist(),
+            width=0.4,
+            color="tab:red",
+            label=f"+{row['delta']:g}",
+        )
+        axis.axhline(0, color="black", linewidth=0.6)
+        axis.set_xticks(positions.tolist(), list(classes), rotation=60, fontsize=7)
+        axis.set_title(f"{row['direction']} (strength {row['strength']:.2f})", fontsize=9)
+        axis.set_ylabel("Δ mean probability", fontsize=8)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(rows) :]:
+        axis.axis("off")
+    return save_figure(fig, path, title=title)
+
+
+def plot_strength_by_epoch(table: dict[int, dict[str, float]], path: Path) -> Path:
+    """Heat map: strength of each direction (rows) after each epoch (columns)."""
+    plt = _pyplot()
+    epochs = sorted(table)
+    names = list(table[epochs[0]])
+    values = [[table[e][name] for e in epochs] for name in names]
+    fig, axis = plt.subplots(figsize=(2 + 0.5 * len(epochs), 1 + 0.18 * len(names)))
+    image = axis.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    axis.set_xticks(range(len(epochs)), [str(e) for e in epochs])
+    axis.set_yticks(range(len(names)), names, fontsize=6)
+    axis.set_xlabel("epoch")
+    axis.set_title("semantic strength (TV distance) by epoch")
+    fig.colorbar(image, ax=axis)
+    return save_figure(fig, path)

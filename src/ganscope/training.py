@@ -1,176 +1,47 @@
-"""Training: the GAN objective, one explicit training step, and the epoch loop around it.
+"""Training, the method: the GAN objective, one explicit training step, the epoch loop.
 
 The loop keeps the whole training split on the device as uint8, shuffles with its own seeded
 ``torch.Generator``, and reads the per-step statistics back only every ``log_every`` steps.
 After every epoch it writes the fixed-noise grid, the curves and an atomic checkpoint, so an
 interrupted run resumes where it stopped (bit-exact on the CPU) and a diverging run (NaN)
-stops with its last good state on disk.
+stops with its last good state on disk. How fast it runs is decided elsewhere: device,
+precision and memory layout in ``devices``, CUDA-graph replay in ``cuda_graph``; the
+checkpoint format is ``checkpoints``'.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from . import runs
-from .capture import CapturedStep, CudaGraphBackend, GraphBackend
-from .config import FORMAT_VERSION, RunConfig
+from . import checkpoints, runs
+from . import progress as report_progress
+from .checkpoints import TrainState
+from .config import RunConfig
+from .cuda_graph import CapturedStep, CudaGraphBackend, GraphBackend
 from .data import Split, load_split, to_model_range, to_uint8
+from .devices import (
+    adam_mechanics,
+    autocast,
+    prepare_module,
+    resolve_device,
+    resolve_precision,
+    wants_cuda_graph,
+)
 from .errors import GanscopeError, TrainingDiverged
-from .models import build_discriminator, build_generator, get_family
-from .plots import plot_training_curves, save_grid
-from .sampling import generate, write_progress_gif
+from .models import build_discriminator, build_generator
+from .sampling import generate
 
 #: Names of the per-step statistics, in the order ``train_step`` returns them.
 STEP_STATS = ("loss_D", "loss_G", "D(x)", "D(G(z))")
 FIXED_Z_SIZE = 64
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GanscopeError(
-            f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GanscopeError("--device cuda was asked for, but this PyTorch sees no CUDA GPU")
-    if device.type == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise GanscopeError("--device mps was asked for, but MPS is not available here")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise GanscopeError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the device multiplies bf16 matrices natively (CUDA sm80+, AVX512-BF16/AMX CPUs)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_capability(device) >= (8, 0)
-    if device.type == "cpu":
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    return False
-
-
-def resolve_precision(name: str, device: torch.device, model_name: str) -> str:
-    """``fp32`` or ``bf16`` for a ``--precision`` value.
-
-    ``auto`` picks bf16 only where it pays: convolutional models on devices with native bf16
-    matrix units (measured on a 2-core AVX512-BF16 CPU: the CNN GAN trains 1.9x faster, the
-    MLP GAN not at all, its matrices being too small).
-    """
-    if name == "fp32":
-        return "fp32"
-    if name == "bf16":
-        if not native_bf16(device):
-            raise GanscopeError(
-                f"--precision bf16 needs native bf16 support, which {device} lacks; "
-                "use --precision fp32"
-            )
-        return "bf16"
-    if name != "auto":
-        raise GanscopeError(f"--precision must be auto, fp32 or bf16, got {name!r}")
-    return "bf16" if get_family(model_name).convolutional and native_bf16(device) else "fp32"
-
-
-@dataclass
-class TrainState:
-    """Everything that changes during training; a checkpoint is exactly this."""
-
-    generator: nn.Module
-    discriminator: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    #: Shuffles the data (CPU generator, so permutations match across devices).
-    data_rng: torch.Generator
-    #: Draws the latent vectors (on the training device).
-    noise_rng: torch.Generator
-    #: The 64 latent vectors behind every per-epoch grid, ``(64, z_dim)``.
-    fixed_z: torch.Tensor
-    epoch: int = 0
-    step: int = 0
-    #: Resolved arithmetic of the training step: "fp32" or "bf16" (autocast).
-    precision: str = "fp32"
-    #: Steps already done in epoch ``epoch + 1``: nonzero only in a state restored from a
-    #: mid-epoch checkpoint, whose ``data_rng`` is then the one from that epoch's start.
-    position: int = 0
-
-    def autocast(self, device: torch.device, cache_casts: bool = True):
-        """bf16 autocast when the run's precision is bf16, else a no-op context.
-
-        ``cache_casts=False`` is required inside CUDA graph capture: cached casts would be
-        tensors from outside the graph's memory pool.
-        """
-        if self.precision != "bf16":
-            return contextlib.nullcontext()  # cheaper than a disabled autocast, every step
-        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache_casts)
-
-    def state_dict(self, config: RunConfig) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": config.to_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "position": self.position,
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "rng": {
-                "data": self.data_rng.get_state(),
-                "noise": self.noise_rng.get_state(),
-                "noise_device": self.noise_rng.device.type,
-            },
-            "fixed_z": self.fixed_z.cpu(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        for optimizer, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
-            # A state dict carries the saving process's Adam mechanics (fused, capturable);
-            # keep this process's, which suit its device.
-            mechanics = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable")}
-            optimizer.load_state_dict(state[key])
-            _set_adam_mechanics(optimizer, **mechanics)
-        self.data_rng.set_state(state["rng"]["data"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.position = int(state.get("position", 0))
-        if state["rng"].get("noise_device", "cpu") == self.noise_rng.device.type:
-            self.noise_rng.set_state(state["rng"]["noise"])
-        else:
-            # CPU and CUDA generators have different states: on another device type the
-            # noise stream cannot continue, so it restarts from the seed and the step.
-            warnings.warn(
-                f"resuming a run trained on {state['rng']['noise_device']} on "
-                f"{self.noise_rng.device.type}: the latent noise continues from a new stream, "
-                "so the result will not equal an uninterrupted run",
-                stacklevel=2,
-            )
-            seed = int(state["config"]["train"]["seed"])
-            self.noise_rng.manual_seed(seed + 1 + self.step)
-        self.fixed_z = state["fixed_z"].to(self.fixed_z.device)
 
 
 def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> TrainState:
@@ -187,21 +58,14 @@ def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> Tr
         torch.manual_seed(seed)
         generator = build_generator(config.model.name, config.model.z_dim)
         discriminator = build_discriminator(config.model.name)
-    generator.to(device).train()
-    discriminator.to(device).train()
-    if fast and get_family(config.model.name).convolutional:
-        # NHWC lets oneDNN / cuDNN skip layout conversions around every convolution
-        # (CPU, CNN GAN, batch 64: 141 -> 170 img/s in fp32).
-        generator.to(memory_format=torch.channels_last)
-        discriminator.to(memory_format=torch.channels_last)
-    # The fused kernel updates all of a player's parameters in one pass; the MLP GAN's steps
-    # are so small that optimiser overhead is a large share of them.
+    for network in (generator, discriminator):
+        # The textbook set-up keeps NCHW; ganscope's path decides the layout in one place.
+        (prepare_module(network, config.model.name, device) if fast else network.to(device))
+        network.train()
     adam = {
         "lr": config.train.lr,
         "betas": (config.train.beta1, config.train.beta2),
-        "fused": fast or None,
-        # Graph capture needs Adam's step counters on the device.
-        "capturable": fast and wants_cuda_graph(config, device),
+        **adam_mechanics(fast, fast and wants_cuda_graph(config.train.cuda_graph, device)),
     }
     opt_G = torch.optim.Adam(generator.parameters(), **adam)
     opt_D = torch.optim.Adam(discriminator.parameters(), **adam)
@@ -214,21 +78,6 @@ def init_state(config: RunConfig, device: torch.device, fast: bool = True) -> Tr
     return TrainState(
         generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
     )
-
-
-def wants_cuda_graph(config: RunConfig, device: torch.device) -> bool:
-    """Whether training on ``device`` captures its step as a CUDA graph (``--cuda-graph``)."""
-    return config.train.cuda_graph and device.type == "cuda"
-
-
-def _set_adam_mechanics(optimizer: torch.optim.Optimizer, fused: Any, capturable: bool) -> None:
-    for group in optimizer.param_groups:
-        group["fused"], group["capturable"] = fused, capturable
-    for param, param_state in optimizer.state.items():
-        if "step" in param_state:
-            # Fused and capturable Adam keep step counters on the parameters' device.
-            device = param.device if fused or capturable else torch.device("cpu")
-            param_state["step"] = param_state["step"].to(device=device, dtype=torch.float32)
 
 
 def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -280,13 +129,13 @@ def make_step(
 
     ``images``: the device-resident training set, ``(N, 28, 28)`` uint8; ``index``: ``(B,)``
     int64 on the device; returns ``STEP_STATS`` as a (4,) tensor. With a graph ``backend``
-    (on CUDA: :class:`~ganscope.capture.CudaGraphBackend`) the whole step, data gather
+    (on CUDA: :class:`~ganscope.cuda_graph.CudaGraphBackend`) the whole step, data gather
     included, is captured once and replayed; without one it runs eagerly.
     """
 
     def body(inputs: dict[str, torch.Tensor], cache_casts: bool = True) -> torch.Tensor:
         real = to_model_range(images.index_select(0, inputs["index"]))  # (B, 1, 28, 28)
-        with state.autocast(device, cache_casts=cache_casts):
+        with autocast(state.precision, device, cache_casts=cache_casts):
             return train_step(state, real, inputs["z"])
 
     if backend is None:
@@ -307,7 +156,7 @@ def make_step(
 
 
 def _graph_backend(config: RunConfig, device: torch.device) -> GraphBackend | None:
-    return CudaGraphBackend(device) if wants_cuda_graph(config, device) else None
+    return CudaGraphBackend(device) if wants_cuda_graph(config.train.cuda_graph, device) else None
 
 
 @torch.no_grad()
@@ -328,17 +177,10 @@ def _loop(
     progress: bool,
     callbacks: Sequence[EpochCallback],
 ) -> None:
-    from tqdm.auto import tqdm
-
     cfg = run.config
     batch_size, z_dim = cfg.train.batch_size, cfg.model.z_dim
-    if len(split) < batch_size:
-        raise GanscopeError(
-            f"the training set has {len(split)} images, fewer than one batch of {batch_size}; "
-            "lower --batch-size or raise --limit"
-        )
     # The last incomplete batch is dropped: fixed batch shapes keep BatchNorm statistics
-    # comparable and allow graph capture later.
+    # comparable and allow graph capture.
     steps_per_epoch = len(split) // batch_size
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
     step = make_step(state, images, device, _graph_backend(cfg, device))
@@ -356,12 +198,11 @@ def _loop(
             log.values = [
                 [r[key] for key in STEP_STATS] for r in run.metrics("step") if r["epoch"] == epoch
             ]
-        with tqdm(
+        with report_progress.bar(
             total=steps_per_epoch,
             initial=start,
             desc=f"epoch {epoch}/{cfg.train.epochs}",
-            disable=not progress,
-            leave=False,
+            enabled=progress,
             unit="step",
         ) as bar:
             for index in range(start, steps_per_epoch):
@@ -375,7 +216,9 @@ def _loop(
                     bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STEP_STATS, latest)})
                     due = partial_every and time.monotonic() - last_saved >= partial_every
                     if due and index < steps_per_epoch - 1:
-                        _save_partial_checkpoint(run, state, index + 1, epoch_data_rng)
+                        checkpoints.save_partial(
+                            state, cfg, run.partial_checkpoint_path, index + 1, epoch_data_rng
+                        )
                         last_saved = time.monotonic()
         seconds = time.perf_counter() - started
         state.epoch = epoch
@@ -400,29 +243,31 @@ def _finish_epoch(
     run: runs.Run, state: TrainState, record: dict[str, Any], *, progress: bool
 ) -> None:
     """The fixed-noise grid, the checkpoint, then the epoch's record in the log."""
-    from tqdm.auto import tqdm
+    from .plots import save_grid
 
     save_grid(render_fixed_grid(state), run.sample_grid_path(state.epoch), nrow=8, scale=2)
     # Checkpoint before the epoch record: a record in the log always has its checkpoint.
-    _save_checkpoint(run, state)
+    checkpoints.save_epoch(state, run.config, run.checkpoint_path, run.snapshot_path(state.epoch))
+    run.partial_checkpoint_path.unlink(missing_ok=True)  # older than last.pt now
     runs.append_metrics(run.metrics_path, [record])
-    if progress:
-        tqdm.write(
-            f"epoch {state.epoch}/{run.config.train.epochs}  "
-            + "  ".join(f"{k} {record[k]:.3f}" for k in STEP_STATS)
-            + f"  ({record['seconds']:.1f} s, {record['images_per_second']:.0f} img/s on "
-            + f"{record['device']}, {state.precision}"
-            + (", CUDA graph)" if record["cuda_graph"] else ")")
-        )
+    report_progress.say(
+        f"epoch {state.epoch}/{run.config.train.epochs}  "
+        + "  ".join(f"{k} {record[k]:.3f}" for k in STEP_STATS)
+        + f"  ({record['seconds']:.1f} s, {record['images_per_second']:.0f} img/s on "
+        + f"{record['device']}, {state.precision}"
+        + (", CUDA graph)" if record["cuda_graph"] else ")"),
+        enabled=progress,
+    )
 
 
 def _write_figures(run: runs.Run, state: TrainState, record: dict[str, Any]) -> None:
     """Loss curves (with any evaluation records) and the progress GIF, after every epoch."""
+    from .gallery import write_progress_gif
+    from .plots import plot_training_curves
+
     cfg = run.config
     plot_training_curves(
-        run.metrics(),
-        run.path / runs.FIGURES_DIR / "losses.png",
-        title=f"{cfg.model.name} GAN on {cfg.data.dataset}",
+        run.metrics(), run.losses_figure, title=f"{cfg.model.name} GAN on {cfg.data.dataset}"
     )
     write_progress_gif(run)
 
@@ -477,9 +322,9 @@ class StepLog:
 def _restore_epoch_record(run: runs.Run, state: TrainState) -> None:
     """A kill between the checkpoint and its epoch record leaves the record missing; rebuild
     it from that epoch's step records (its timing is lost, so ``seconds`` is 0)."""
-    if state.epoch == 0 or any(r["epoch"] == state.epoch for r in run.metrics("epoch")):
+    if state.epoch == 0 or any(r.get("epoch") == state.epoch for r in run.metrics("epoch")):
         return
-    steps = [r for r in run.metrics("step") if r["epoch"] == state.epoch]
+    steps = [r for r in run.metrics("step") if r.get("epoch") == state.epoch]
     if not steps:
         return
     means = {key: sum(r[key] for r in steps) / len(steps) for key in STEP_STATS}
@@ -501,7 +346,7 @@ def _evaluator(config: RunConfig, split: Split, progress: bool) -> EpochCallback
     """The quality-metrics hook for ``--eval-every``, or None when it is off."""
     if not config.train.eval_every:
         return None
-    from .metrics import EvaluateDuringTraining
+    from .evaluation import EvaluateDuringTraining
 
     return EvaluateDuringTraining(config, split.images, progress)
 
@@ -514,34 +359,12 @@ def _last_good(run: runs.Run, state: TrainState) -> str:
     return "none: no epoch finished before the divergence"
 
 
-def _save_checkpoint(run: runs.Run, state: TrainState) -> None:
-    folder = run.path / runs.CHECKPOINT_DIR
-    runs.atomic_torch_save(
-        {
-            "format_version": FORMAT_VERSION,
-            "config": run.config.to_dict(),
-            "epoch": state.epoch,
-            "generator": state.generator.state_dict(),
-        },
-        folder / runs.generator_snapshot_name(state.epoch),
-    )
-    # last.pt is replaced last: if the process dies before, the previous epoch's state stays.
-    runs.atomic_torch_save(state.state_dict(run.config), run.checkpoint_path)
-    run.partial_checkpoint_path.unlink(missing_ok=True)  # older than last.pt now
-
-
-def _save_partial_checkpoint(
-    run: runs.Run, state: TrainState, position: int, epoch_data_rng: torch.Tensor
-) -> None:
-    """The whole state ``position`` steps into epoch ``state.epoch + 1``, with the data RNG
-    as it was at the epoch's start, so that resuming redraws the same batch order."""
-    weights = [*state.generator.parameters(), *state.discriminator.parameters()]
-    if not all(torch.isfinite(w).all() for w in weights):
-        return  # diverging: the next logged step stops the run; keep the last good state
-    checkpoint = state.state_dict(run.config)
-    checkpoint["position"] = position
-    checkpoint["rng"]["data"] = epoch_data_rng
-    runs.atomic_torch_save(checkpoint, run.partial_checkpoint_path)
+def _check_fits(split: Split, config: RunConfig) -> None:
+    if len(split) < config.train.batch_size:
+        raise GanscopeError(
+            f"the training set has {len(split)} images, fewer than one batch of "
+            f"{config.train.batch_size}; lower --batch-size or raise --limit"
+        )
 
 
 def train(
@@ -555,14 +378,17 @@ def train(
 ) -> runs.Run:
     """Train a new run into folder ``out`` and return it.
 
+    Every check (names, ranges, device, precision, data) happens before the folder is made.
     ``split`` lets a caller pass training data already in memory (e.g. tests); by default it
     is loaded as ``config.data`` says.
     """
     config.validate()
     device = resolve_device(config.train.device)
+    resolve_precision(config.train.precision, device, config.model.name)
     split = split if split is not None else _load_training_split(config, progress)
-    run = runs.create_run(out, config, command)
+    _check_fits(split, config)
     state = init_state(config, device)
+    run = runs.create_run(out, config, command)
     _loop(run, state, split, device, progress=progress, callbacks=callbacks)
     return run
 
@@ -570,32 +396,29 @@ def train(
 def resume(
     run_dir: str | Path,
     *,
-    epochs: int | None = None,
-    device: str | None = None,
-    cuda_graph: bool | None = None,
-    checkpoint_minutes: float | None = None,
     command: list[str] | None = None,
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
     split: Split | None = None,
+    **changes: Any,
 ) -> runs.Run:
-    """Continue a run from its last checkpoint (a mid-epoch one if that is newer), optionally
-    to a larger number of ``epochs``; ``device``, ``cuda_graph`` and ``checkpoint_minutes``
-    may change too (mechanics, not the method)."""
-    run = runs.load_run(run_dir)
-    config = run.config
-    changes = {
-        key: value
-        for key, value in (
-            ("epochs", epochs),
-            ("device", device),
-            ("cuda_graph", cuda_graph),
-            ("checkpoint_minutes", checkpoint_minutes),
+    """Continue a run from its last checkpoint (a mid-epoch one if that is newer).
+
+    ``changes`` may set the train settings in ``config.RESUMABLE`` (``epochs`` to train
+    further, and the mechanics: ``device``, ``cuda_graph``, ``checkpoint_minutes``, ...);
+    None leaves a setting as saved. Nothing in the folder changes until every check passed.
+    """
+    from .config import RESUMABLE
+
+    changes = {key: value for key, value in changes.items() if value is not None}
+    fixed = sorted(set(changes) - set(RESUMABLE))
+    if fixed:
+        raise GanscopeError(
+            f"a resumed run keeps its settings; {', '.join(fixed)} cannot change "
+            f"(only {', '.join(RESUMABLE)} can)"
         )
-        if value is not None
-    }
-    if changes:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+    run = runs.load_run(run_dir)
+    config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, **changes))
     config.validate()
     target_device = resolve_device(config.train.device)
     state = init_state(config, target_device)
@@ -611,10 +434,11 @@ def resume(
             f"run {run.path} already finished {state.epoch} of {config.train.epochs} epochs; "
             f"pass --epochs N (N > {state.epoch}) to train further"
         )
+    split = split if split is not None else _load_training_split(config, progress)
+    _check_fits(split, config)
     run.save_config(config, command)
     runs.truncate_metrics(run.metrics_path, state.step)
     _restore_epoch_record(run, state)
-    split = split if split is not None else _load_training_split(config, progress)
     _loop(run, state, split, target_device, progress=progress, callbacks=callbacks)
     return run
 

@@ -22,6 +22,8 @@ class ModelFamily:
     generator: type[nn.Module]
     discriminator: type[nn.Module]
     description: str
+    #: How reports and figures name the family ("MLP GAN").
+    display_name: str = ""
     #: Convolutional families train faster in channels_last memory and gain from bf16.
     convolutional: bool = False
 
@@ -40,13 +42,22 @@ def register_model(family: ModelFamily) -> ModelFamily:
     return family
 
 
-register_model(ModelFamily("mlp", Generator, Discriminator, "the report's plain two-layer MLP GAN"))
+register_model(
+    ModelFamily(
+        "mlp",
+        Generator,
+        Discriminator,
+        "the report's plain two-layer MLP GAN",
+        display_name="MLP GAN",
+    )
+)
 register_model(
     ModelFamily(
         "cnn",
         CNNGenerator,
         CNNDiscriminator,
         "the report's convolutional GAN",
+        display_name="CNN GAN",
         convolutional=True,
     )
 )
@@ -59,6 +70,12 @@ def get_family(name: str) -> ModelFamily:
         raise GanscopeError(
             f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
         ) from None
+
+
+def display_name(name: str) -> str:
+    """How reports name a family (its registered display name, else its name)."""
+    family = MODELS.get(name)
+    return (family.display_name or family.name) if family else name
 
 
 def build_generator(name: str, z_dim: int = 100) -> nn.Module:
@@ -78,6 +95,7 @@ __all__ = [
     "ModelFamily",
     "register_model",
     "get_family",
+    "display_name",
     "build_generator",
     "build_discriminator",
     "count_parameters",

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ganscope import training
-from ganscope.capture import CapturedStep
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.cuda_graph import CapturedStep
 
 
 class EmulatedGraphs:
@@ -120,12 +120,6 @@ def test_loaded_optimiser_keeps_this_process_adam_mechanics(tmp_path):
     loaded.load_state_dict(saved.state_dict(config))
     for optimizer in (loaded.opt_G, loaded.opt_D):
         assert all(not g["capturable"] and g["fused"] for g in optimizer.param_groups)
-
-
-def test_cuda_graph_is_only_wanted_on_cuda():
-    assert not training.wants_cuda_graph(_config(), torch.device("cpu"))
-    assert training.wants_cuda_graph(_config(), torch.device("cuda"))
-    assert not training.wants_cuda_graph(_config(cuda_graph=False), torch.device("cuda"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,0 +1,179 @@
+"""The figures and files that ``sample``, ``traverse``, ``interpolate`` and ``animate`` write.
+
+Each function takes a run, its options (``options``) or keyword overrides of them, renders with
+``sampling`` (tensors) and ``plots`` (pixels), and writes into the run folder (paths from
+``Run``) or to ``out``. An output never replaces one of the run's own state files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import atomic
+from .data import to_uint8
+from .errors import GanscopeError
+from .options import (
+    AnimateOptions,
+    InterpolateOptions,
+    SampleOptions,
+    TraverseOptions,
+    resolve,
+)
+from .runs import Run
+from .sampling import check_dims, generate, interpolate, latent, traverse, z_dim_of
+
+
+def output_path(run: Run, out: str | Path | None, default: Path) -> Path:
+    """``out`` (or ``default``), refused when it would replace one of the run's state files."""
+    path = Path(out) if out else default
+    if run.is_state_file(path):
+        raise GanscopeError(
+            f"--out {path} is inside {run.path}'s training state (config, metrics, "
+            "checkpoints); choose another path"
+        )
+    if path.is_dir() and path.suffix:
+        raise GanscopeError(f"--out {path} is a folder, not a file")
+    return path
+
+
+def delta_label(delta: float) -> str:
+    return "z (unchanged)" if delta == 0 else f"z[d] {delta:+g}"
+
+
+def traversal_figures(
+    generator: nn.Module,
+    dims: Sequence[int],
+    delta: float,
+    z: torch.Tensor,
+    steps: int | None = None,
+) -> dict[int, np.ndarray]:
+    """One labelled figure per dimension, as uint8 arrays keyed by dimension.
+
+    Without ``steps``: the report's three rows (-delta, unchanged, +delta), one column per base
+    vector. With ``steps``: one row per base vector, ``steps`` columns sweeping -delta..+delta.
+    """
+    from .plots import labelled_grid
+
+    if delta <= 0:
+        raise GanscopeError(f"--delta must be positive, got {delta}")
+    if steps is not None and steps < 2:
+        raise GanscopeError(f"--steps must be at least 2, got {steps}")
+    deltas = (
+        [-delta, 0.0, delta] if steps is None else torch.linspace(-delta, delta, steps).tolist()
+    )
+    images = traverse(generator, dims, deltas, z)  # (D, K, N, 1, 28, 28)
+    figures = {}
+    for i, dim in enumerate(dims):
+        pixels = to_uint8(images[i].flatten(0, 1)).view(*images.shape[1:3], 28, 28)
+        if steps is None:
+            labels = [delta_label(d).replace("[d]", f"[{dim}]") for d in deltas]
+            title = f"latent dimension {dim}: shifted by -{delta:g} / 0 / +{delta:g}"
+        else:
+            pixels = pixels.transpose(0, 1)  # rows: base vectors; columns: the sweep
+            labels = [f"z #{k}" for k in range(pixels.shape[0])]
+            title = f"latent dimension {dim}: {steps} steps from -{delta:g} to +{delta:g}"
+        figures[dim] = labelled_grid(pixels.contiguous(), labels, title)
+    return figures
+
+
+def write_traversals(
+    run: Run, options: TraverseOptions | None = None, **overrides: Any
+) -> list[Path]:
+    """``dim_NNN.png`` for each dimension plus ``overview.png``; returns the paths written."""
+    from .plots import save_png, stack_vertical
+
+    opts = resolve(TraverseOptions, options, overrides)
+    generator = run.generator(epoch=opts.epoch, device=opts.device)
+    z = latent(opts.n, z_dim_of(generator), opts.seed)
+    dims = check_dims(opts.dims, z.shape[1])
+    folder = output_path(run, opts.out, run.traversals_dir)
+    figures = traversal_figures(generator, dims, opts.delta, z, opts.steps)
+    paths = [save_png(fig, folder / f"dim_{dim:03d}.png") for dim, fig in figures.items()]
+    paths.append(save_png(stack_vertical(list(figures.values())), folder / "overview.png"))
+    return paths
+
+
+def write_samples(run: Run, options: SampleOptions | None = None, **overrides: Any) -> list[Path]:
+    """A PNG grid of ``n`` samples, optionally one PNG per image and an ``.npz`` of both."""
+    from .plots import png_bytes, save_grid
+
+    opts = resolve(SampleOptions, options, overrides)
+    out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n))
+    generator = run.generator(epoch=opts.epoch, device=opts.device)
+    z = latent(opts.n, z_dim_of(generator), opts.seed)
+    pixels = to_uint8(generate(generator, z))  # (n, 28, 28)
+    paths = [save_grid(pixels, out, nrow=opts.nrow, scale=2)]
+    if opts.save_individual:
+        folder = out.with_suffix("")
+        for index, image in enumerate(pixels):
+            paths.append(atomic.write_bytes(folder / f"{index:05d}.png", png_bytes(image.numpy())))
+    if opts.npz:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, images=pixels.numpy(), z=z.numpy(), seed=opts.seed)
+        paths.append(atomic.write_bytes(out.with_suffix(".npz"), buffer.getvalue()))
+    return paths
+
+
+def sample_grid_png(run: Run, n: int = 64, seed: int = 0, nrow: int = 8) -> bytes:
+    """The grid ``write_samples`` draws, as PNG bytes (nothing written)."""
+    from .plots import make_grid, png_bytes
+
+    generator = run.generator()
+    pixels = to_uint8(generate(generator, latent(n, z_dim_of(generator), seed)))
+    return png_bytes(make_grid(pixels, nrow=nrow, scale=2))
+
+
+def write_interpolation(
+    run: Run, options: InterpolateOptions | None = None, **overrides: Any
+) -> Path:
+    """One row of images along the path between the latent vectors of consecutive seeds."""
+    from .plots import labelled_grid, save_png
+
+    opts = resolve(InterpolateOptions, options, overrides)
+    out = output_path(run, opts.out, run.interpolation_path(opts.seeds, opts.method))
+    generator = run.generator(epoch=opts.epoch, device=opts.device)
+    z_dim = z_dim_of(generator)
+    pairs = list(zip(opts.seeds[:-1], opts.seeds[1:]))
+    rows = [
+        to_uint8(
+            interpolate(
+                generator, latent(1, z_dim, a), latent(1, z_dim, b), opts.steps, opts.method
+            )
+        )
+        for a, b in pairs
+    ]
+    labels = [f"seed {a} -> {b}" for a, b in pairs]
+    title = f"{opts.method} interpolation, {opts.steps} steps"
+    return save_png(labelled_grid(torch.stack(rows), labels, title), out)
+
+
+def write_progress_gif(run: Run, options: AnimateOptions | None = None, **overrides: Any) -> Path:
+    """An animation of the per-epoch fixed-noise grids, each frame titled with its epoch."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .plots import labelled_grid, save_gif
+
+    opts = resolve(AnimateOptions, options, overrides)
+    out = output_path(run, opts.out, run.progress_gif)
+    paths = run.sample_grid_paths()
+    if not paths:
+        raise GanscopeError(f"run {run.path} has no per-epoch sample grids yet")
+    frames = []
+    for path in paths:
+        try:
+            grid = np.asarray(Image.open(path).convert("L"))
+        except (OSError, UnidentifiedImageError):
+            raise GanscopeError(f"sample grid {path} is damaged; delete it to skip it") from None
+        epoch = int(path.stem.split("_")[1])
+        titled = labelled_grid(
+            torch.from_numpy(grid.copy())[None, None], title=f"epoch {epoch}", scale=1, padding=0
+        )
+        frames.append(titled)
+    return save_gif(frames, out, frame_ms=opts.frame_ms)

@@ -1,0 +1,222 @@
+"""The main job: the lab report's experiment end to end (``ganscope reproduce``), and the report
+from existing runs (``ganscope report``).
+
+Each step reuses what an earlier, possibly interrupted, call left, under one rule: a result is
+reused only when its header equals what is asked for (the run's method for training; epoch,
+n, seed, dimensions, deltas and classifier checksum for evaluations and analyses); otherwise it
+is computed again, and the progress line says why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import progress as report_progress
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .errors import GanscopeError
+from .options import AnalyzeOptions, EvaluateOptions, ReportOptions, ReproduceOptions, resolve
+from .runs import Run, load_run
+
+#: The report's two networks, in the order the report shows them.
+MODELS = ("mlp", "cnn")
+#: The latent seed of every evaluation and analysis in a report.
+RESULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work a reproduction does. ``full`` is the report's experiment; every size
+    not set here is the command defaults' (``options``)."""
+
+    name: str
+    epochs: int = TrainConfig.epochs
+    #: Train on the first N images only (None: all of them).
+    limit: int | None = None
+    #: Generated images per quality evaluation during training (every epoch).
+    eval_samples: int = TrainConfig.eval_samples
+    #: Generated images for the final metrics table.
+    eval_n: int = EvaluateOptions.n
+    analysis_n: int = AnalyzeOptions.n
+    analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
+    sefa: int = AnalyzeOptions.sefa
+
+    def analysis(self, lang: str, progress: bool) -> AnalyzeOptions:
+        return AnalyzeOptions(
+            dims=tuple(str(d) for d in self.analysis_dims),
+            n=self.analysis_n,
+            seed=RESULT_SEED,
+            lang=lang,
+            sefa=self.sefa,
+            progress=progress,
+        )
+
+
+PROFILES = {
+    "full": Profile("full"),
+    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
+    "quick": Profile(
+        "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
+    ),
+}
+
+
+def run_config(
+    model: str, seed: int, profile: Profile, device: str, data_dir: str | None
+) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(data_dir=data_dir, limit=profile.limit),
+        model=ModelConfig(model),
+        train=TrainConfig(
+            epochs=profile.epochs,
+            seed=seed,
+            device=device,
+            eval_every=1,
+            eval_samples=profile.eval_samples,
+        ),
+    )
+
+
+def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
+    """The run at ``path``, trained (or resumed) to ``config``; refused when the folder holds
+    a run with another method (see ``RunConfig.method``)."""
+    from .training import resume, train
+
+    command = ["ganscope", "reproduce"]
+    if not (path / "config.json").is_file():
+        return train(config, path, command=command, progress=progress)
+    run = load_run(path)
+    if run.config.method() != config.method():
+        raise GanscopeError(
+            f"{path} holds a run with other settings than this reproduction; choose another "
+            "--out or remove that folder"
+        )
+    done = run.latest_epoch() if run.has_checkpoint() else 0
+    if done < config.train.epochs:
+        return resume(path, device=config.train.device, command=command, progress=progress)
+    return run
+
+
+def _classifier_sha256() -> str:
+    from .classifier import load_classifier
+
+    return load_classifier().meta["sha256"]
+
+
+def ensure_evaluated(run: Run, n: int | None, progress: bool) -> dict[str, Any]:
+    """The evaluation of the run's latest epoch (latent seed 0, the shipped classifier) with
+    ``n`` samples; ``n=None`` takes the one with the most samples there is. Computed when
+    missing."""
+    wanted = {"epoch": run.latest_epoch(), "seed": RESULT_SEED}
+    wanted["classifier_sha256"] = _classifier_sha256()
+    if n is not None:
+        wanted["n"] = n
+    found = run.find_evaluation(**wanted)
+    if found is not None:
+        return found
+    n = n if n is not None else EvaluateOptions.n
+    report_progress.say(
+        f"[reproduce] {run.path}: no evaluation of epoch {wanted['epoch']} with {n} samples "
+        "and this classifier; evaluating",
+        enabled=progress,
+    )
+    return _evaluate(run, n, progress)
+
+
+def _evaluate(run: Run, n: int, progress: bool) -> dict[str, Any]:
+    from .evaluation import evaluate_run
+
+    return evaluate_run(run, n=n, seed=RESULT_SEED, progress=progress)
+
+
+def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
+    """The run's analysis when its header equals what ``wanted`` would compute for the latest
+    epoch; otherwise analysed again (saying what differed)."""
+    from .analysis import analysis_header, analyze_run, parse_dims
+
+    record = run.analysis_record()
+    epoch = run.latest_epoch()
+    dims = parse_dims(wanted.dims, run.config.model.z_dim)
+    expected = analysis_header(run, epoch, wanted, dims, _classifier_sha256())
+    expected.pop("run")  # a moved folder keeps its results
+    differs = [key for key in expected if record is None or record.get(key) != expected[key]]
+    if not differs:
+        return record
+    reason = "none yet" if record is None else f"the saved one differs in {', '.join(differs)}"
+    report_progress.say(
+        f"[reproduce] {run.path}: analysing the latent space ({reason})", enabled=wanted.progress
+    )
+    return analyze_run(run, wanted)
+
+
+def reproduce(
+    options: ReproduceOptions | None = None, *, profile: Profile | None = None, **overrides: Any
+) -> dict[str, Path]:
+    """Run the lab report's experiment end to end; returns the report's paths.
+
+    ``profile`` defaults to ``quick`` or ``full`` as ``options.quick`` says.
+    """
+    opts = resolve(ReproduceOptions, options, overrides)
+    profile = profile or PROFILES["quick" if opts.quick else "full"]
+    out = Path(opts.out)
+    data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None
+    configs = {
+        (model, seed): run_config(model, seed, profile, opts.device, data_dir).validate()
+        for model in MODELS
+        for seed in opts.seeds
+    }
+    started = time.perf_counter()
+    runs = []
+    for (model, seed), config in configs.items():
+        path = out / "runs" / f"{model}-seed{seed}"
+        report_progress.say(f"[reproduce] {model} GAN, seed {seed}: {path}", enabled=opts.progress)
+        run = ensure_trained(path, config, opts.progress)
+        ensure_evaluated(run, profile.eval_n, opts.progress)
+        ensure_analysed(run, profile.analysis(opts.lang, opts.progress))
+        runs.append(run)
+    return write_report(
+        runs,
+        ReportOptions(out=str(out), lang=opts.lang, progress=opts.progress),
+        profile=profile,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def report(
+    run_dirs: Sequence[str | Path], options: ReportOptions | None = None, **overrides: Any
+) -> dict[str, Path]:
+    """``report.html`` and ``report.md`` from existing run folders: the evaluation with the
+    most samples of each run's latest epoch is used (evaluated first if there is none), and
+    an analysis with the defaults of ``ganscope analyze`` (analysed first unless one with that
+    header exists)."""
+    opts = resolve(ReportOptions, options, overrides)
+    if not run_dirs:
+        raise GanscopeError("give at least one run folder")
+    runs = [load_run(path) for path in run_dirs]
+    for run in runs:
+        run.latest_epoch()  # fails with a clear message for a run without a checkpoint
+    return write_report(runs, opts)
+
+
+def write_report(
+    runs: Sequence[Run],
+    options: ReportOptions,
+    *,
+    profile: Profile | None = None,
+    seconds: float | None = None,
+) -> dict[str, Path]:
+    """Make sure each run has its evaluation and analysis, gather, build, write."""
+    from .document import write_document
+    from .report import build_blocks, summarise
+    from .text import TEXT
+
+    wanted = (profile or Profile("report")).analysis(options.lang, options.progress)
+    summaries = []
+    for run in runs:
+        evaluation = ensure_evaluated(run, profile.eval_n if profile else None, options.progress)
+        summaries.append(summarise(run, evaluation, ensure_analysed(run, wanted)))
+    blocks = build_blocks(summaries, options.lang, profile, seconds)
+    return write_document(blocks, TEXT[options.lang]["title"], Path(options.out))

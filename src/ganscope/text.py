@@ -1,0 +1,213 @@
+"""Everything a person reads, in both languages: the report's text, the latent analysis's
+sentences and summaries. Class names and model display names are the registries' own
+(``DatasetSpec.class_names``, ``models.display_name``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .options import check_lang
+
+TEXT = {
+    "en": {
+        "title": "GANs on Fashion-MNIST: the lab report, reproduced and measured",
+        "quick": "Smoke profile (--quick): {epochs} epochs on the first {limit} training "
+        "images, {eval_n} samples for the metrics. These numbers are NOT the report's "
+        "experiment; run without --quick for that.",
+        "setup": "1. Set-up",
+        "arch": "2. Architectures",
+        "curves": "3. Training curves",
+        "curves_text": "Per iteration (light) and epoch means (bold) of the losses of D and G, "
+        "D(x) and D(G(z)); the third panel is the sample quality measured after "
+        "every epoch (FID in the classifier's feature space, precision, recall).",
+        "samples": "4. Random samples",
+        "samples_text": "64 images from the latent vectors of seed 0, and the fixed-noise grid "
+        "after every epoch as an animation.",
+        "latent": "5. Adjusting the latent vector",
+        "latent_text": "As in the report: for dimensions 20, 50, 60, 70 and 90, row 1 shifts "
+        "the dimension by -{delta:g}, row 2 is unchanged, row 3 shifts it by "
+        "+{delta:g}. Under each figure, ganscope's automatic reading ({n} base "
+        "vectors, 95% bootstrap intervals).",
+        "strongest": "Strongest dimensions found by the analysis",
+        "metrics": "6. Metrics",
+        "metrics_text": "Against the 10,000 test images, in the feature space of ganscope's "
+        "Fashion-MNIST classifier (test accuracy {acc:.2%}). Mean ± standard "
+        "deviation over seeds where several were run. Better: ↓ lower, ↑ higher.",
+        "observations": "7. Observations",
+        "plateau": "{model}: the epoch-mean losses stay within 10% of their final values from "
+        "epoch {epoch} on (the report saw this after about 3 epochs).",
+        "plateau_none": "{model}: too few epochs to say when the losses flatten.",
+        "wins": "{winner} is better on {metric}: {a} vs {b}.",
+        "missing": "{model}: classes the generator hardly produces: {classes}.",
+        "all_classes": "{model}: all {count} classes are produced.",
+        "memorised": "{model}: {share:.1%} of the samples are closer to a training image than "
+        "95% of test images are (about {expected:.0%} is expected without copying).",
+        "model": "model",
+        "seed": "seed",
+        "seconds": "training time",
+        "setting": "setting",
+        "value": "value",
+        "parameters": "parameters",
+        "metric": "metric",
+        "run_caption": "{model}, seed {seed}",
+        "progress_caption": "{model}: training progress",
+        "setup_dataset": "dataset",
+        "setup_dataset_value": "{dataset} ({train:,} training images; 10,000 test images)",
+        "setup_optimiser": "optimiser",
+        "setup_optimiser_value": "Adam, lr {lr:g}, betas ({beta1:g}, {beta2:g}), batch {batch}",
+        "setup_epochs": "epochs",
+        "setup_objective": "objective",
+        "setup_objective_value": "non-saturating GAN loss, BCE with logits; D step then G step",
+        "setup_seeds": "seeds",
+        "setup_device": "device",
+        "setup_precision": "precision",
+        "setup_versions": "versions",
+        "setup_total": "total wall-clock of this call",
+        "setup_profile": "profile",
+        "directions": "Latent directions, strongest first",
+        "sefa_title": "SeFa directions (closed-form)",
+    },
+    "zh": {
+        "title": "Fashion-MNIST 上的对抗生成网络:实验报告的复现与度量",
+        "quick": "快速模式(--quick):在前 {limit} 张训练图像上训练 {epochs} 个 epoch,"
+        "用 {eval_n} 个样本计算指标。这些数字不是原报告的实验;去掉 --quick 运行完整实验。",
+        "setup": "1. 实验设置",
+        "arch": "2. 网络结构",
+        "curves": "3. 训练曲线",
+        "curves_text": "判别器和生成器的 loss(浅色为每次迭代,粗线为每个 epoch 的均值),"
+        "D(x) 与 D(G(z));第三幅图为每个 epoch 后测得的样本质量"
+        "(分类器特征空间中的 FID、precision、recall)。",
+        "samples": "4. 随机生成一组图片",
+        "samples_text": "种子 0 的 64 个随机向量生成的图片,"
+        "以及每个 epoch 后固定噪声生成结果的动画。",
+        "latent": "5. 调整随机数",
+        "latent_text": "与原报告相同:对第 20、50、60、70、90 维,第一行减小 {delta:g},"
+        "第二行为原始结果,第三行增加 {delta:g}。图下为 ganscope 的自动解读"
+        "({n} 个基向量,95% bootstrap 置信区间)。",
+        "strongest": "分析发现的最强维度",
+        "metrics": "6. 指标",
+        "metrics_text": "与 10,000 张测试图像比较,使用 ganscope 的 Fashion-MNIST 分类器特征空间"
+        "(测试准确率 {acc:.2%})。多个种子时给出均值 ± 标准差。↓ 越低越好,↑ 越高越好。",
+        "observations": "7. 观察",
+        "plateau": "{model}:从第 {epoch} 个 epoch 起,每个 epoch 的平均 loss 与最终值相差不超过 10%"
+        "(原报告观察到约 3 个 epoch 之后 loss 基本保持不变)。",
+        "plateau_none": "{model}:epoch 太少,无法判断 loss 何时趋于平稳。",
+        "wins": "{winner} 在 {metric} 上更好:{a} 对 {b}。",
+        "missing": "{model}:生成器几乎不生成的类别:{classes}。",
+        "all_classes": "{model}:{count} 个类别都能生成。",
+        "memorised": "{model}:{share:.1%} 的样本与某张训练图像的距离比 95% 的测试图像更近"
+        "(没有记忆时约为 {expected:.0%})。",
+        "model": "模型",
+        "seed": "种子",
+        "seconds": "训练时间",
+        "setting": "设置",
+        "value": "值",
+        "parameters": "参数量",
+        "metric": "指标",
+        "run_caption": "{model},种子 {seed}",
+        "progress_caption": "{model}:训练过程",
+        "setup_dataset": "数据集",
+        "setup_dataset_value": "{dataset}({train:,} 张训练图像;10,000 张测试图像)",
+        "setup_optimiser": "优化器",
+        "setup_optimiser_value": "Adam,学习率 {lr:g},betas ({beta1:g}, {beta2:g}),批大小 {batch}",
+        "setup_epochs": "epoch 数",
+        "setup_objective": "目标函数",
+        "setup_objective_value": "非饱和 GAN loss,带 logits 的 BCE;先更新 D,再更新 G",
+        "setup_seeds": "种子",
+        "setup_device": "设备",
+        "setup_precision": "精度",
+        "setup_versions": "版本",
+        "setup_total": "本次运行的总时间",
+        "setup_profile": "配置",
+        "directions": "潜在维度(按强度排序)",
+        "sefa_title": "SeFa 方向(闭式分解)",
+    },
+}
+
+
+#: Effects smaller than these are not mentioned in the sentences.
+MIN_GAIN = 0.05
+MIN_BRIGHTNESS = 0.02
+
+
+def _class_name(row: dict[str, Any], side: str, classes: Sequence[str] | None) -> str:
+    index = row[f"{side}_class_index"]
+    return classes[index] if classes and index < len(classes) else row[f"{side}_class"]
+
+
+def describe(row: dict[str, Any], lang: str = "en", classes: Sequence[str] | None = None) -> str:
+    """One sentence per analysis row in the report's manner, e.g. "Lowering dimension 20
+    drifts towards Trouser (+0.41), raising it towards Sandal (+0.35); images get brighter
+    when lowering.". ``classes``: the class names in ``lang`` (default: Fashion-MNIST's)."""
+    check_lang(lang)
+    if classes is None:
+        from .data import get_dataset
+
+        classes = get_dataset("fashion-mnist").class_names(lang)
+    if lang == "en":
+        subject = f"dimension {row['dim']}" if row["dim"] is not None else row["direction"]
+    else:
+        subject = f"第{row['dim']}维" if row["dim"] is not None else row["direction"]
+    clear = {
+        side: row[f"{side}_reliable"] and row[f"{side}_gain"] >= MIN_GAIN
+        for side in ("minus", "plus")
+    }
+    parts = []
+    for side in ("minus", "plus"):
+        if not clear[side]:
+            continue
+        name, gain = _class_name(row, side, classes), row[f"{side}_gain"]
+        first = not parts
+        if lang == "en":
+            verb = "lowering" if side == "minus" else "raising"
+            lead = f"{verb} {subject} drifts" if first else f"{verb} it"
+            parts.append(f"{lead} towards {name} (+{gain:.2f})")
+        else:
+            verb = "减小" if side == "minus" else "增加"
+            lead = f"{verb}{subject}的数值时" if first else f"{verb}时"
+            parts.append(f"{lead}更倾向于生成{name}(+{gain:.2f})")
+    if parts:
+        sentence = ", ".join(parts) if lang == "en" else ",".join(parts)
+    elif lang == "en":
+        sentence = (
+            f"shifting {subject} by ±{row['delta']:g} has no reliable effect on the "
+            f"class (strength {row['strength']:.2f})"
+        )
+    else:
+        sentence = (
+            f"将{subject}上下调整{row['delta']:g}对类别没有可靠的影响(强度{row['strength']:.2f})"
+        )
+    brighter = [
+        side
+        for side in ("minus", "plus")
+        if row[f"{side}_brightness_ci"][0] > 0 and row[f"{side}_brightness"] >= MIN_BRIGHTNESS
+    ]
+    if brighter:
+        when = {"minus": ("lowering", "减小"), "plus": ("raising", "增加")}
+        if lang == "en":
+            sentence += "; images get brighter when " + " and ".join(when[s][0] for s in brighter)
+        else:
+            sentence += ";" + "和".join(when[s][1] for s in brighter) + "时图像更亮"
+    if lang == "en":
+        return sentence[0].upper() + sentence[1:] + "."
+    return sentence + "。"
+
+
+def summary_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", title: str = "") -> str:
+    """Rows ranked by strength (strongest first), one line and sentence each."""
+    ranked = sorted(rows, key=lambda r: r["strength"], reverse=True)
+    lines = [f"# {title or TEXT[lang]['directions']}", ""]
+    for rank, row in enumerate(ranked, 1):
+        low, high = row["strength_ci"]
+        strength = (
+            f"strength {row['strength']:.2f} [{low:.2f}, {high:.2f}], flips {row['flip_share']:.0%}"
+            if lang == "en"
+            else f"强度 {row['strength']:.2f} [{low:.2f}, {high:.2f}],类别改变 "
+            f"{row['flip_share']:.0%}"
+        )
+        lines.append(
+            f"{rank}. **{row['direction']}** (±{row['delta']:g}; {strength}): {describe(row, lang)}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""Evaluating generated images against the test set (``evaluation``) and ``ganscope evaluate``."""
+
+import json
+
+import pytest
+import torch
+
+from ganscope import evaluation
+from ganscope.classifier import load_classifier
+
+
+@pytest.fixture(scope="module")
+def real_sets(fashion_dir):
+    from ganscope.data import load_split
+
+    test = load_split("fashion-mnist", "test", fashion_dir, download=False, progress=False)
+    train = load_split("fashion-mnist", "train", fashion_dir, download=False, progress=False)
+    reference = evaluation.Reference(
+        test.images[:4000], test.labels[:4000], train.images[:20000], 10
+    )
+    # A disjoint slice: training images the reference's train part does not hold.
+    holdout = train.images[50000:54000], train.labels[50000:54000]
+    return reference, holdout
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier()
+
+
+def test_real_vs_real_is_near_perfect(real_sets, classifier):
+    reference, (images, _) = real_sets
+    result = evaluation.compare(images, reference, classifier, kid_subsets=20)
+    assert result["fid"] < 1.0
+    assert abs(result["kid"]) < 2e-3
+    assert result["precision"] > 0.9 and result["recall"] > 0.9
+    assert result["classes_covered"] == 10
+    assert result["class_kl_to_real"] < 0.01
+    # Held-out real images are not copies: about the expected share falls below the 5% line.
+    assert result["memorisation_share"] < 0.1
+
+
+def test_noise_and_blur_score_far_worse(real_sets, classifier):
+    import torch.nn.functional as F
+
+    reference, (images, _) = real_sets
+    clean = evaluation.compare(images[:2000], reference, classifier, kid_subsets=10)
+    noise = torch.randint(
+        0, 256, (2000, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    blurred = (
+        F.avg_pool2d(images[:2000, None].float(), 5, stride=1, padding=2, count_include_pad=False)
+        .round()
+        .to(torch.uint8)[:, 0]
+    )
+    for worse in (noise, blurred):
+        result = evaluation.compare(worse, reference, classifier, kid_subsets=10)
+        assert result["fid"] > 20 * max(clean["fid"], 0.5)
+        assert result["kid"] > 10 * max(clean["kid"], 1e-3)
+        assert result["precision"] < clean["precision"]
+
+
+def test_missing_classes_lower_coverage_and_recall(real_sets, classifier):
+    reference, (images, labels) = real_sets
+    keep = (labels != 1) & (labels != 8)  # no trousers, no bags
+    full = evaluation.compare(images, reference, classifier, kid_subsets=10)
+    partial = evaluation.compare(images[keep], reference, classifier, kid_subsets=10)
+    assert partial["classes_covered"] == 8
+    assert partial["recall"] < full["recall"] - 0.1
+    assert partial["class_kl_to_real"] > 0.15
+
+
+def test_deterministic_and_batch_size_independent(real_sets, classifier):
+    reference, (images, _) = real_sets
+    a = evaluation.compare(images[:1000], reference, classifier, kid_subsets=10, batch_size=1000)
+    b = evaluation.compare(images[:1000], reference, classifier, kid_subsets=10, batch_size=1000)
+    c = evaluation.compare(images[:1000], reference, classifier, kid_subsets=10, batch_size=128)
+    for key in (
+        "fid",
+        "kid",
+        "kid_std",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "classifier_score",
+        "memorisation_share",
+    ):
+        assert a[key] == b[key], key
+        assert c[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+def test_evaluate_cli_bad_input(tmp_path, small_split, capsys):
+    from ganscope import cli, training
+    from ganscope.config import RunConfig, TrainConfig
+    from ganscope.runs import create_run
+
+    run = training.train(
+        RunConfig(train=TrainConfig(epochs=1, device="cpu")),
+        tmp_path / "run",
+        split=small_split,
+        progress=False,
+    )
+    assert cli.main(["evaluate", str(run.path), "--n", "1"]) == 2
+    assert "--n must be at least 2" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(run.path), "--classifier", str(tmp_path / "x.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    create_run(tmp_path / "empty", RunConfig())
+    assert cli.main(["evaluate", str(tmp_path / "empty")]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "evaluation").exists()
+
+
+def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir, capsys):
+
+    from ganscope import cli, training
+    from ganscope.config import DataConfig, RunConfig, TrainConfig
+
+    config = RunConfig(
+        data=DataConfig(data_dir=str(fashion_dir)), train=TrainConfig(epochs=1, device="cpu")
+    )
+    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    assert cli.main(["evaluate", str(run.path), "--n", "300", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run.path / "evaluation" / "epoch_001_seed0_n300.json").read_text())
+    assert printed == saved and saved["n"] == 300 and saved["classifier_test_accuracy"] >= 0.92
+    assert (run.path / "evaluation" / "epoch_001_seed0_n300_closest.png").is_file()
