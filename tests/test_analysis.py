@@ -175,3 +175,25 @@ def test_cli_errors(tmp_path, small_split, capsys, argv, message):
     run = training.train(config, tmp_path / "run", split=small_split, progress=False)
     assert cli.main(["analyze", str(run.path), "--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_batch_size_reaches_the_classifier(switch, classifier, monkeypatch):
+    from ganscope import classifier as classifier_module
+
+    sizes, real_classify = [], classifier_module.classify
+
+    def spy(model, images, batch_size=256):
+        sizes.append(batch_size)
+        return real_classify(model, images, batch_size)
+
+    monkeypatch.setattr(classifier_module, "classify", spy)
+    directions = analysis.axis_directions([7], 100)
+    analysis.analyze(switch, classifier, directions, n=16, bootstrap=10, batch_size=5)
+    assert sizes == [5, 5]  # the base images, then the shifted ones
+
+
+def test_results_carry_the_epoch_whose_weights_were_used(tmp_path, small_split):
+    config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=2, device="cpu"))
+    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    record = analysis.analyze_run(run, epoch=1, dims=("3",), n=4, sefa=0, progress=False)
+    assert record["epoch"] == 1 and record["dims"] == [3]

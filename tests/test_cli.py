@@ -1,3 +1,5 @@
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -165,3 +167,64 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, 
     for player in ("generator", "discriminator"):
         for name, tensor in whole[player].items():
             assert torch.equal(again[player][name], tensor), f"{player}.{name}"
+
+
+def _commands():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_each_flag_default_is_the_options_default(name):
+    """No flag carries a default of its own: parsed with nothing given, the options object
+    is exactly the dataclass's defaults, and every shown default is the dataclass's."""
+    parser, commands = _commands()
+    _, cls, positional, *_ = cli.COMMANDS[name]
+    argv = [name] + (["RUN"] if positional else [])
+    args = parser.parse_args(argv)
+    assert cli.options_from(args, cls) == cls()
+    help_text = " ".join(commands[name].format_help().split())
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("cli", True) and field.default not in (None, False, True):
+            assert f"(default: {cli._shown(field.default)})" in help_text, field.name
+    assert "--json" in help_text
+
+
+def test_interrupted_evaluate_does_not_talk_about_training(
+    tmp_path, small_split, capsys, monkeypatch
+):
+    from ganscope import evaluation, training
+    from ganscope.config import RunConfig, TrainConfig
+
+    run = training.train(
+        RunConfig(train=TrainConfig(epochs=1, device="cpu")), tmp_path / "run",
+        split=small_split, progress=False,
+    )  # fmt: skip
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "evaluate_run", interrupted)
+    code, _, stderr = _run(capsys, "evaluate", str(run.path))
+    assert code == cli.EXIT_INTERRUPTED
+    assert "interrupted" in stderr and "training" not in stderr and "--resume" not in stderr
+
+
+def test_progress_written_to_a_file_is_lines_not_bars(tmp_path, fashion_dir):
+    log = tmp_path / "log.txt"
+    with log.open("w") as stream:
+        result = subprocess.run(
+            [sys.executable, "-m", "ganscope", "train", "--epochs", "2", "--limit", "640"]
+            + ["--data-dir", str(fashion_dir), "--out", str(tmp_path / "run")],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    text = log.read_text()
+    assert result.returncode == 0, text
+    assert "\r" not in text and "\x1b[" not in text  # no bar redraws in a file
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("epoch ")] == [
+        "1/2",
+        "2/2",
+    ]

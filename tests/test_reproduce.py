@@ -1,12 +1,16 @@
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from ganscope import cli, reproduce
+from ganscope import atomic, cli, reproduce
+from ganscope.analysis import analyze_run
 from ganscope.errors import GanscopeError
+from ganscope.options import ReportOptions
+from ganscope.runs import load_run
 
 TINY = reproduce.Profile(
     "tiny",
@@ -107,15 +111,55 @@ def dataclass_replace(profile, **changes):
     return dataclasses.replace(profile, **changes)
 
 
-def test_report_command_rebuilds_in_chinese(reproduced, tmp_path, capsys):
+def test_report_in_chinese_translates_every_table(reproduced, tmp_path):
     out, _ = reproduced
-    runs = [str(out / "runs" / name) for name in ("mlp-seed0", "cnn-seed0")]
-    assert (
-        cli.main(["report", *runs, "--out", str(tmp_path / "zh"), "--lang", "zh", "--no-progress"])
-        == 0
+    runs = [load_run(out / "runs" / name) for name in ("mlp-seed0", "cnn-seed0")]
+    paths = reproduce.write_report(
+        runs, ReportOptions(out=str(tmp_path / "zh"), lang="zh", progress=False), profile=TINY
     )
-    page = (tmp_path / "zh" / "report.html").read_text()
+    page = paths["html"].read_text()
     assert "实验设置" in page and "调整随机数" in page and "<table id='metrics'>" in page
+    setup = page[page.index("<table id='setup'>") :].split("</table>")[0]
+    for english in ("dataset", "optimiser", "objective", "training time", "versions"):
+        assert english not in setup, english
+    assert "数据集" in setup and "优化器" in setup
+
+
+def test_markdown_report_keeps_its_figures_when_moved(reproduced, tmp_path):
+    out, paths = reproduced
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved, ignore=shutil.ignore_patterns("runs"))  # without the run folders
+    markdown = (moved / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(links) >= 10
+    assert all((moved / link).is_file() for link in links), links
+
+
+def test_report_uses_the_evaluation_with_most_samples(reproduced, tmp_path):
+    out, _ = reproduced
+    run = load_run(out / "runs" / "mlp-seed0")
+    small = run.find_evaluation(n=TINY.eval_n)
+    # The same run evaluated with more samples: file names sort "..._n1000" before "..._n200".
+    larger = {**small, "n": 1000, "fid": 1.2345}
+    atomic.write_json(run.evaluation_path(small["epoch"], 0, 1000), larger)
+    try:
+        assert reproduce.ensure_evaluated(run, None, progress=False)["fid"] == 1.2345
+        assert reproduce.ensure_evaluated(run, TINY.eval_n, progress=False)["n"] == TINY.eval_n
+    finally:
+        run.evaluation_path(small["epoch"], 0, 1000).unlink()
+
+
+def test_a_partial_analysis_is_not_reused_as_a_full_one(reproduced, capsys):
+    out, _ = reproduced
+    run = load_run(out / "runs" / "mlp-seed0")
+    wanted = TINY.analysis("en", progress=True)
+    assert reproduce.ensure_analysed(run, wanted) == run.analysis_record()  # same header: reused
+    assert "analysing" not in capsys.readouterr().err
+    analyze_run(run, dims=("20", "50"), deltas=(5.0,), n=8, sefa=0, progress=False)
+    record = reproduce.ensure_analysed(run, wanted)
+    assert "differs in dims, deltas, sefa" in capsys.readouterr().err
+    assert [r["dim"] for r in record["rows"]] == [1, 20, 50, 60, 70, 90]
+    assert record["deltas"] == [10.0] and len(record["sefa_rows"]) == 1
 
 
 def test_settings_conflict_and_bad_input(reproduced, fashion_dir, capsys):

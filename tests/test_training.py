@@ -287,3 +287,44 @@ def test_resume_on_another_device_type_warns_and_continues(tmp_path, small_split
     with pytest.warns(UserWarning, match="trained on cuda"):
         resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     assert [r["epoch"] for r in resumed.metrics("epoch")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (RunConfig(model=ModelConfig("gpt")), "unknown model 'gpt'"),
+        (RunConfig(train=TrainConfig(batch_size=1000)), "fewer than one batch"),
+        (RunConfig(train=TrainConfig(seed=-1)), "--seed must be in"),
+    ],
+)
+def test_a_bad_config_makes_no_folder(tmp_path, small_split, config, message):
+    with pytest.raises(GanscopeError, match=message):
+        training.train(config, tmp_path / "run", split=small_split, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bf16_without_hardware_support_makes_no_folder(tmp_path, small_split, monkeypatch):
+    from ganscope import devices
+
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)
+    config = RunConfig(model=ModelConfig("cnn"), train=TrainConfig(device="cpu", precision="bf16"))
+    with pytest.raises(GanscopeError, match="needs native bf16"):
+        training.train(config, tmp_path / "run", split=small_split, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_resume_leaves_the_config_alone(tmp_path, small_split):
+    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    before = run.config_path.read_bytes()
+    with pytest.raises(GanscopeError, match="cannot change"):
+        training.resume(run.path, batch_size=32, epochs=2, split=small_split, progress=False)
+    tiny = small_split.__class__(
+        small_split.images[:10],
+        small_split.labels[:10],
+        small_split.classes,
+        "fashion-mnist",
+        "train",
+    )
+    with pytest.raises(GanscopeError, match="fewer than one batch"):
+        training.resume(run.path, epochs=2, split=tiny, progress=False)
+    assert run.config_path.read_bytes() == before
