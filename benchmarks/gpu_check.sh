@@ -20,7 +20,7 @@ $py -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.ge
     | tee "$out/device.txt"
 
 # 1. The CUDA graph tests (captured == eager, resume), which a CPU skips.
-$py -m pytest -q -p no:cacheprovider tests/test_capture.py 2>&1 | tee "$out/tests.txt"
+$py -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py 2>&1 | tee "$out/tests.txt"
 
 # 2. Textbook loop vs ganscope's path, graph on (the default) and off.
 $py -m ganscope bench --device cuda --steps 8000 --repeats 2 --json > "$out/bench.json"

@@ -12,7 +12,7 @@ import warnings
 
 from ganscope.classifier import load_classifier
 from ganscope.data import load_split
-from ganscope.metrics import compare, load_reference
+from ganscope.evaluation import compare, load_reference
 
 
 def main() -> None:

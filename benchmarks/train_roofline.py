@@ -20,7 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganscope.bench import device_name
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
-from ganscope.training import init_state, resolve_device, train_step
+from ganscope.devices import autocast, resolve_device
+from ganscope.training import init_state, train_step
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -56,7 +57,7 @@ def step_rate(model: str, precision: str, fast: bool, device: torch.device, step
     z = torch.randn(64, config.model.z_dim, device=device)
 
     def step():
-        with state.autocast(device):
+        with autocast(state.precision, device):
             return train_step(state, real, z)
 
     for _ in range(3):

@@ -165,7 +165,7 @@ def test_analyze_run_writes_everything(tmp_path, small_split, capsys):
     "argv, message",
     [
         (["--dims", "100"], "out of range"),
-        (["--lang", "fr"], "--lang must be en or zh"),
+        (["--lang", "fr"], "--lang must be one of en, zh"),
         (["--delta", "-1"], "must be positive"),
         (["--n", "1"], "at least 2"),
     ],

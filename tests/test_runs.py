@@ -58,3 +58,34 @@ def test_metrics_survive_a_cut_last_line(tmp_path):
     assert [r["step"] for r in runs.read_metrics(path)] == [1, 2]
     runs.truncate_metrics(path, 1)
     assert [r["step"] for r in runs.read_metrics(path)] == [1]
+
+
+def test_latest_epoch_reads_only_the_header(trained, monkeypatch):
+    import torch
+
+    calls = []
+    real_load = torch.load
+
+    def spying_load(*args, **kwargs):
+        calls.append(kwargs.get("mmap"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spying_load)
+    assert trained.latest_epoch() == 1
+    assert calls == [True]  # the tensors are mapped, not read
+
+
+def test_find_evaluation_by_header_not_by_name(tmp_path, trained):
+    from ganscope import atomic
+
+    run = runs.load_run(trained.path)
+    for n, fid in ((10000, 1.0), (2000, 2.0)):  # "..._n10000" sorts before "..._n2000"
+        record = {**run.result_header(1, n, 0, "abc"), "fid": fid}
+        atomic.write_json(run.evaluation_path(1, 0, n), record)
+    try:
+        assert run.find_evaluation(epoch=1, seed=0, classifier_sha256="abc")["fid"] == 1.0
+        assert run.find_evaluation(epoch=1, n=2000)["fid"] == 2.0
+        assert run.find_evaluation(epoch=2) is None
+    finally:
+        for n in (10000, 2000):
+            run.evaluation_path(1, 0, n).unlink()

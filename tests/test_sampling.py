@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -175,6 +177,10 @@ def test_cli_writes_figures_of_the_expected_size(run, tmp_path, capsys):
         (["sample", "{run}", "--epoch", "9"], "no generator for epoch 9"),
         (["sample", "/no/such/run"], "does not exist"),
         (["interpolate", "{run}", "--seeds", "1"], "at least two seeds"),
+        (["interpolate", "{run}", "--method", "cubic"], "--method must be one of slerp, lerp"),
+        (["sample", "{run}", "--seed=-1"], "--seed must be in 0..9223372036854775807"),
+        (["animate", "{run}", "--frame-ms", "0"], "--frame-ms must be at least 1"),
+        (["sample", "{run}", "--device", "cuda:7"], "--device cuda:7"),
     ],
 )
 def test_cli_errors_write_nothing(run, tmp_path, capsys, argv, message):
@@ -191,3 +197,17 @@ def test_run_without_checkpoint_is_an_error(tmp_path, capsys):
     create_run(tmp_path / "empty", RunConfig())
     assert cli.main(["sample", str(tmp_path / "empty")]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["checkpoints/last.pt", "config.json", "metrics.jsonl"])
+def test_outputs_never_replace_the_run_state(run, capsys, target):
+    before = (run.path / target).read_bytes()
+    assert cli.main(["sample", str(run.path), "--out", str(run.path / target)]) == 2
+    assert "training state" in capsys.readouterr().err
+    assert (run.path / target).read_bytes() == before
+
+
+def test_json_output_lists_the_written_files(run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert cli.main(["sample", str(run.path), "--n", "4", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [str(out)]

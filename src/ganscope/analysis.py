@@ -31,7 +31,7 @@ from torch import nn
 from . import atomic
 from . import progress as report_progress
 from .errors import GanscopeError
-from .options import REPORT_DIMS, AnalyzeOptions, resolve
+from .options import REPORT_DIMS, AnalyzeOptions, TraverseOptions, resolve
 from .sampling import check_deltas, check_dims, generate, latent, z_dim_of
 from .text import TEXT, summary_markdown
 
@@ -313,7 +313,7 @@ def analyze_run(run, options: AnalyzeOptions | None = None, **overrides: Any) ->
     ]
     markdown = summary_markdown(main_rows, opts.lang)
 
-    z = latent(8, z_dim, opts.seed)
+    z = latent(TraverseOptions.n, z_dim, opts.seed)  # the report's figures, as traverse draws
     grid_dims = list(dict.fromkeys([r["dim"] for r in top] + [d for d in REPORT_DIMS if d < z_dim]))
     for dim, figure in traversal_figures(generator, grid_dims, main_delta, z).items():
         paths.append(save_png(figure, folder / "grids" / f"dim_{dim:03d}.png"))

@@ -22,7 +22,7 @@ import torch
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import Split
 from .devices import resolve_device
-from .options import BenchOptions
+from .options import BENCH_STEPS, BenchOptions
 from .progress import say
 from .training import STEP_STATS, init_state, train, train_step
 
@@ -182,10 +182,6 @@ def benchmark(
     }
 
 
-#: Steps per loop and trial when --steps is not given: a few seconds to a minute each.
-DEFAULT_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
-
-
 def run_benchmarks(options: BenchOptions, progress: bool = True) -> list[dict[str, Any]]:
     """``benchmark`` for each of ``options.models``; each result has a readable ``line``."""
     from .data import load_split
@@ -195,7 +191,9 @@ def run_benchmarks(options: BenchOptions, progress: bool = True) -> list[dict[st
     results = []
     for model in options.models:
         say(f"timing {model}: {options.repeats} trials per loop, in turns ...", enabled=progress)
-        steps = options.steps or DEFAULT_STEPS[device_type].get(model, 100)
+        steps = options.steps or BENCH_STEPS[device_type].get(
+            model, min(BENCH_STEPS[device_type].values())
+        )
         result = benchmark(
             model,
             split,

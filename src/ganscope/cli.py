@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import sys
 import time
@@ -36,10 +37,6 @@ def _on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
-def _flag(field: dataclasses.Field) -> str:
-    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
-
-
 def _shown(default: object) -> str:
     if isinstance(default, bool):
         return "on" if default else "off"
@@ -56,7 +53,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
             continue
         default, help_text = field.default, meta["help"]
         kwargs: dict[str, Any] = {"dest": prefix + field.name, "default": None}
-        if isinstance(default, bool) and _flag(field).startswith("--no-"):
+        if isinstance(default, bool) and options.flag_of(field).startswith("--no-"):
             kwargs["action"] = "store_false"
         elif default is False:
             kwargs["action"] = "store_true"
@@ -77,7 +74,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
                 kwargs["required"] = True
             elif default is not None:
                 help_text += f" (default: {_shown(default)})"
-        parser.add_argument(_flag(field), help=help_text, **kwargs)
+        parser.add_argument(options.flag_of(field), help=help_text, **kwargs)
 
 
 def options_from(args: argparse.Namespace, cls: type, prefix: str = "") -> Any:
@@ -103,7 +100,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     opts: options.TrainOptions = options_from(args, options.TrainOptions)
     if opts.resume:
         fixed = [
-            _flag(field)
+            options.flag_of(field)
             for section, cls in SECTIONS.items()
             for field in dataclasses.fields(cls)
             if getattr(args, f"{section}.{field.name}", None) is not None
@@ -111,7 +108,9 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         ] + (["--out"] if opts.out else [])
         if fixed:
             resumable = [
-                _flag(f) for f in dataclasses.fields(SECTIONS["train"]) if f.name in RESUMABLE
+                options.flag_of(f)
+                for f in dataclasses.fields(SECTIONS["train"])
+                if f.name in RESUMABLE
             ]
             raise GanscopeError(
                 f"--resume continues a run with its saved settings; {', '.join(fixed)} cannot "
@@ -278,75 +277,27 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
 # -- the parser -------------------------------------------------------------------------------
 RUN_DIR_HELP = "a run folder written by train"
 
-#: name -> (handler, options class, positional arguments, help, description)
-COMMANDS: dict[str, tuple] = {
-    "sample": (
-        _cmd_sample, options.SampleOptions, "run_dir",
-        "a grid of generated images",
-        "Generate N images from a trained run's generator and save them as a grid (and "
-        "optionally one PNG per image and an .npz with images and latent vectors).",
-    ),
-    "traverse": (
-        _cmd_traverse, options.TraverseOptions, "run_dir",
-        "shift single latent dimensions, as in the report's figures",
-        "For each dimension d, one figure with three rows: the images of z with z[d] lowered "
-        "by DELTA, the unchanged z, and z[d] raised by DELTA; the same base vectors for every "
-        "dimension. The defaults are the report's. Writes dim_NNN.png per dimension and "
-        "overview.png.",
-    ),
-    "interpolate": (
-        _cmd_interpolate, options.InterpolateOptions, "run_dir",
-        "images along a path between latent vectors",
-        "Interpolate between the latent vectors drawn with two (or more) seeds.",
-    ),
-    "animate": (
-        _cmd_animate, options.AnimateOptions, "run_dir",
-        "a GIF of the per-epoch sample grids",
-        "Build a training-progress animation from a run's per-epoch fixed-noise grids "
-        "(written after every epoch as RUN_DIR/figures/progress.gif).",
-    ),
-    "evaluate": (
-        _cmd_evaluate, options.EvaluateOptions, "run_dir",
-        "sample-quality metrics against the test set",
-        "Generate N images and compare them with the test set in the shipped classifier's "
-        "feature space: FID, KID (mean and std), precision/recall, density/coverage, the "
-        "generated class distribution (entropy, KL to the real one, classes covered), a "
-        "classifier score (IS analogue) and a memorisation check against the training set. "
-        "Writes RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the closest "
-        "generated/training pairs.",
-    ),
-    "analyze": (
-        _cmd_analyze, options.AnalyzeOptions, "run_dir",
-        "label what every latent dimension does, with confidence",
-        "Shift latent dimensions by -DELTA and +DELTA on N base vectors, classify the images "
-        "with the shipped classifier, and report per dimension the class each side pushes "
-        "towards, its semantic strength (TV distance), the share of flipped classes, "
-        "brightness/sharpness/confidence changes, with 95%% bootstrap intervals. Also labels "
-        "SeFa's closed-form directions. Writes RUN_DIR/analysis/: dims.csv, dims.json, "
-        "summary.LANG.md, class_shifts.png and report-style grids.",
-    ),
-    "reproduce": (
-        _cmd_reproduce, options.ReproduceOptions, None,
-        "the whole lab report from one command (the main job)",
-        "Train the report's MLP GAN and CNN GAN (Adam 2e-4, batch 64, 10 epochs) for each "
-        "seed, evaluate them, analyse their latent dimensions, and write OUT/report.html "
-        "(self-contained: opens from disk) and OUT/report.md. Finished steps are reused and an "
-        "interrupted reproduction continues where it stopped.",
-    ),
-    "report": (
-        _cmd_report, options.ReportOptions, "run_dirs",
-        "rebuild the HTML/Markdown report from existing run folders",
-        "Write report.html and report.md from run folders made by train or reproduce; runs "
-        "never evaluated or analysed are evaluated and analysed first.",
-    ),
-    "bench": (
-        _cmd_bench, options.BenchOptions, None,
-        "training speed: a textbook loop against ganscope's, same process",
-        "Time a textbook GAN training loop (DataLoader, per-batch copies, fp32, a host sync "
-        "every step) and ganscope's training path on the same device, data, models and seed; "
-        "print images per second, the speed-up and peak memory.",
-    ),
-}  # fmt: skip
+#: name -> (handler, options class, positional arguments); the help and the description are
+#: the options class's docstring.
+COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
+    "sample": (_cmd_sample, options.SampleOptions, "run_dir"),
+    "traverse": (_cmd_traverse, options.TraverseOptions, "run_dir"),
+    "interpolate": (_cmd_interpolate, options.InterpolateOptions, "run_dir"),
+    "animate": (_cmd_animate, options.AnimateOptions, "run_dir"),
+    "evaluate": (_cmd_evaluate, options.EvaluateOptions, "run_dir"),
+    "analyze": (_cmd_analyze, options.AnalyzeOptions, "run_dir"),
+    "reproduce": (_cmd_reproduce, options.ReproduceOptions, None),
+    "report": (_cmd_report, options.ReportOptions, "run_dirs"),
+    "bench": (_cmd_bench, options.BenchOptions, None),
+}
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str, cls: type) -> argparse.ArgumentParser:
+    """A subcommand whose help is the first line of ``cls``'s docstring, its description the
+    rest, and whose flags are ``cls``'s fields."""
+    summary, _, rest = inspect.getdoc(cls).partition("\n\n")
+    parser = sub.add_parser(name, help=summary, description=" ".join(rest.split()) or summary)
+    return parser
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -372,12 +323,7 @@ def _add_classifier_parser(sub: argparse._SubParsersAction) -> None:
     )
     actions = classifier.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    train = actions.add_parser(
-        "train",
-        help="train the classifier (a few minutes on a CPU)",
-        description="Train the classifier with the fixed recipe and write its weights and "
-        "their metadata record (recipe, data checksum, test accuracy, sha256).",
-    )
+    train = _add_command(actions, "train", options.ClassifierTrainOptions)
     add_options(train, options.ClassifierTrainOptions)
     _add_json(train)
     train.set_defaults(handler=_cmd_classifier_train, options_class=options.ClassifierTrainOptions)
@@ -397,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train_parser(sub)
-    for name, (handler, cls, positional, help_text, description) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=description)
+    for name, (handler, cls, positional) in COMMANDS.items():
+        command = _add_command(sub, name, cls)
         if positional == "run_dir":
             command.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
         elif positional == "run_dirs":

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import GanscopeError
+from .errors import GanscopeError, lookup
 
 ENV_DATA_DIR = "GANSCOPE_DATA_DIR"
 
@@ -154,12 +154,7 @@ register_dataset(
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise GanscopeError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}"
-        ) from None
+    return lookup(DATASETS, name, "dataset")
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def compare(
     seed: int = 0,
     k: int = 5,
     kid_subsets: int = 100,
-    batch_size: int = 256,
+    batch_size: int = EvaluateOptions.batch_size,
 ) -> dict[str, Any]:
     """All metrics for generated images ``(M, 28, 28)`` uint8 against ``reference``."""
     from .classifier import features_and_probabilities
@@ -129,20 +129,20 @@ def evaluate_generator(
     generator: nn.Module,
     reference: Reference,
     classifier: nn.Module,
-    *,
-    n: int = 10000,
-    seed: int = 0,
-    batch_size: int = 256,
-    kid_subsets: int = 100,
+    n: int,
+    seed: int,
+    **compare_options: Any,
 ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples."""
+    """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples.
+    ``compare_options`` go to :func:`compare` (``batch_size``, ``kid_subsets``, ``k``)."""
     from .data import to_uint8
     from .sampling import generate, latent, z_dim_of
 
     if n < 2:
         raise GanscopeError(f"--n must be at least 2, got {n}")
+    batch_size = compare_options.get("batch_size", EvaluateOptions.batch_size)
     fake = to_uint8(generate(generator, latent(n, z_dim_of(generator), seed), batch_size))
-    result = compare(fake, reference, classifier, seed=seed, kid_subsets=kid_subsets)
+    result = compare(fake, reference, classifier, seed=seed, **compare_options)
     return result, fake
 
 

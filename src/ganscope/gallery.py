@@ -106,9 +106,7 @@ def write_samples(run: Run, options: SampleOptions | None = None, **overrides: A
 
     opts = resolve(SampleOptions, options, overrides)
     out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n))
-    generator = run.generator(epoch=opts.epoch, device=opts.device)
-    z = latent(opts.n, z_dim_of(generator), opts.seed)
-    pixels = to_uint8(generate(generator, z))  # (n, 28, 28)
+    z, pixels = _samples(run, opts)
     paths = [save_grid(pixels, out, nrow=opts.nrow, scale=2)]
     if opts.save_individual:
         folder = out.with_suffix("")
@@ -121,13 +119,19 @@ def write_samples(run: Run, options: SampleOptions | None = None, **overrides: A
     return paths
 
 
-def sample_grid_png(run: Run, n: int = 64, seed: int = 0, nrow: int = 8) -> bytes:
+def _samples(run: Run, opts: SampleOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latent vectors ``(n, z_dim)`` and their images as uint8 ``(n, 28, 28)``."""
+    generator = run.generator(epoch=opts.epoch, device=opts.device)
+    z = latent(opts.n, z_dim_of(generator), opts.seed)
+    return z, to_uint8(generate(generator, z))
+
+
+def sample_grid_png(run: Run, options: SampleOptions | None = None, **overrides: Any) -> bytes:
     """The grid ``write_samples`` draws, as PNG bytes (nothing written)."""
     from .plots import make_grid, png_bytes
 
-    generator = run.generator()
-    pixels = to_uint8(generate(generator, latent(n, z_dim_of(generator), seed)))
-    return png_bytes(make_grid(pixels, nrow=nrow, scale=2))
+    opts = resolve(SampleOptions, options, overrides)
+    return png_bytes(make_grid(_samples(run, opts)[1], nrow=opts.nrow, scale=2))
 
 
 def write_interpolation(

@@ -2,12 +2,12 @@
 
 The Python function behind a command takes its options object (or keyword arguments that build
 one, e.g. ``evaluate_run(run, n=2000)``), and ``cli`` builds the command's flags from the
-fields: the help text lives in each field's metadata (``config.option``), and the shared
-flags (``--out``, ``--device``, ``--seed``, ``--json``, ``--lang``, ``--no-progress``,
-``--data-dir``, ``--epoch``, ``--classifier``) are declared once below. Checks that need only
-the values run when the object is made (``__post_init__``), so a Python caller gets the same
-errors as the command line; checks that need the run (a dimension within z_dim) run in the
-function, before it writes anything.
+fields: the help text and bounds live in each field's metadata (``config.option``), the
+command's help and description in the class docstring (first line, then the rest), and the
+shared flags (``--out``, ``--device``, ``--seed``, ``--lang``, ``--no-progress``,
+``--data-dir``, ``--epoch``, ``--classifier``) are declared once below. Checks run when the
+object is made, so a Python caller gets the same errors as the command line; checks that need
+the run (a dimension within z_dim) run in the function, before it writes anything.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .config import MODEL_NAMES, PRECISIONS, option
+from .config import MODEL_NAMES, PRECISIONS, TrainConfig, option
 from .errors import GanscopeError
 
 #: The report's latent figures: these dimensions, shifted by this much.
@@ -25,7 +25,11 @@ REPORT_DIMS = (20, 50, 60, 70, 90)
 REPORT_DELTA = 10.0
 #: Shifts larger than this are refused: z ~ N(0, 1), so even the report's ±10 is 10 sigma.
 MAX_ABS_DELTA = 1000.0
+#: Seeds are 64-bit; this keeps them non-negative and portable.
+MAX_SEED = 2**63 - 1
 LANGS = ("en", "zh")
+#: ``bench``'s steps per loop and trial by device type: a few seconds to a minute each.
+BENCH_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
 
 
 def _interpolation_methods() -> list[str]:
@@ -43,12 +47,13 @@ def device_option(default: str = "cpu") -> Any:
     return option(default, "device: auto, cpu, cuda, cuda:N or mps", mechanics=True)
 
 
-def seed_option(what: str = "the latent vectors", default: int = 0) -> Any:
-    return option(default, f"seed of {what}")
+def seed_option(what: str = "the latent vectors", default: int | None = 0) -> Any:
+    return option(default, f"seed of {what}", type=int, minimum=0, maximum=MAX_SEED)
 
 
 def epoch_option() -> Any:
-    return option(None, "use the generator saved after this epoch (default: the latest)", type=int)
+    help_text = "use the generator saved after this epoch (default: the latest)"
+    return option(None, help_text, type=int, minimum=1)
 
 
 def lang_option(what: str) -> Any:
@@ -72,17 +77,11 @@ def classifier_option() -> Any:
     )
 
 
+def flag_of(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
 # -- checks ---------------------------------------------------------------------------------------
-def at_least(flag: str, value: int | float | None, low: int | float) -> None:
-    if value is not None and not value >= low:
-        raise GanscopeError(f"{flag} must be at least {low}, got {value}")
-
-
-def check_seed(flag: str, seed: int) -> None:
-    if not 0 <= seed < 2**63:
-        raise GanscopeError(f"{flag} must be in 0..2**63-1, got {seed}")
-
-
 def check_lang(lang: str) -> None:
     if lang not in LANGS:
         raise GanscopeError(f"--lang must be {' or '.join(LANGS)}, got {lang!r}")
@@ -106,6 +105,40 @@ def check_positive_deltas(deltas: tuple[float, ...]) -> None:
             raise GanscopeError(f"--delta must be positive (both signs are used), got {delta:g}")
 
 
+def check_bounds(obj: Any) -> None:
+    """Every field's ``minimum``/``maximum`` (each item of a tuple), and its ``choices``."""
+    for field in dataclasses.fields(obj):
+        value, meta = getattr(obj, field.name), field.metadata
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if item is None or isinstance(item, bool):
+                continue
+            low, high = meta.get("minimum"), meta.get("maximum")
+            if high is not None and not low <= item <= high:
+                raise GanscopeError(f"{flag_of(field)} must be in {low}..{high}, got {item}")
+            if low is not None and not item >= low:
+                raise GanscopeError(f"{flag_of(field)} must be at least {low}, got {item}")
+            choices = meta.get("choices")
+            if choices is not None and item not in choices():
+                raise GanscopeError(
+                    f"{flag_of(field)} must be one of {', '.join(choices())}, got {item!r}"
+                )
+
+
+class Checked:
+    """Options checked when made: the bounds in their fields' metadata, then ``check``."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # lists from Python callers, kept hashable
+            value = getattr(self, field.name)
+            if isinstance(field.default, tuple) and isinstance(value, list | range):
+                object.__setattr__(self, field.name, tuple(value))
+        check_bounds(self)
+        self.check()
+
+    def check(self) -> None:
+        """Checks beyond single fields' bounds."""
+
+
 Options = TypeVar("Options")
 
 
@@ -118,20 +151,23 @@ def resolve(cls: type[Options], options: Options | None, overrides: dict[str, An
 
 # -- the commands ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GeneratorOptions:
+class GeneratorOptions(Checked):
     """Which of a run's generators, on which device (every command that generates)."""
 
     epoch: int | None = epoch_option()
     device: str = device_option()
 
-    def __post_init__(self) -> None:
-        at_least("--epoch", self.epoch, 1)
-
 
 @dataclass(frozen=True)
 class SampleOptions(GeneratorOptions):
-    n: int = option(64, "number of images")
-    nrow: int = option(8, "images per grid row")
+    """a grid of generated images
+
+    Generate N images from a trained run's generator and save them as a grid (and optionally
+    one PNG per image and an .npz with images and latent vectors).
+    """
+
+    n: int = option(64, "number of images", minimum=1)
+    nrow: int = option(8, "images per grid row", minimum=1)
     seed: int = seed_option()
     out: str | None = out_option(
         None, "the grid PNG (default: RUN_DIR/samples/sample_seedS_nN.png)"
@@ -139,164 +175,236 @@ class SampleOptions(GeneratorOptions):
     save_individual: bool = option(False, "also one PNG per image, in a folder named like the grid")
     npz: bool = option(False, "also an .npz beside the grid: images (uint8) and z")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("--n", self.n, 1)
-        at_least("--nrow", self.nrow, 1)
-        check_seed("--seed", self.seed)
-
 
 @dataclass(frozen=True)
 class TraverseOptions(GeneratorOptions):
+    """shift single latent dimensions, as in the report's figures
+
+    For each dimension d, one figure with three rows: the images of z with z[d] lowered by
+    DELTA, the unchanged z, and z[d] raised by DELTA; the same base vectors for every
+    dimension. The defaults are the report's. Writes dim_NNN.png per dimension and
+    overview.png.
+    """
+
     dims: tuple[int, ...] = option(REPORT_DIMS, "latent dimensions", type=int)
     delta: float = option(REPORT_DELTA, "shift size")
-    n: int = option(8, "base vectors")
+    n: int = option(8, "base vectors", minimum=1)
     seed: int = seed_option("the base vectors")
     steps: int | None = option(
         None,
         "instead of three rows, sweep -delta..+delta in this many columns, one row per base vector",
         type=int,
+        minimum=2,
     )
     out: str | None = out_option(None, "a folder (default: RUN_DIR/traversals)")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
         if not self.dims:
             raise GanscopeError("give at least one latent dimension")
         check_positive_deltas((self.delta,))
-        at_least("--n", self.n, 1)
-        at_least("--steps", self.steps, 2)
-        check_seed("--seed", self.seed)
 
 
 @dataclass(frozen=True)
 class InterpolateOptions(GeneratorOptions):
-    seeds: tuple[int, ...] = option((0, 1), "seeds of the end points (two or more)")
-    steps: int = option(10, "images per path")
+    """images along a path between latent vectors
+
+    Interpolate between the latent vectors drawn with two (or more) seeds.
+    """
+
+    seeds: tuple[int, ...] = option(
+        (0, 1), "seeds of the end points (two or more)", minimum=0, maximum=MAX_SEED
+    )
+    steps: int = option(10, "images per path", minimum=2)
     method: str = option("slerp", "the path", choices=_interpolation_methods)
     out: str | None = out_option(
         None, "the PNG (default: RUN_DIR/figures/interpolate_SEEDS_METHOD.png)"
     )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
         if len(self.seeds) < 2:
             raise GanscopeError("--seeds needs at least two seeds")
-        for seed in self.seeds:
-            check_seed("--seeds", seed)
-        at_least("--steps", self.steps, 2)
-        if self.method not in _interpolation_methods():
-            raise GanscopeError(
-                f"unknown method {self.method!r}; choose {', '.join(_interpolation_methods())}"
-            )
 
 
 @dataclass(frozen=True)
-class AnimateOptions:
-    frame_ms: int = option(600, "milliseconds per frame")
-    out: str | None = out_option(None, "the GIF (default: RUN_DIR/figures/progress.gif)")
+class AnimateOptions(Checked):
+    """a GIF of the per-epoch sample grids
 
-    def __post_init__(self) -> None:
-        at_least("--frame-ms", self.frame_ms, 1)
+    Build a training-progress animation from a run's per-epoch fixed-noise grids (written
+    after every epoch as RUN_DIR/figures/progress.gif).
+    """
+
+    frame_ms: int = option(600, "milliseconds per frame", minimum=1)
+    out: str | None = out_option(None, "the GIF (default: RUN_DIR/figures/progress.gif)")
 
 
 @dataclass(frozen=True)
 class EvaluateOptions(GeneratorOptions):
-    n: int = option(10000, "generated images")
+    """sample-quality metrics against the test set
+
+    Generate N images and compare them with the test set in the shipped classifier's feature
+    space: FID, KID (mean and std), precision/recall, density/coverage, the generated class
+    distribution (entropy, KL to the real one, classes covered), a classifier score (IS
+    analogue) and a memorisation check against the training set. Writes
+    RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the closest generated/training
+    pairs.
+    """
+
+    n: int = option(10000, "generated images", minimum=2)
     seed: int = seed_option()
     classifier_path: str | None = classifier_option()
     data_dir: str | None = data_dir_option("the one the run trained on")
-    batch_size: int = option(256, "images per forward pass", cli=False)
+    batch_size: int = option(256, "images per forward pass", cli=False, minimum=1)
     progress: bool = progress_option()
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        at_least("--n", self.n, 2)
-        at_least("batch_size", self.batch_size, 1)
-        check_seed("--seed", self.seed)
 
 
 @dataclass(frozen=True)
 class AnalyzeOptions(GeneratorOptions):
+    """label what every latent dimension does, with confidence
+
+    Shift latent dimensions by -DELTA and +DELTA on N base vectors, classify the images with
+    the shipped classifier, and report per dimension the class each side pushes towards, its
+    semantic strength (TV distance), the share of flipped classes, brightness, sharpness and
+    confidence changes, with 95% bootstrap intervals. Also labels SeFa's closed-form
+    directions. Writes RUN_DIR/analysis/: dims.csv, dims.json, summary.LANG.md,
+    class_shifts.png and report-style grids.
+    """
+
     dims: tuple[str, ...] = option(("all",), "'all' or a list of latent dimensions", type=str)
     deltas: tuple[float, ...] = option(
-        (REPORT_DELTA,), "shift size(s); the first one drives the figures", flag="--delta"
+        (REPORT_DELTA,),
+        "shift size(s); the first one drives the figures",
+        flag="--delta",
+        metavar="DELTA",
     )
-    n: int = option(256, "base vectors")
+    n: int = option(256, "base vectors", minimum=2)
     seed: int = seed_option("the base vectors")
     lang: str = lang_option("the summary")
-    top_k: int = option(5, "strongest dimensions to draw")
-    sefa: int = option(10, "SeFa directions to label (0: none)")
+    top_k: int = option(5, "strongest dimensions to draw", minimum=1)
+    sefa: int = option(10, "SeFa directions to label (0: none)", minimum=0)
     per_checkpoint: bool = option(
         False, "also measure every epoch's generator (checkpoint_n base vectors each)"
     )
-    checkpoint_n: int = option(64, "base vectors per epoch for --per-checkpoint", cli=False)
+    checkpoint_n: int = option(64, "base vectors per epoch", cli=False, minimum=2)
     classifier_path: str | None = classifier_option()
     out: str | None = out_option(None, "a folder (default: RUN_DIR/analysis)")
-    batch_size: int = option(256, "images per forward pass", cli=False)
-    bootstrap: int = option(1000, "bootstrap resamples per interval", cli=False)
+    batch_size: int = option(256, "images per forward pass", cli=False, minimum=1)
+    bootstrap: int = option(1000, "bootstrap resamples per interval", cli=False, minimum=1)
     progress: bool = progress_option()
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def check(self) -> None:
         object.__setattr__(self, "dims", tuple(str(d) for d in self.dims))
         object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))
         check_positive_deltas(self.deltas)
-        at_least("--n", self.n, 2)
-        at_least("--top-k", self.top_k, 1)
-        at_least("--sefa", self.sefa, 0)
-        at_least("checkpoint_n", self.checkpoint_n, 2)
-        at_least("batch_size", self.batch_size, 1)
-        at_least("bootstrap", self.bootstrap, 1)
-        check_seed("--seed", self.seed)
-        check_lang(self.lang)
+
+
+#: The latent seed of every evaluation and analysis in a report: evaluate's default.
+RESULT_SEED = EvaluateOptions.seed
 
 
 @dataclass(frozen=True)
-class ReproduceOptions:
+class Profile:
+    """How much work a reproduction does. ``full`` is the report's experiment; every size
+    not set here is the command defaults' (``options``)."""
+
+    name: str
+    epochs: int = TrainConfig.epochs
+    #: Train on the first N images only (None: all of them).
+    limit: int | None = None
+    #: Generated images per quality evaluation during training (every epoch).
+    eval_samples: int = TrainConfig.eval_samples
+    #: Generated images for the final metrics table.
+    eval_n: int = EvaluateOptions.n
+    analysis_n: int = AnalyzeOptions.n
+    analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
+    sefa: int = AnalyzeOptions.sefa
+
+    def analysis(self, lang: str, progress: bool) -> AnalyzeOptions:
+        return AnalyzeOptions(
+            dims=tuple(str(d) for d in self.analysis_dims),
+            n=self.analysis_n,
+            seed=RESULT_SEED,
+            lang=lang,
+            sefa=self.sefa,
+            progress=progress,
+        )
+
+
+PROFILES = {
+    "full": Profile("full"),
+    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
+    "quick": Profile(
+        "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ReproduceOptions(Checked):
+    """the whole lab report from one command (the main job)
+
+    Train the report's MLP GAN and CNN GAN (Adam 2e-4, batch 64, 10 epochs) for each seed,
+    evaluate them, analyse their latent dimensions, and write OUT/report.html (self-contained:
+    opens from disk) and OUT/report.md. Finished steps are reused and an interrupted
+    reproduction continues where it stopped.
+    """
+
     out: str = out_option("reproduce", "the report and its runs")
     device: str = device_option("auto")
-    seeds: tuple[int, ...] = option((0,), "one run per model and seed")
+    seeds: tuple[int, ...] = option((0,), "one run per model and seed", minimum=0, maximum=MAX_SEED)
     lang: str = lang_option("the report")
     quick: bool = option(
         False,
-        "smoke profile: 2 epochs on 6,400 images, fewer samples (under 2 minutes on a 2-core "
-        "CPU; marked as such in the report)",
+        f"smoke profile: {PROFILES['quick'].epochs} epochs on {PROFILES['quick'].limit:,} "
+        "images, fewer samples (under 2 minutes on a 2-core CPU; marked as such in the report)",
     )
     data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
     progress: bool = progress_option()
 
-    def __post_init__(self) -> None:
-        check_lang(self.lang)
+    def check(self) -> None:
         if not self.seeds:
             raise GanscopeError("--seeds needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise GanscopeError(f"--seeds has repeats: {list(self.seeds)}")
-        for seed in self.seeds:
-            check_seed("--seeds", seed)
 
 
 @dataclass(frozen=True)
-class ReportOptions:
+class ReportOptions(Checked):
+    """rebuild the HTML/Markdown report from existing run folders
+
+    Write report.html and report.md (with its figures in report_files/) from run folders made
+    by train or reproduce. Each run's evaluation with the most samples of its latest epoch is
+    used; a run never evaluated, or without an analysis of all dimensions with analyze's
+    defaults, is evaluated or analysed first.
+    """
+
     out: str = out_option("report", "the report")
     lang: str = lang_option("the report")
     progress: bool = progress_option()
 
-    def __post_init__(self) -> None:
-        check_lang(self.lang)
-
 
 @dataclass(frozen=True)
-class BenchOptions:
+class BenchOptions(Checked):
+    """training speed: a textbook loop against ganscope's, same process
+
+    Time a textbook GAN training loop (DataLoader, per-batch copies, fp32, a host sync every
+    step) and ganscope's training path on the same device, data, models and seed; print
+    images per second, the speed-up and peak memory.
+    """
+
     models: tuple[str, ...] = option(("mlp", "cnn"), "model families", choices=MODEL_NAMES)
     steps: int | None = option(
         None,
-        "training steps per loop and trial (default on a CPU: 2000 for mlp, 100 for cnn, a few "
-        "seconds to a minute each; on a GPU: 20000 and 5000)",
+        "training steps per loop and trial (default: "
+        + "; ".join(
+            f"{device}: " + ", ".join(f"{n} for {model}" for model, n in steps.items())
+            for device, steps in BENCH_STEPS.items()
+        )
+        + ")",
         type=int,
+        minimum=1,
     )
-    repeats: int = option(3, "trials per loop, taken in turns; each loop reports its median")
-    batch_size: int = option(64, "images per step")
+    repeats: int = option(3, "trials per loop, taken in turns; each reports its median", minimum=1)
+    batch_size: int = option(64, "images per step", minimum=1)
     device: str = device_option("auto")
     precision: str = option(
         "auto", "precision of ganscope's path", choices=lambda: list(PRECISIONS)
@@ -304,43 +412,31 @@ class BenchOptions:
     cuda_graph: bool = option(True, "on CUDA, ganscope's path replays its step as a CUDA graph")
     data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
 
-    def __post_init__(self) -> None:
-        from .models import get_family
-
+    def check(self) -> None:
         if not self.models:
             raise GanscopeError("--models needs at least one model")
-        for model in self.models:
-            get_family(model)
-        at_least("--steps", self.steps, 1)
-        at_least("--repeats", self.repeats, 1)
-        at_least("--batch-size", self.batch_size, 1)
-        if self.precision not in PRECISIONS:
-            raise GanscopeError(
-                f"--precision must be {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
 
 
 @dataclass(frozen=True)
-class ClassifierTrainOptions:
+class ClassifierTrainOptions(Checked):
+    """train the classifier (a few minutes on a CPU)
+
+    Train the feature-space classifier with ganscope's fixed, seeded recipe and write its
+    weights and their metadata record (recipe, data checksum, test accuracy, sha256).
+    """
+
     out: str = option(
-        None,
-        "weights file to write (.pt; its .json record goes beside it)",
-        type=str,
+        None, "weights file to write (.pt; its .json record goes beside it)", type=str,
         required=True,
-    )
+    )  # fmt: skip
     data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
-    epochs: int | None = option(None, "override the recipe's epochs", type=int)
-    seed: int | None = option(None, "override the recipe's seed", type=int)
+    epochs: int | None = option(None, "override the recipe's epochs", type=int, minimum=1)
+    seed: int | None = seed_option("the recipe (default: the recipe's)", default=None)
     progress: bool = progress_option()
 
-    def __post_init__(self) -> None:
-        at_least("--epochs", self.epochs, 1)
-        if self.seed is not None:
-            check_seed("--seed", self.seed)
-
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(Checked):
     """What ``ganscope train`` takes beside the run's config (``config.RunConfig``)."""
 
     out: str | None = out_option(

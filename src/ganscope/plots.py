@@ -136,49 +136,28 @@ def plot_training_curves(
 ) -> Path:
     """Loss curves of G and D (per step, light; epoch means, bold) and D(x), D(G(z))."""
     plt = _pyplot()
-    steps = [r for r in records if r["kind"] == "step"]
-    epochs = [r for r in records if r["kind"] == "epoch"]
-    evals = [r for r in records if r["kind"] == "eval"]
+    steps = [r for r in records if r.get("kind") == "step"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    evals = [r for r in records if r.get("kind") == "eval"]
     fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(16.5 if evals else 11, 4))
     ax_loss, ax_prob = axes[0], axes[1]
-    for key, colour in (("loss_D", "tab:blue"), ("loss_G", "tab:orange")):
-        ax_loss.plot(
-            [r["step"] for r in steps],
-            [r[key] for r in steps],
-            color=colour,
-            alpha=0.3,
-            linewidth=0.7,
-        )
-        ax_loss.plot(
-            [r["step"] for r in epochs],
-            [r[key] for r in epochs],
-            "o-",
-            color=colour,
-            label=f"{key} (epoch mean)",
-        )
-    ax_loss.set_xlabel("iteration")
+    panels = (
+        (ax_loss, (("loss_D", "tab:blue"), ("loss_G", "tab:orange"))),
+        (ax_prob, (("D(x)", "tab:green"), ("D(G(z))", "tab:red"))),
+    )
+    for axis, curves in panels:
+        for key, colour in curves:
+            # Every step, light; the epoch means, bold.
+            axis.plot([r["step"] for r in steps], [r[key] for r in steps], color=colour,
+                      alpha=0.3, linewidth=0.7)  # fmt: skip
+            axis.plot([r["step"] for r in epochs], [r[key] for r in epochs], "o-", color=colour,
+                      label=f"{key} (epoch mean)")  # fmt: skip
+        axis.set_xlabel("iteration")
+        axis.legend()
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("losses of D and G")
-    ax_loss.legend()
-    for key, colour in (("D(x)", "tab:green"), ("D(G(z))", "tab:red")):
-        ax_prob.plot(
-            [r["step"] for r in steps],
-            [r[key] for r in steps],
-            color=colour,
-            alpha=0.3,
-            linewidth=0.7,
-        )
-        ax_prob.plot(
-            [r["step"] for r in epochs],
-            [r[key] for r in epochs],
-            "o-",
-            color=colour,
-            label=f"{key} (epoch mean)",
-        )
     ax_prob.set_ylim(0, 1)
-    ax_prob.set_xlabel("iteration")
     ax_prob.set_title("discriminator outputs")
-    ax_prob.legend()
     if evals:
         ax_fid = axes[2]
         ax_fid.plot(

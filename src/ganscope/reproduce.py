@@ -11,57 +11,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import progress as report_progress
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import GanscopeError
-from .options import AnalyzeOptions, EvaluateOptions, ReportOptions, ReproduceOptions, resolve
+from .options import (
+    PROFILES,
+    RESULT_SEED,
+    AnalyzeOptions,
+    EvaluateOptions,
+    Profile,
+    ReportOptions,
+    ReproduceOptions,
+    resolve,
+)
 from .runs import Run, load_run
 
 #: The report's two networks, in the order the report shows them.
 MODELS = ("mlp", "cnn")
-#: The latent seed of every evaluation and analysis in a report.
-RESULT_SEED = 0
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much work a reproduction does. ``full`` is the report's experiment; every size
-    not set here is the command defaults' (``options``)."""
-
-    name: str
-    epochs: int = TrainConfig.epochs
-    #: Train on the first N images only (None: all of them).
-    limit: int | None = None
-    #: Generated images per quality evaluation during training (every epoch).
-    eval_samples: int = TrainConfig.eval_samples
-    #: Generated images for the final metrics table.
-    eval_n: int = EvaluateOptions.n
-    analysis_n: int = AnalyzeOptions.n
-    analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
-    sefa: int = AnalyzeOptions.sefa
-
-    def analysis(self, lang: str, progress: bool) -> AnalyzeOptions:
-        return AnalyzeOptions(
-            dims=tuple(str(d) for d in self.analysis_dims),
-            n=self.analysis_n,
-            seed=RESULT_SEED,
-            lang=lang,
-            sefa=self.sefa,
-            progress=progress,
-        )
-
-
-PROFILES = {
-    "full": Profile("full"),
-    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
-    "quick": Profile(
-        "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
-    ),
-}
 
 
 def run_config(

@@ -32,6 +32,16 @@ TRAVERSALS_DIR = "traversals"
 STATE_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR)
 
 
+class _InRun:
+    """A fixed path inside the run folder, read as an attribute: ``run.metrics_path``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> Any:
+        return self if run is None else run.path.joinpath(*self.parts)
+
+
 class Run:
     """A run folder on disk. Get one with :func:`load_run` (or from ``ganscope.train``)."""
 
@@ -44,23 +54,18 @@ class Run:
         return f"Run({str(self.path)!r}, model={self.config.model.name!r})"
 
     # -- the layout -----------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def checkpoint_path(self) -> Path:
-        """The full training state after the latest finished epoch."""
-        return self.path / CHECKPOINT_DIR / "last.pt"
-
-    @property
-    def partial_checkpoint_path(self) -> Path:
-        """The full training state within an unfinished epoch (every --checkpoint-minutes)."""
-        return self.path / CHECKPOINT_DIR / "partial.pt"
+    config_path = _InRun(CONFIG_FILE)
+    metrics_path = _InRun(METRICS_FILE)
+    #: The full training state after the latest finished epoch.
+    checkpoint_path = _InRun(CHECKPOINT_DIR, "last.pt")
+    #: The full training state within an unfinished epoch (every --checkpoint-minutes).
+    partial_checkpoint_path = _InRun(CHECKPOINT_DIR, "partial.pt")
+    losses_figure = _InRun(FIGURES_DIR, "losses.png")
+    progress_gif = _InRun(FIGURES_DIR, "progress.gif")
+    traversals_dir = _InRun(TRAVERSALS_DIR)
+    analysis_dir = _InRun(ANALYSIS_DIR)
+    analysis_record_path = _InRun(ANALYSIS_DIR, "dims.json")
+    evaluation_dir = _InRun(EVALUATION_DIR)
 
     def snapshot_path(self, epoch: int) -> Path:
         """G's weights after ``epoch``."""
@@ -80,28 +85,8 @@ class Run:
         """``losses.png``, ``progress.gif``, interpolation strips, ..."""
         return self.path / FIGURES_DIR / name
 
-    @property
-    def losses_figure(self) -> Path:
-        return self.figure_path("losses.png")
-
-    @property
-    def progress_gif(self) -> Path:
-        return self.figure_path("progress.gif")
-
     def interpolation_path(self, seeds: Iterable[int], method: str) -> Path:
         return self.figure_path(f"interpolate_{'_'.join(map(str, seeds))}_{method}.png")
-
-    @property
-    def traversals_dir(self) -> Path:
-        return self.path / TRAVERSALS_DIR
-
-    @property
-    def analysis_dir(self) -> Path:
-        return self.path / ANALYSIS_DIR
-
-    @property
-    def evaluation_dir(self) -> Path:
-        return self.path / EVALUATION_DIR
 
     def evaluation_path(self, epoch: int, seed: int, n: int) -> Path:
         return self.evaluation_dir / f"epoch_{epoch:03d}_seed{seed}_n{n}.json"
@@ -233,10 +218,6 @@ class Run:
         ``classifier_sha256``, ``n``); of several, the one with the most samples."""
         matches = [r for r in self.evaluations() if all(r.get(k) == v for k, v in header.items())]
         return max(matches, key=lambda r: r["n"], default=None)
-
-    @property
-    def analysis_record_path(self) -> Path:
-        return self.analysis_dir / "dims.json"
 
     def analysis_record(self) -> dict[str, Any] | None:
         """``analysis/dims.json`` (None when there is none or it is unreadable)."""

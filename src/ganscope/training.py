@@ -396,10 +396,10 @@ def train(
 def resume(
     run_dir: str | Path,
     *,
+    split: Split | None = None,
     command: list[str] | None = None,
     progress: bool = True,
     callbacks: Sequence[EpochCallback] = (),
-    split: Split | None = None,
     **changes: Any,
 ) -> runs.Run:
     """Continue a run from its last checkpoint (a mid-epoch one if that is newer).

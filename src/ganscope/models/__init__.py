@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import GanscopeError
+from ..errors import lookup
 from .cnn import CNNDiscriminator, CNNGenerator
 from .mlp import Discriminator, Generator
 
@@ -64,12 +64,7 @@ register_model(
 
 
 def get_family(name: str) -> ModelFamily:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise GanscopeError(
-            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
-        ) from None
+    return lookup(MODELS, name, "model")
 
 
 def display_name(name: str) -> str:
