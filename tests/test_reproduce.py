@@ -154,7 +154,7 @@ def test_a_partial_analysis_is_not_reused_as_a_full_one(reproduced, capsys):
     run = load_run(out / "runs" / "mlp-seed0")
     wanted = TINY.analysis("en", progress=True)
     assert reproduce.ensure_analysed(run, wanted) == run.analysis_record()  # same header: reused
-    assert "analysing" not in capsys.readouterr().err
+    assert "no analysis to reuse" not in capsys.readouterr().err
     analyze_run(run, dims=("20", "50"), deltas=(5.0,), n=8, sefa=0, progress=False)
     record = reproduce.ensure_analysed(run, wanted)
     assert "differs in dims, deltas, sefa" in capsys.readouterr().err

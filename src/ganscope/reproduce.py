@@ -27,7 +27,7 @@ from .options import (
     ReproduceOptions,
     resolve,
 )
-from .runs import Run, load_run
+from .runs import CONFIG_FILE, Run, load_run
 
 #: The report's two networks, in the order the report shows them.
 MODELS = ("mlp", "cnn")
@@ -55,7 +55,7 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
     from .training import resume, train
 
     command = ["ganscope", "reproduce"]
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_FILE).is_file():
         return train(config, path, command=command, progress=progress)
     run = load_run(path)
     if run.config.method() != config.method():
@@ -88,8 +88,8 @@ def ensure_evaluated(run: Run, n: int | None, progress: bool) -> dict[str, Any]:
         return found
     n = n if n is not None else EvaluateOptions.n
     report_progress.say(
-        f"[reproduce] {run.path}: no evaluation of epoch {wanted['epoch']} with {n} samples "
-        "and this classifier; evaluating",
+        f"[reproduce] {run.path}: no saved evaluation of epoch {wanted['epoch']} with {n} "
+        "samples, seed 0 and this classifier",
         enabled=progress,
     )
     return _evaluate(run, n, progress)
@@ -114,9 +114,9 @@ def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
     differs = [key for key in expected if record is None or record.get(key) != expected[key]]
     if not differs:
         return record
-    reason = "none yet" if record is None else f"the saved one differs in {', '.join(differs)}"
+    reason = "none saved" if record is None else f"the saved one differs in {', '.join(differs)}"
     report_progress.say(
-        f"[reproduce] {run.path}: analysing the latent space ({reason})", enabled=wanted.progress
+        f"[reproduce] {run.path}: no analysis to reuse ({reason})", enabled=wanted.progress
     )
     return analyze_run(run, wanted)
 
