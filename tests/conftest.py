@@ -49,16 +49,29 @@ def write_idx(path: Path, array: np.ndarray | bytes, compress: bool = True) -> P
     return path
 
 
+TINY_DATASET = "tiny-mnist"
+
+
 @pytest.fixture
-def tiny_dataset_dir(tmp_path) -> Path:
-    """A synthetic MNIST-layout folder: 12 train and 4 test images with labels 0..9."""
+def tiny_dataset_dir(tmp_path):
+    """A synthetic MNIST-layout folder: 12 train and 4 test images with labels 0..9,
+    registered as the dataset ``tiny-mnist`` with these files' checksums."""
+    import dataclasses
+    import hashlib
+
+    from ganscope import data
+
     rng = np.random.default_rng(0)
+    sha256 = {}
     for prefix, count in (("train", 12), ("t10k", 4)):
-        write_idx(
-            tmp_path / f"{prefix}-images-idx3-ubyte.gz",
-            rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
-        )
-        write_idx(
-            tmp_path / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(count) % 10).astype(np.uint8)
-        )
-    return tmp_path
+        arrays = {
+            f"{prefix}-images-idx3-ubyte.gz": rng.integers(0, 256, (count, 28, 28), np.uint8),
+            f"{prefix}-labels-idx1-ubyte.gz": (np.arange(count) % 10).astype(np.uint8),
+        }
+        for name, array in arrays.items():
+            write_idx(tmp_path / name, array)
+            sha256[name] = hashlib.sha256(idx_bytes(array)).hexdigest()
+    spec = dataclasses.replace(data.get_dataset("mnist"), name=TINY_DATASET, raw_sha256=sha256)
+    data.register_dataset(spec)
+    yield tmp_path
+    del data.DATASETS[TINY_DATASET]

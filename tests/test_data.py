@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import idx_bytes, write_idx
+from conftest import TINY_DATASET, idx_bytes, write_idx
 from ganscope import data
 from ganscope.errors import GanscopeError
 
@@ -63,23 +63,24 @@ def test_not_gzip_is_reported(tmp_path):
 def test_checksum_mismatch(tmp_path):
     path = write_idx(tmp_path / "x.gz", np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(GanscopeError, match="published checksum"):
-        data.read_idx(path, expected_ndim=3, sha256="0" * 64)
+        spec = data.get_dataset("fashion-mnist")
+        data.verify_dataset_file(spec, "t10k-images-idx3-ubyte.gz", path, "0" * 64)
 
 
 def test_images_and_labels_count_must_agree(tiny_dataset_dir):
     write_idx(tiny_dataset_dir / "train-labels-idx1-ubyte.gz", np.zeros(11, np.uint8))
     with pytest.raises(GanscopeError, match="12 images but .* 11 labels"):
-        data.load_split("mnist", "train", tiny_dataset_dir, download=False)
+        data.load_split(TINY_DATASET, "train", tiny_dataset_dir, download=False)
 
 
 def test_label_out_of_range(tiny_dataset_dir):
     write_idx(tiny_dataset_dir / "train-labels-idx1-ubyte.gz", np.full(12, 10, np.uint8))
     with pytest.raises(GanscopeError, match="label 10 is out of range"):
-        data.load_split("mnist", "train", tiny_dataset_dir, download=False)
+        data.load_split(TINY_DATASET, "train", tiny_dataset_dir, download=False)
 
 
 def test_load_split_synthetic(tiny_dataset_dir):
-    split = data.load_split("mnist", "test", tiny_dataset_dir, download=False)
+    split = data.load_split(TINY_DATASET, "test", tiny_dataset_dir, download=False)
     assert split.images.dtype == torch.uint8 and split.images.shape == (4, 28, 28)
     assert split.labels.tolist() == [0, 1, 2, 3]
 
@@ -172,3 +173,28 @@ def test_model_range_roundtrip():
     assert scaled.shape == (1, 1, 32, 32)
     assert scaled.min() == -1 and scaled.max() == 1
     assert torch.equal(data.to_uint8(scaled), images)
+
+
+def test_files_of_another_dataset_are_named(fashion_dir):
+    with pytest.raises(GanscopeError, match="is fashion-mnist's file, not mnist's"):
+        data.load_split("mnist", "test", fashion_dir, download=False)
+
+
+def test_a_file_without_a_published_checksum_of_its_own_is_refused(tiny_dataset_dir):
+    # MNIST publishes only the md5 of its .gz files: a decompressed copy cannot be checked,
+    # and a .gz that is not the official one fails its md5.
+    raw = tiny_dataset_dir / "raw"
+    raw.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with gzip.open(tiny_dataset_dir / f"{name}.gz") as packed:
+            (raw / name).write_bytes(packed.read())
+    with pytest.raises(GanscopeError, match="cannot be checked"):
+        data.load_split("mnist", "test", raw, download=False)
+    with pytest.raises(GanscopeError, match="published md5"):
+        data.load_split("mnist", "test", tiny_dataset_dir, download=False)
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GanscopeError, match="is a file, not a folder"):
+        data.load_split("fashion-mnist", "test", tmp_path / "file", download=False)

@@ -220,20 +220,47 @@ def parse_idx(payload: bytes, *, source: str, expected_ndim: int) -> np.ndarray:
     return np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(dims)
 
 
-def read_idx(path: str | Path, *, expected_ndim: int, sha256: str | None = None) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw); verify ``sha256`` of its decompressed bytes if given."""
-    path = Path(path)
+def read_idx(path: str | Path, *, expected_ndim: int) -> np.ndarray:
+    """Read one IDX file (``.gz`` or raw), validating its header and size."""
+    return read_checked(Path(path), expected_ndim)[0]
+
+
+def read_checked(path: Path, expected_ndim: int) -> tuple[np.ndarray, str]:
+    """An IDX file's array and the sha256 of its decompressed bytes."""
     payload = _read_bytes(path)
     array = parse_idx(payload, source=str(path), expected_ndim=expected_ndim)
-    if sha256 is not None:
-        actual = hashlib.sha256(payload).hexdigest()
-        if actual != sha256:
+    return array, hashlib.sha256(payload).hexdigest()
+
+
+def verify_dataset_file(spec: DatasetSpec, name: str, path: Path, actual: str) -> None:
+    """Check that ``path`` (content sha256 ``actual``) is ``spec``'s file ``name``: the sha256
+    of its content where the dataset publishes one, else the md5 of the official ``.gz``. A
+    file of another registered dataset is named as such."""
+    expected = spec.raw_sha256.get(name)
+    if expected == actual:
+        return
+    for other in DATASETS.values():
+        if other.name != spec.name and actual in other.raw_sha256.values():
             raise GanscopeError(
-                f"{path}: content does not match the published checksum (sha256 {actual[:12]}..., "
-                f"expected {sha256[:12]}...); the file is corrupted or not the official one: "
-                "delete it to download it again, or point --data-dir at a good copy"
+                f"{path} is {other.name}'s file, not {spec.name}'s: point --data-dir at a "
+                f"{spec.name} folder, or pass --dataset {other.name}"
             )
-    return array
+    if expected is not None:
+        raise GanscopeError(
+            f"{path}: content does not match the published checksum (sha256 {actual[:12]}..., "
+            f"expected {expected[:12]}...); the file is corrupted or not the official one: "
+            "delete it to download it again, or point --data-dir at a good copy"
+        )
+    if path.suffix != ".gz":
+        raise GanscopeError(
+            f"{path} cannot be checked: {spec.name} publishes checksums of its .gz files only; "
+            f"use the official {name}"
+        )
+    if _md5(path) != spec.gz_md5[name]:
+        raise GanscopeError(
+            f"{path} does not match the published md5 of {spec.name}'s {name}: it is "
+            "corrupted or not the official file; delete it to download it again"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,6 +360,8 @@ def locate_files(
     if split not in spec.files:
         raise GanscopeError(f"{dataset} has no split {split!r}; choose {sorted(spec.files)}")
     root = resolve_data_dir(dataset, data_dir)
+    if root.exists() and not root.is_dir():
+        raise GanscopeError(f"--data-dir {root} is a file, not a folder")
     paths = []
     for gz_name in spec.files[split]:
         found = _find_file(root, gz_name)
@@ -377,8 +406,8 @@ def load_split(
         dataset, split, data_dir, download=download, opener=opener, progress=progress
     )
     images_name, labels_name = spec.files[split]
-    images = read_idx(images_path, expected_ndim=3, sha256=spec.raw_sha256.get(images_name))
-    labels = read_idx(labels_path, expected_ndim=1, sha256=spec.raw_sha256.get(labels_name))
+    images, images_sha256 = read_checked(images_path, expected_ndim=3)
+    labels, labels_sha256 = read_checked(labels_path, expected_ndim=1)
     if images.shape[0] != labels.shape[0]:
         raise GanscopeError(
             f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
@@ -394,6 +423,9 @@ def load_split(
             f"{labels_path}: label {int(labels.max())} is out of range for "
             f"{len(spec.classes)} classes"
         )
+    # After the structural checks, which name the problem more precisely.
+    verify_dataset_file(spec, images_name, images_path, images_sha256)
+    verify_dataset_file(spec, labels_name, labels_path, labels_sha256)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return Split(

@@ -27,3 +27,8 @@ def say(line: str, *, enabled: bool = True) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(line, file=sys.stderr)
+
+
+def warn(line: str) -> None:
+    """A warning the user must see, progress or not: one line on stderr."""
+    print(f"ganscope: warning: {line}", file=sys.stderr)

@@ -8,8 +8,10 @@ the order of file names. Every file is written atomically (``atomic``).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,15 @@ FIGURES_DIR = "figures"
 EVALUATION_DIR = "evaluation"
 ANALYSIS_DIR = "analysis"
 TRAVERSALS_DIR = "traversals"
+#: The OS lock a writing command holds for its whole life, and who holds it (PID, command).
+LOCK_FILE = ".lock"
+WRITER_FILE = ".writer"
+#: Metrics lines that could not be read, kept aside by a resume instead of being dropped.
+DAMAGED_METRICS_FILE = "metrics.damaged.jsonl"
 #: What only training writes; other commands' outputs must never replace these.
-STATE_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR)
+STATE_FILES = (
+    CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR, LOCK_FILE, WRITER_FILE, DAMAGED_METRICS_FILE,
+)  # fmt: skip
 
 
 class _InRun:
@@ -245,23 +254,34 @@ class Run:
         atomic.write_json(self.config_path, {**self.meta, "config": config.to_dict()})
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics log; a damaged line (e.g. cut by a kill) is skipped."""
+def _parse_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of a metrics log and its damaged lines (not JSON objects, e.g. cut by a
+    kill or overwritten by hand), each kept in order."""
     if not path.is_file():
-        return []
-    records = []
-    with path.open(errors="replace") as stream:
-        for line in stream:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+        return [], []
+    records, damaged = [], []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except OSError as error:
+        raise GanscopeError(f"{path} is unreadable ({error.strerror})") from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("kind"), str):
+            records.append(record)
+        else:
+            damaged.append(line)
+    return records, damaged
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics log; damaged lines are skipped (a resume keeps them aside)."""
+    return _parse_metrics(path)[0]
 
 
 def append_metrics(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -272,9 +292,66 @@ def append_metrics(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop records logged after ``last_step`` (the steps a resumed run will redo)."""
-    keep = [r for r in read_metrics(path) if r.get("step", 0) <= last_step]
+    """Drop records logged after ``last_step`` (the steps a resumed run will redo). Damaged
+    lines are moved to ``metrics.damaged.jsonl`` beside it, with a warning: never a reason to
+    drop good records."""
+    from .progress import warn
+
+    records, damaged = _parse_metrics(path)
+    if damaged:
+        aside = path.with_name(DAMAGED_METRICS_FILE)
+        with aside.open("a", encoding="utf-8") as stream:
+            stream.write("".join(line + "\n" for line in damaged))
+        warn(f"{len(damaged)} damaged line(s) of {path} moved to {aside}; the others are kept")
+    keep = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= last_step]
     atomic.write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+
+
+def remove_temporary_files(folder: Path) -> list[Path]:
+    """Temporary files that a killed atomic write left behind (only safe under the lock)."""
+    removed = []
+    for tmp in folder.rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path, command: list[str] | None = None) -> Iterator[Path]:
+    """Hold the run folder's exclusive lock (an OS file lock, released by the OS if the process
+    dies, so a killed writer never blocks the next) while the body writes to it. A second
+    writer fails at once, naming the holder. Creates the folder; clears temporary files."""
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GanscopeError(f"{path} is a file, not a run folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path / LOCK_FILE), timeout=0, is_singleton=False)
+        lock.acquire()
+    except Timeout:
+        raise GanscopeError(
+            f"run folder {path} is being written by another process ({_holder(path)}); wait "
+            "for it to finish or stop it"
+        ) from None
+    except OSError as error:
+        raise GanscopeError(f"cannot write to {path} ({error.strerror or error})") from None
+    try:
+        holder = f"PID {os.getpid()}: {' '.join(command or ['python'])}"
+        atomic.write_bytes(path / WRITER_FILE, holder.encode())
+        remove_temporary_files(path)
+        yield path
+    finally:
+        lock.release()
+
+
+def _holder(path: Path) -> str:
+    try:
+        return (path / WRITER_FILE).read_text(errors="replace").strip()[:200] or "unknown"
+    except OSError:
+        return "PID unknown"
 
 
 def create_run(path: str | Path, config: RunConfig, command: list[str] | None = None) -> Run:

@@ -388,8 +388,9 @@ def train(
     split = split if split is not None else _load_training_split(config, progress)
     _check_fits(split, config)
     state = init_state(config, device)
-    run = runs.create_run(out, config, command)
-    _loop(run, state, split, device, progress=progress, callbacks=callbacks)
+    with runs.writer_lock(out, command):
+        run = runs.create_run(out, config, command)
+        _loop(run, state, split, device, progress=progress, callbacks=callbacks)
     return run
 
 
@@ -417,7 +418,19 @@ def resume(
             f"a resumed run keeps its settings; {', '.join(fixed)} cannot change "
             f"(only {', '.join(RESUMABLE)} can)"
         )
-    run = runs.load_run(run_dir)
+    runs.load_run(run_dir)  # a clear error for a folder that is not a run, before locking it
+    with runs.writer_lock(run_dir, command):
+        return _resume_locked(runs.load_run(run_dir), changes, command, progress, callbacks, split)
+
+
+def _resume_locked(
+    run: runs.Run,
+    changes: dict[str, Any],
+    command: list[str] | None,
+    progress: bool,
+    callbacks: Sequence[EpochCallback],
+    split: Split | None,
+) -> runs.Run:
     config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, **changes))
     config.validate()
     target_device = resolve_device(config.train.device)
