@@ -180,18 +180,20 @@ def test_files_of_another_dataset_are_named(fashion_dir):
         data.load_split("mnist", "test", fashion_dir, download=False)
 
 
-def test_a_file_without_a_published_checksum_of_its_own_is_refused(tiny_dataset_dir):
+def test_a_file_without_a_published_checksum_of_its_own_is_refused(tmp_path):
     # MNIST publishes only the md5 of its .gz files: a decompressed copy cannot be checked,
     # and a .gz that is not the official one fails its md5.
-    raw = tiny_dataset_dir / "raw"
-    raw.mkdir()
-    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        with gzip.open(tiny_dataset_dir / f"{name}.gz") as packed:
-            (raw / name).write_bytes(packed.read())
+    rng = np.random.default_rng(1)
+    for folder, compress in (("raw", False), ("gz", True)):
+        (tmp_path / folder).mkdir()
+        images = rng.integers(0, 256, (4, 28, 28), np.uint8)
+        write_idx(tmp_path / folder / "t10k-images-idx3-ubyte", images, compress=compress)
+        labels = np.arange(4, dtype=np.uint8)
+        write_idx(tmp_path / folder / "t10k-labels-idx1-ubyte", labels, compress=compress)
     with pytest.raises(GanscopeError, match="cannot be checked"):
-        data.load_split("mnist", "test", raw, download=False)
+        data.load_split("mnist", "test", tmp_path / "raw", download=False)
     with pytest.raises(GanscopeError, match="published md5"):
-        data.load_split("mnist", "test", tiny_dataset_dir, download=False)
+        data.load_split("mnist", "test", tmp_path / "gz", download=False)
 
 
 def test_data_dir_that_is_a_file(tmp_path):
