@@ -179,7 +179,7 @@ def test_cli_writes_figures_of_the_expected_size(run, tmp_path, capsys):
         (["interpolate", "{run}", "--seeds", "1"], "at least two seeds"),
         (["interpolate", "{run}", "--method", "cubic"], "--method must be one of slerp, lerp"),
         (["sample", "{run}", "--seed=-1"], "--seed must be in 0..9223372036854775807"),
-        (["animate", "{run}", "--frame-ms", "0"], "--frame-ms must be at least 1"),
+        (["animate", "{run}", "--frame-ms", "0"], "--frame-ms must be in 1..655350"),
         (["sample", "{run}", "--device", "cuda:7"], "--device cuda:7"),
     ],
 )

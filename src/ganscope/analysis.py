@@ -240,6 +240,19 @@ def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
     return check_dims(dims, z_dim)
 
 
+def is_complete(record: Any) -> bool:
+    """Whether an analysis record read from disk holds every field its readers use."""
+    needed = {*_CSV_FIELDS, "minus_class_index", "plus_class_index", "minus_brightness_ci",
+              "plus_brightness_ci"}  # fmt: skip
+    rows = record.get("rows") if isinstance(record, dict) else None
+    return (
+        isinstance(rows, list)
+        and isinstance(record.get("deltas"), list)
+        and bool(record["deltas"])
+        and all(isinstance(row, dict) and needed <= row.keys() for row in rows)
+    )
+
+
 def ranked(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows by semantic strength, strongest first."""
     return sorted(rows, key=lambda r: r["strength"], reverse=True)
@@ -279,7 +292,7 @@ def analyze_run(run, options: AnalyzeOptions | None = None, **overrides: Any) ->
         raise GanscopeError(f"--per-checkpoint: run {run.path} has no per-epoch generators")
     classifier = load_classifier(opts.classifier_path, device=opts.device)
     classes = classifier.meta["classes"]
-    folder = output_path(run, opts.out, run.analysis_dir)
+    folder = output_path(run, opts.out, run.analysis_dir, opts.overwrite, folder=True)
     measure = {
         "classifier": classifier,
         "n": opts.n,

@@ -75,6 +75,17 @@ class TrainState:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from a checkpoint's content; one that does not fit these networks and
+        optimisers (another model, a damaged file) is a GanscopeError."""
+        try:
+            self._load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise GanscopeError(
+                f"the checkpoint does not fit this run's networks ({one_line(error)}); it is "
+                "damaged or from another model"
+            ) from None
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         for optimizer, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
@@ -145,7 +156,7 @@ def load(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for a damaged file
-        raise GanscopeError(f"checkpoint {path} is unreadable ({_one_line(error)})") from None
+        raise GanscopeError(f"checkpoint {path} is unreadable ({one_line(error)})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         found = state.get("format_version") if isinstance(state, dict) else None
         raise GanscopeError(
@@ -157,7 +168,7 @@ def load(
     return state
 
 
-def _one_line(error: Exception) -> str:
+def one_line(error: Exception) -> str:
     """torch's messages run long and advise ``weights_only=False``: keep the first line, and
     never that advice (it would run whatever code the file holds)."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
@@ -172,6 +183,6 @@ def load_generator(generator: nn.Module, weights: dict[str, Any], path: Path) ->
     except (RuntimeError, TypeError, AttributeError) as error:
         raise GanscopeError(
             f"checkpoint {path} holds weights of another network than this run's "
-            f"({_one_line(error)})"
+            f"({one_line(error)})"
         ) from None
     return generator

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import read_json
+from .checkpoints import one_line
+from .devices import resolve_device
 from .errors import GanscopeError
 
 #: Bumped whenever the architecture or the recipe changes; recorded with the weights.
@@ -103,6 +105,8 @@ def load_classifier(
     if not meta_file.is_file():
         raise GanscopeError(f"classifier metadata {meta_file} (beside the weights) is missing")
     meta = read_json(meta_file, "classifier metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list):
+        raise GanscopeError(f"classifier metadata {meta_file} is not a ganscope classifier record")
     actual = _sha256(weights)
     if meta.get("sha256") != actual:
         raise GanscopeError(
@@ -114,11 +118,17 @@ def load_classifier(
             f"classifier {weights} is for {meta.get('channels')}-channel "
             f"{meta.get('image_size')}px images; ganscope's are 1-channel {IMAGE_SIZE}px"
         )
-    model = FashionClassifier(num_classes=int(meta.get("num_classes", 10)))
+    num_classes = meta.get("num_classes", 10)
+    if not isinstance(num_classes, int) or not 1 < num_classes <= 1000:
+        raise GanscopeError(f"classifier metadata {meta_file}: num_classes {num_classes!r}")
+    device = resolve_device(str(device))
+    model = FashionClassifier(num_classes=num_classes)
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as error:  # wrong architecture or a damaged pickle
-        raise GanscopeError(f"classifier weights {weights} do not load ({error})") from None
+        raise GanscopeError(
+            f"classifier weights {weights} do not load ({one_line(error)})"
+        ) from None
     model.meta = meta  # type: ignore[attr-defined]
     # NHWC: 3.5x faster inference on a 2-core CPU (oneDNN skips layout conversions).
     return model.to(device, memory_format=torch.channels_last).eval()

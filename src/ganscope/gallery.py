@@ -30,16 +30,24 @@ from .runs import Run
 from .sampling import check_dims, generate, interpolate, latent, traverse, z_dim_of
 
 
-def output_path(run: Run, out: str | Path | None, default: Path) -> Path:
-    """``out`` (or ``default``), refused when it would replace one of the run's state files."""
+def output_path(
+    run: Run, out: str | Path | None, default: Path, overwrite: bool = False, folder: bool = False
+) -> Path:
+    """``out`` (or ``default``): never inside the run's state files; an explicit ``out`` that
+    exists (a file, or a folder with files in it) only with ``overwrite``."""
     path = Path(out) if out else default
     if run.is_state_file(path):
         raise GanscopeError(
             f"--out {path} is inside {run.path}'s training state (config, metrics, "
             "checkpoints); choose another path"
         )
-    if path.is_dir() and path.suffix:
+    if folder and path.exists() and not path.is_dir():
+        raise GanscopeError(f"--out {path} is a file, not a folder")
+    if not folder and path.is_dir():
         raise GanscopeError(f"--out {path} is a folder, not a file")
+    taken = path.is_file() or (folder and path.is_dir() and any(path.iterdir()))
+    if out and taken and not overwrite:
+        raise GanscopeError(f"--out {path} already exists; pass --overwrite to replace it")
     return path
 
 
@@ -93,7 +101,7 @@ def write_traversals(
     generator = run.generator(epoch=opts.epoch, device=opts.device)
     z = latent(opts.n, z_dim_of(generator), opts.seed)
     dims = check_dims(opts.dims, z.shape[1])
-    folder = output_path(run, opts.out, run.traversals_dir)
+    folder = output_path(run, opts.out, run.traversals_dir, opts.overwrite, folder=True)
     figures = traversal_figures(generator, dims, opts.delta, z, opts.steps)
     paths = [save_png(fig, folder / f"dim_{dim:03d}.png") for dim, fig in figures.items()]
     paths.append(save_png(stack_vertical(list(figures.values())), folder / "overview.png"))
@@ -105,7 +113,7 @@ def write_samples(run: Run, options: SampleOptions | None = None, **overrides: A
     from .plots import png_bytes, save_grid
 
     opts = resolve(SampleOptions, options, overrides)
-    out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n))
+    out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n), opts.overwrite)
     z, pixels = _samples(run, opts)
     paths = [save_grid(pixels, out, nrow=opts.nrow, scale=2)]
     if opts.save_individual:
@@ -141,7 +149,9 @@ def write_interpolation(
     from .plots import labelled_grid, save_png
 
     opts = resolve(InterpolateOptions, options, overrides)
-    out = output_path(run, opts.out, run.interpolation_path(opts.seeds, opts.method))
+    out = output_path(
+        run, opts.out, run.interpolation_path(opts.seeds, opts.method), opts.overwrite
+    )
     generator = run.generator(epoch=opts.epoch, device=opts.device)
     z_dim = z_dim_of(generator)
     pairs = list(zip(opts.seeds[:-1], opts.seeds[1:]))
@@ -165,7 +175,7 @@ def write_progress_gif(run: Run, options: AnimateOptions | None = None, **overri
     from .plots import labelled_grid, save_gif
 
     opts = resolve(AnimateOptions, options, overrides)
-    out = output_path(run, opts.out, run.progress_gif)
+    out = output_path(run, opts.out, run.progress_gif, opts.overwrite)
     paths = run.sample_grid_paths()
     if not paths:
         raise GanscopeError(f"run {run.path} has no per-epoch sample grids yet")

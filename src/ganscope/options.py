@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -60,6 +61,10 @@ def lang_option(what: str) -> Any:
     return option("en", f"language of {what}", choices=lambda: list(LANGS))
 
 
+def overwrite_option() -> Any:
+    return option(False, "replace the files an explicit --out names if they exist")
+
+
 def progress_option() -> Any:
     return option(True, "no progress bars or progress lines", flag="--no-progress")
 
@@ -103,6 +108,29 @@ def check_positive_deltas(deltas: tuple[float, ...]) -> None:
     for delta in deltas:
         if check_delta(delta) <= 0:
             raise GanscopeError(f"--delta must be positive (both signs are used), got {delta:g}")
+
+
+#: Bytes one generated 28x28 image costs while it is made and saved (float32 output, its
+#: uint8 copy and its place in a figure): the unit of the up-front memory estimates.
+IMAGE_BYTES = 3 * 28 * 28 * 4
+
+
+def memory_limit() -> int:
+    """Half of this machine's physical memory (8 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, OSError, ValueError):
+        return 8 * 2**30
+
+
+def check_memory(what: str, needed: float) -> None:
+    """Refuse up front what would need more than :func:`memory_limit` bytes."""
+    limit = memory_limit()
+    if needed > limit:
+        raise GanscopeError(
+            f"{what} would need about {needed / 2**30:,.1f} GiB of memory, more than the "
+            f"{limit / 2**30:,.1f} GiB allowed (half of this machine's); ask for fewer"
+        )
 
 
 def check_bounds(obj: Any) -> None:
@@ -172,8 +200,12 @@ class SampleOptions(GeneratorOptions):
     out: str | None = out_option(
         None, "the grid PNG (default: RUN_DIR/samples/sample_seedS_nN.png)"
     )
+    overwrite: bool = overwrite_option()
     save_individual: bool = option(False, "also one PNG per image, in a folder named like the grid")
     npz: bool = option(False, "also an .npz beside the grid: images (uint8) and z")
+
+    def check(self) -> None:
+        check_memory(f"--n {self.n}", self.n * IMAGE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -197,11 +229,16 @@ class TraverseOptions(GeneratorOptions):
         minimum=2,
     )
     out: str | None = out_option(None, "a folder (default: RUN_DIR/traversals)")
+    overwrite: bool = overwrite_option()
 
     def check(self) -> None:
         if not self.dims:
             raise GanscopeError("give at least one latent dimension")
         check_positive_deltas((self.delta,))
+        images = len(self.dims) * self.n * (self.steps or 3)
+        check_memory(
+            f"{len(self.dims)} dims x --n {self.n} x {self.steps or 3} steps", images * IMAGE_BYTES
+        )
 
 
 @dataclass(frozen=True)
@@ -219,10 +256,13 @@ class InterpolateOptions(GeneratorOptions):
     out: str | None = out_option(
         None, "the PNG (default: RUN_DIR/figures/interpolate_SEEDS_METHOD.png)"
     )
+    overwrite: bool = overwrite_option()
 
     def check(self) -> None:
         if len(self.seeds) < 2:
             raise GanscopeError("--seeds needs at least two seeds")
+        images = (len(self.seeds) - 1) * self.steps
+        check_memory(f"--steps {self.steps}", images * IMAGE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -233,8 +273,10 @@ class AnimateOptions(Checked):
     after every epoch as RUN_DIR/figures/progress.gif).
     """
 
-    frame_ms: int = option(600, "milliseconds per frame", minimum=1)
+    # GIF stores a frame's delay in hundredths of a second, as a 16-bit number.
+    frame_ms: int = option(600, "milliseconds per frame", minimum=1, maximum=655350)
     out: str | None = out_option(None, "the GIF (default: RUN_DIR/figures/progress.gif)")
+    overwrite: bool = overwrite_option()
 
 
 @dataclass(frozen=True)
@@ -255,6 +297,10 @@ class EvaluateOptions(GeneratorOptions):
     data_dir: str | None = data_dir_option("the one the run trained on")
     batch_size: int = option(256, "images per forward pass", cli=False, minimum=1)
     progress: bool = progress_option()
+
+    def check(self) -> None:
+        # The samples, their features and a memorisation chunk against 60,000 training images.
+        check_memory(f"--n {self.n}", self.n * 2 * IMAGE_BYTES + 512 * 60000 * 4)
 
 
 @dataclass(frozen=True)
@@ -287,6 +333,7 @@ class AnalyzeOptions(GeneratorOptions):
     checkpoint_n: int = option(64, "base vectors per epoch", cli=False, minimum=2)
     classifier_path: str | None = classifier_option()
     out: str | None = out_option(None, "a folder (default: RUN_DIR/analysis)")
+    overwrite: bool = overwrite_option()
     batch_size: int = option(256, "images per forward pass", cli=False, minimum=1)
     bootstrap: int = option(1000, "bootstrap resamples per interval", cli=False, minimum=1)
     progress: bool = progress_option()
@@ -295,6 +342,8 @@ class AnalyzeOptions(GeneratorOptions):
         object.__setattr__(self, "dims", tuple(str(d) for d in self.dims))
         object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))
         check_positive_deltas(self.deltas)
+        # Per base vector: its two shifted images at a time and the bootstrap's indices.
+        check_memory(f"--n {self.n}", self.n * (2 * IMAGE_BYTES + 8 * self.bootstrap))
 
 
 #: The latent seed of every evaluation and analysis in a report: evaluate's default.

@@ -104,7 +104,7 @@ def _evaluate(run: Run, n: int, progress: bool) -> dict[str, Any]:
 def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
     """The run's analysis when its header equals what ``wanted`` would compute for the latest
     epoch; otherwise analysed again (saying what differed)."""
-    from .analysis import analysis_header, analyze_run, parse_dims
+    from .analysis import analysis_header, analyze_run, is_complete, parse_dims
 
     record = run.analysis_record()
     epoch = run.latest_epoch()
@@ -112,9 +112,14 @@ def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
     expected = analysis_header(run, epoch, wanted, dims, _classifier_sha256())
     expected.pop("run")  # a moved folder keeps its results
     differs = [key for key in expected if record is None or record.get(key) != expected[key]]
-    if not differs:
+    if not differs and is_complete(record):
         return record
-    reason = "none saved" if record is None else f"the saved one differs in {', '.join(differs)}"
+    if record is None:
+        reason = "none saved"
+    elif differs:
+        reason = f"the saved one differs in {', '.join(differs)}"
+    else:
+        reason = "the saved one is damaged"
     report_progress.say(
         f"[reproduce] {run.path}: no analysis to reuse ({reason})", enabled=wanted.progress
     )

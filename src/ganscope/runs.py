@@ -218,7 +218,10 @@ class Run:
                 record = atomic.read_json(path)
             except GanscopeError:
                 continue
-            if isinstance(record, dict) and all(k in record for k in ("epoch", "n", "seed")):
+            usable = isinstance(record, dict) and all(
+                isinstance(record.get(k), int) for k in ("epoch", "n", "seed")
+            )
+            if usable and isinstance(record.get("fid"), float | int):
                 records.append(record)
         return records
 
