@@ -99,26 +99,30 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
     command = ["ganscope", *argv]
     opts: options.TrainOptions = options_from(args, options.TrainOptions)
     if opts.resume:
-        fixed = [
-            options.flag_of(field)
+        flags = {
+            (section, field.name): options.flag_of(field)
             for section, cls in SECTIONS.items()
             for field in dataclasses.fields(cls)
-            if getattr(args, f"{section}.{field.name}", None) is not None
-            and not (section == "train" and field.name in RESUMABLE)
+            if field.metadata.get("cli", True)
+        }
+        fixed = [
+            flag
+            for (section, name), flag in flags.items()
+            if getattr(args, f"{section}.{name}", None) is not None
+            and RESUMABLE.get(name) != section
         ] + (["--out"] if opts.out else [])
         if fixed:
-            resumable = [
-                options.flag_of(f)
-                for f in dataclasses.fields(SECTIONS["train"])
-                if f.name in RESUMABLE
-            ]
+            resumable = [flag for (s, name), flag in flags.items() if RESUMABLE.get(name) == s]
             raise GanscopeError(
                 f"--resume continues a run with its saved settings; {', '.join(fixed)} cannot "
                 f"change (only {', '.join(resumable)} can)"
             )
         args.interrupt_hint = f"continue with: ganscope train --resume {opts.resume}"
-        _announce(opts.resume, resumed=True)
-        changes = {name: getattr(args, f"train.{name}", None) for name in RESUMABLE}
+        changes = {
+            name: getattr(args, f"{section}.{name}", None) for name, section in RESUMABLE.items()
+        }
+        if changes.get("data_dir"):
+            changes["data_dir"] = str(Path(changes["data_dir"]).expanduser().resolve())
         run = resume(opts.resume, command=command, progress=opts.progress, **changes)
     else:
         sections = {name: options_from(args, cls, f"{name}.") for name, cls in SECTIONS.items()}
@@ -134,7 +138,6 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             f"training is saved up to its last checkpoint; continue with: "
             f"ganscope train --resume {out}"
         )
-        _announce(out, resumed=False)
         run = train(config, out, command=command, progress=opts.progress)
     last = run.metrics("epoch")[-1]
     return _print_result(
@@ -145,11 +148,6 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             f"loss_G {last['loss_G']:.3f}); samples in {run.sample_grid_path(1).parent}"
         ),
     )
-
-
-def _announce(run_dir: str, *, resumed: bool) -> None:
-    # Named up front so that an interrupted user knows what to --resume.
-    print(f"{'resuming' if resumed else 'training into'} {run_dir}", file=sys.stderr)
 
 
 # -- commands on a run folder ----------------------------------------------------------------

@@ -160,10 +160,9 @@ def is_mechanics(cls: type, name: str) -> bool:
     )
 
 
-#: Train settings a resumed run may change: the mechanics, and how far to train.
-RESUMABLE = ("epochs",) + tuple(
-    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("mechanics")
-)
+#: Settings a resumed run may change (name -> config section): how far to train, and the
+#: mechanics of every section.
+RESUMABLE: dict[str, str] = {"epochs": "train"}
 
 
 @dataclass(frozen=True)
@@ -195,6 +194,14 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def with_changes(self, **changes: Any) -> RunConfig:
+        """This config with ``changes`` (names of :data:`RESUMABLE`) applied to their sections."""
+        parts = {name: getattr(self, name) for name in SECTIONS}
+        for key, value in changes.items():
+            section = RESUMABLE[key]
+            parts[section] = dataclasses.replace(parts[section], **{key: value})
+        return RunConfig(**parts)
 
     @classmethod
     def from_dict(cls, raw: Any) -> RunConfig:
@@ -234,3 +241,13 @@ def _check_type(name: str, value: Any, default: Any) -> None:
         )
     if not ok:
         raise GanscopeError(f"config.json: {name} has the wrong type ({value!r})")
+
+
+RESUMABLE.update(
+    {
+        f.name: section
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("mechanics")
+    }
+)

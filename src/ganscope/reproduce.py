@@ -65,7 +65,13 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
         )
     done = run.latest_epoch() if run.has_checkpoint() else 0
     if done < config.train.epochs:
-        return resume(path, device=config.train.device, command=command, progress=progress)
+        return resume(
+            path,
+            device=config.train.device,
+            data_dir=config.data.data_dir,
+            command=command,
+            progress=progress,
+        )
     return run
 
 

@@ -357,8 +357,8 @@ def _holder(path: Path) -> str:
         return "PID unknown"
 
 
-def create_run(path: str | Path, config: RunConfig, command: list[str] | None = None) -> Run:
-    """Make a new run folder; refuses one that already holds a run."""
+def check_new_run_folder(path: str | Path) -> Path:
+    """``path`` if a new run may be made there: not a file, not a folder holding a run."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise GanscopeError(f"--out {path} is a file, not a folder")
@@ -367,6 +367,12 @@ def create_run(path: str | Path, config: RunConfig, command: list[str] | None = 
             f"{path} already holds a run; continue it with: ganscope train --resume {path}, "
             "or choose another --out"
         )
+    return path
+
+
+def create_run(path: str | Path, config: RunConfig, command: list[str] | None = None) -> Run:
+    """Make a new run folder; refuses one that already holds a run."""
+    path = check_new_run_folder(path)
     try:
         for sub in (CHECKPOINT_DIR, SAMPLES_DIR, FIGURES_DIR):
             (path / sub).mkdir(parents=True, exist_ok=True)

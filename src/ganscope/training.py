@@ -11,7 +11,6 @@ checkpoint format is ``checkpoints``'.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -383,6 +382,7 @@ def train(
     is loaded as ``config.data`` says.
     """
     config.validate()
+    runs.check_new_run_folder(out)
     device = resolve_device(config.train.device)
     resolve_precision(config.train.precision, device, config.model.name)
     split = split if split is not None else _load_training_split(config, progress)
@@ -390,6 +390,7 @@ def train(
     state = init_state(config, device)
     with runs.writer_lock(out, command):
         run = runs.create_run(out, config, command)
+        report_progress.say(f"training into {run.path}", enabled=progress)
         _loop(run, state, split, device, progress=progress, callbacks=callbacks)
     return run
 
@@ -431,7 +432,7 @@ def _resume_locked(
     callbacks: Sequence[EpochCallback],
     split: Split | None,
 ) -> runs.Run:
-    config = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, **changes))
+    config = run.config.with_changes(**changes)
     config.validate()
     target_device = resolve_device(config.train.device)
     state = init_state(config, target_device)
@@ -449,6 +450,7 @@ def _resume_locked(
         )
     split = split if split is not None else _load_training_split(config, progress)
     _check_fits(split, config)
+    report_progress.say(f"resuming {run.path} after step {state.step}", enabled=progress)
     run.save_config(config, command)
     runs.truncate_metrics(run.metrics_path, state.step)
     _restore_epoch_record(run, state)
