@@ -157,14 +157,18 @@ def load(
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for a damaged file
         raise GanscopeError(f"checkpoint {path} is unreadable ({one_line(error)})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        found = state.get("format_version") if isinstance(state, dict) else None
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if type(version) is not int or version != FORMAT_VERSION:
+        shown = version if isinstance(version, int | str | None) else type(version).__name__
         raise GanscopeError(
-            f"checkpoint {path} has format version {found}, this ganscope reads {FORMAT_VERSION}"
+            f"checkpoint {path} has format version {shown}, this ganscope reads {FORMAT_VERSION}"
         )
     missing = [key for key in keys if key not in state]
     if missing:
         raise GanscopeError(f"checkpoint {path} lacks {', '.join(missing)}: it is damaged")
+    wrong = [k for k in ("epoch", "step", "position") if k in state and type(state[k]) is not int]
+    if wrong:
+        raise GanscopeError(f"checkpoint {path} has a damaged {', '.join(wrong)}")
     return state
 
 
