@@ -132,18 +132,16 @@ def _damage_config_binary(run: Path) -> None:
     (run / "config.json").write_bytes(b"\x80\x81\xfe binary")
 
 
-def _damage_config_types(run: Path) -> None:
-    text = (run / "config.json").read_text().replace('"epochs": 1', '"epochs": "one"')
-    (run / "config.json").write_text(text)
+def _edit_config(old: str, new: str):
+    def damage(run: Path) -> None:
+        path = run / "config.json"
+        path.write_text(path.read_text().replace(old, new))
+
+    return damage
 
 
 def _damage_config_list(run: Path) -> None:
     (run / "config.json").write_text("[1, 2, 3]")
-
-
-def _damage_config_unknown_key(run: Path) -> None:
-    text = (run / "config.json").read_text().replace('"epochs": 1', '"epochs": 1, "warp": 9')
-    (run / "config.json").write_text(text)
 
 
 def _damage_checkpoint_truncated(run: Path) -> None:
@@ -180,9 +178,17 @@ def _damage_classifier_record(run: Path) -> None:
 
 DAMAGED = {
     "config-binary": (_damage_config_binary, ["sample", "{run}"], "config.json is unreadable"),
-    "config-types": (_damage_config_types, ["sample", "{run}"], "train.epochs has the wrong type"),
+    "config-types": (
+        _edit_config('"epochs": 1', '"epochs": "one"'),
+        ["sample", "{run}"],
+        "train.epochs has the wrong type",
+    ),
     "config-list": (_damage_config_list, ["sample", "{run}"], "is not a ganscope run config"),
-    "config-unknown": (_damage_config_unknown_key, ["sample", "{run}"], "unknown train settings"),
+    "config-unknown": (
+        _edit_config('"epochs": 1', '"epochs": 1, "warp": 9'),
+        ["sample", "{run}"],
+        "unknown train settings",
+    ),
     "checkpoint-cut": (_damage_checkpoint_truncated, ["sample", "{run}"], "is unreadable"),
     "checkpoint-keys": (_damage_checkpoint_keys, ["sample", "{run}"], "lacks config, generator"),
     "checkpoint-model": (_damage_checkpoint_other_model, ["sample", "{run}"], "another network"),

@@ -24,12 +24,16 @@ TINY = reproduce.Profile(
 )
 
 
+def _reproduce(out, fashion_dir, profile):
+    return reproduce.reproduce(
+        out=out, seeds=[0], device="cpu", profile=profile, data_dir=str(fashion_dir), progress=False
+    )
+
+
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory, fashion_dir):
     out = tmp_path_factory.mktemp("repro") / "out"
-    paths = reproduce.reproduce(
-        out=out, seeds=[0], device="cpu", profile=TINY, data_dir=str(fashion_dir), progress=False
-    )
+    paths = _reproduce(out, fashion_dir, TINY)
     return out, paths
 
 
@@ -72,9 +76,7 @@ def test_reproduce_reuses_finished_work(reproduced, fashion_dir):
     checkpoint = out / "runs" / "cnn-seed0" / "checkpoints" / "last.pt"
     analysis = out / "runs" / "cnn-seed0" / "analysis" / "dims.json"
     before = (checkpoint.stat().st_mtime_ns, analysis.stat().st_mtime_ns)
-    reproduce.reproduce(
-        out=out, seeds=[0], device="cpu", profile=TINY, data_dir=str(fashion_dir), progress=False
-    )
+    _reproduce(out, fashion_dir, TINY)
     assert (checkpoint.stat().st_mtime_ns, analysis.stat().st_mtime_ns) == before
 
 
@@ -90,14 +92,7 @@ def test_interrupted_reproduction_continues(tmp_path, fashion_dir):
 
     with pytest.raises(KeyboardInterrupt):
         train(config, out / "runs" / "mlp-seed0", callbacks=[stop_after_first], progress=False)
-    reproduce.reproduce(
-        out=out,
-        seeds=[0],
-        device="cpu",
-        profile=two_epochs,
-        data_dir=str(fashion_dir),
-        progress=False,
-    )
+    _reproduce(out, fashion_dir, two_epochs)
     records = [
         json.loads(line)
         for line in (out / "runs" / "mlp-seed0" / "metrics.jsonl").read_text().splitlines()
@@ -166,14 +161,7 @@ def test_settings_conflict_and_bad_input(reproduced, fashion_dir, capsys):
     out, _ = reproduced
     other = dataclass_replace(TINY, epochs=3, limit=320)
     with pytest.raises(GanscopeError, match="other settings"):
-        reproduce.reproduce(
-            out=out,
-            seeds=[0],
-            device="cpu",
-            profile=other,
-            data_dir=str(fashion_dir),
-            progress=False,
-        )
+        _reproduce(out, fashion_dir, other)
     assert cli.main(["reproduce", "--lang", "fr", "--out", str(out)]) == 2
     assert cli.main(["reproduce", "--seeds", "1", "1", "--out", str(out)]) == 2
     assert cli.main(["report", "/no/such/run"]) == 2

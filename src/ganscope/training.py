@@ -444,6 +444,7 @@ def _resume_locked(
     if partial is not None and int(partial["step"]) > state.step:
         state.load_state_dict(partial)
     if state.epoch >= config.train.epochs:
+        _restore_epoch_record(run, state)  # a kill may have come between checkpoint and record
         raise GanscopeError(
             f"run {run.path} already finished {state.epoch} of {config.train.epochs} epochs; "
             f"pass --epochs N (N > {state.epoch}) to train further"
