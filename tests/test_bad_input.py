@@ -169,6 +169,11 @@ def _damage_sample_png(run: Path) -> None:
     (run / "samples" / "epoch_001.png").write_bytes(b"\x89PNG broken")
 
 
+def _remove_snapshots(run: Path) -> None:
+    for snapshot in (run / "checkpoints").glob("generator_epoch_*.pt"):
+        snapshot.unlink()
+
+
 def _damage_classifier_record(run: Path) -> None:
     from ganscope.classifier import default_weights_path
 
@@ -199,6 +204,11 @@ DAMAGED = {
         "does not fit this run's networks",
     ),
     "sample-png": (_damage_sample_png, ["animate", "{run}"], "is damaged"),
+    "no-snapshots": (
+        _remove_snapshots,
+        ["analyze", "{run}", "--per-checkpoint", "--dims", "3"],
+        "has no per-epoch generators",
+    ),
     "classifier-record": (
         _damage_classifier_record,
         ["evaluate", "{run}", "--classifier", "{run}/../c.pt"],

@@ -131,3 +131,15 @@ def test_resume_may_point_at_moved_data(tmp_path, small_split, fashion_dir):
     )  # fmt: skip
     assert code == 0
     assert runs.load_run(run.path).config.data.data_dir == str(fashion_dir.resolve())
+
+
+def test_results_carry_the_epoch_of_the_weights_they_used(tmp_path, small_split, monkeypatch):
+    """While a run trains, its latest epoch moves on between loading the generator and writing
+    the result; the result must name the epoch whose weights it used, read from the same file."""
+    from ganscope.analysis import analyze_run
+
+    run = training.train(_config(epochs=2), tmp_path / "run", split=small_split, progress=False)
+    monkeypatch.setattr(runs.Run, "latest_epoch", lambda self: 3)  # "training went on"
+    record = analyze_run(run, dims=("3",), n=4, sefa=0, progress=False)
+    assert record["epoch"] == 2
+    assert runs.load_run(run.path).analysis_record()["epoch"] == 2
