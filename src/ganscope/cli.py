@@ -247,6 +247,14 @@ def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     return _print_result(args, paths, lambda: f"report: {paths['html']}\n        {paths['md']}")
 
 
+def _cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from .web import serve
+
+    args.interrupt_hint = "the explorer stopped"
+    serve(args.run_dirs, args.options)
+    return 0
+
+
 # -- tools ------------------------------------------------------------------------------------
 def _cmd_classifier_train(args: argparse.Namespace, argv: list[str]) -> int:
     from .classifier import ClassifierRecipe, train_classifier
@@ -287,6 +295,7 @@ COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
     "reproduce": (_cmd_reproduce, options.ReproduceOptions, None),
     "report": (_cmd_report, options.ReportOptions, "run_dirs"),
     "bench": (_cmd_bench, options.BenchOptions, None),
+    "serve": (_cmd_serve, options.ServeOptions, "run_dirs"),
 }
 
 
@@ -346,9 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         if positional == "run_dir":
             command.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
         elif positional == "run_dirs":
-            command.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help=RUN_DIR_HELP + "s")
+            command.add_argument(
+                "run_dirs", metavar="RUN_DIR", nargs="+", help="run folders written by train"
+            )
         add_options(command, cls)
-        _add_json(command)
+        if name != "serve":  # a server has no result to print
+            _add_json(command)
         command.set_defaults(handler=handler, options_class=cls)
     _add_classifier_parser(sub)
     return parser

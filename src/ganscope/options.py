@@ -499,3 +499,22 @@ class TrainOptions(Checked):
         metavar="RUN_DIR",
     )
     progress: bool = progress_option()
+
+
+@dataclass(frozen=True)
+class ServeOptions(Checked):
+    """explore runs' latent spaces live in the browser
+
+    Start a local web page over the run folders named: one slider per latent dimension
+    (labelled with the analysis's readings) and per SeFa direction, the image and the
+    classifier's probabilities as you drag, an epoch scrubber, two runs side by side, an
+    interpolation strip and the report's three-row figure. The URL keeps the view. Serves
+    127.0.0.1 unless --host says otherwise; writes nothing.
+    """
+
+    host: str = option(
+        "127.0.0.1",
+        "address to listen on (another than 127.0.0.1 is reachable from other machines)",
+    )
+    port: int = option(8000, "port to listen on", minimum=1, maximum=65535)
+    device: str = device_option()

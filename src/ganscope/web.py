@@ -1,0 +1,338 @@
+"""``ganscope serve``: explore run folders' latent spaces live in the browser.
+
+A FastAPI app serves one static page (``assets/explorer.html``: plain HTML, CSS and JS, no CDN,
+no build step) and a small JSON API over the same Python functions the CLI uses: ``load_run``,
+``Run.generator_at``, ``sampling.generate`` / ``latent`` / ``interpolate``, the classifier and
+the analysis record. Clients name runs by index and epochs by number, never by path; every
+request is validated (pydantic models and the checks below) and a bad one gets a JSON 4xx that
+says what is wrong. The server writes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from .errors import GanscopeError
+from .options import MAX_ABS_DELTA, MAX_SEED, ServeOptions, resolve
+
+#: Latent values a client may send: z ~ N(0, 1), shifted by at most MAX_ABS_DELTA.
+MAX_ABS_Z = MAX_ABS_DELTA + 10
+#: Request bodies larger than this are refused (a z of 100 floats is about 2 KB).
+MAX_BODY_BYTES = 64 * 1024
+#: Generators kept in memory (run, epoch); the least recently used goes first.
+CACHED_GENERATORS = 32
+MAX_STEPS = 32
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP ``status`` and a message for the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- request bodies ---------------------------------------------------------------------------
+class GenerateRequest(BaseModel):
+    run: int = Field(ge=0)
+    epoch: int | None = Field(default=None, ge=1)
+    z: list[float] = Field(min_length=1, max_length=4096)
+    #: Shifts along SeFa directions: index into the run's directions -> amount.
+    directions: dict[int, float] = Field(default_factory=dict, max_length=64)
+
+
+class LatentRequest(BaseModel):
+    run: int = Field(ge=0)
+    seed: int = Field(ge=0, le=MAX_SEED)
+
+
+class InterpolateRequest(BaseModel):
+    run: int = Field(ge=0)
+    epoch: int | None = Field(default=None, ge=1)
+    seeds: tuple[int, int]
+    steps: int = Field(default=8, ge=2, le=MAX_STEPS)
+    method: str = "slerp"
+
+
+class TraverseRequest(BaseModel):
+    run: int = Field(ge=0)
+    epoch: int | None = Field(default=None, ge=1)
+    z: list[float] = Field(min_length=1, max_length=4096)
+    dim: int = Field(ge=0)
+    delta: float = Field(gt=0, le=MAX_ABS_DELTA)
+
+
+# -- the runs being served --------------------------------------------------------------------
+@dataclass
+class ServedRun:
+    """One run folder: its description for the page, and its directions as tensors."""
+
+    run: Any
+    info: dict[str, Any]
+    directions: list[torch.Tensor]
+
+
+def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun:
+    from .analysis import is_complete, sefa_directions
+    from .data import get_dataset
+    from .models import display_name
+    from .text import describe
+
+    generator, epoch = run.generator_at(None, device)
+    z_dim = run.config.model.z_dim
+    record = run.analysis_record()
+    readings: dict[int, dict[str, Any]] = {}
+    sefa: list[dict[str, Any]] = []
+    directions: list[torch.Tensor] = []
+    names = get_dataset(run.config.data.dataset).class_names("en")
+    if is_complete(record):
+        delta = record["deltas"][0]
+        for row in record["rows"]:
+            if row["dim"] is not None and row["delta"] == delta and 0 <= row["dim"] < z_dim:
+                readings[row["dim"]] = {
+                    "label": f"{row['minus_class']} ↔ {row['plus_class']}",
+                    "strength": round(float(row["strength"]), 3),
+                    "sentence": describe(row, "en", names),
+                }
+        sefa_rows = record.get("sefa_rows") or []
+        if sefa_rows:
+            directions = [d.vector for d in sefa_directions(generator, len(sefa_rows))]
+            sefa = [
+                {
+                    "name": row["direction"],
+                    "label": f"{row['minus_class']} ↔ {row['plus_class']}",
+                    "strength": round(float(row["strength"]), 3),
+                }
+                for row in sefa_rows
+            ]
+    order = sorted(
+        range(z_dim), key=lambda d: (-readings[d]["strength"] if d in readings else 1, d)
+    )
+    info = {
+        "id": index,
+        "name": run.path.name,
+        "model": display_name(run.config.model.name),
+        "z_dim": z_dim,
+        "epoch": epoch,
+        "epochs": run.generator_epochs(),
+        "dims": [{"dim": d, **readings.get(d, {})} for d in order],
+        "sefa": sefa,
+        "classes": classes,
+    }
+    return ServedRun(run, info, directions)
+
+
+class Explorer:
+    """The state of a server: its runs, the classifier, cached generators. Thread-safe."""
+
+    def __init__(self, run_dirs: list[str], device: str = "cpu") -> None:
+        from .classifier import load_classifier
+        from .devices import resolve_device
+        from .runs import load_run
+
+        if not run_dirs:
+            raise GanscopeError("give at least one run folder")
+        self.device = str(resolve_device(device))
+        self.classifier = load_classifier(device=self.device)
+        classes = list(self.classifier.meta["classes"])
+        self.runs = [
+            _describe_run(i, load_run(path), self.device, classes)
+            for i, path in enumerate(run_dirs)
+        ]
+        self._generators: OrderedDict[tuple[int, int | None], torch.nn.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- checks shared by the endpoints ------------------------------------------------------
+    def served(self, index: int) -> ServedRun:
+        if not 0 <= index < len(self.runs):
+            raise ApiError(
+                404, f"unknown run {index}; this server has runs 0..{len(self.runs) - 1}"
+            )
+        return self.runs[index]
+
+    def generator(self, index: int, epoch: int | None) -> torch.nn.Module:
+        served = self.served(index)
+        if epoch is not None and epoch not in served.info["epochs"]:
+            raise ApiError(
+                404,
+                f"run {index} has no generator for epoch {epoch}; it has {served.info['epochs']}",
+            )
+        key = (index, epoch)
+        with self._lock:
+            if key not in self._generators:
+                self._generators[key] = served.run.generator_at(epoch, self.device)[0]
+                if len(self._generators) > CACHED_GENERATORS:
+                    self._generators.popitem(last=False)
+            self._generators.move_to_end(key)
+            return self._generators[key]
+
+    def latent_vector(self, index: int, z: list[float]) -> torch.Tensor:
+        z_dim = self.served(index).info["z_dim"]
+        if len(z) != z_dim:
+            raise ApiError(422, f"z has {len(z)} values; run {index} takes {z_dim}")
+        if not all(math.isfinite(v) and abs(v) <= MAX_ABS_Z for v in z):
+            raise ApiError(422, f"z values must be finite numbers within ±{MAX_ABS_Z:g}")
+        return torch.tensor(z, dtype=torch.float32).unsqueeze(0)  # (1, z_dim)
+
+    # -- the work ---------------------------------------------------------------------------
+    def generate(self, request: GenerateRequest) -> dict[str, Any]:
+        from .classifier import classify
+        from .sampling import generate
+
+        served = self.served(request.run)
+        z = self.latent_vector(request.run, request.z)
+        for index, amount in request.directions.items():
+            if not 0 <= index < len(served.directions):
+                raise ApiError(422, f"run {request.run} has no direction {index}")
+            if not (math.isfinite(amount) and abs(amount) <= MAX_ABS_DELTA):
+                raise ApiError(422, f"direction shifts must be within ±{MAX_ABS_DELTA:g}")
+            z = z + amount * served.directions[index].unsqueeze(0)
+        generator = self.generator(request.run, request.epoch)
+        with self._lock:  # one forward pass at a time: torch's threads are shared
+            image = generate(generator, z)  # (1, 1, 28, 28)
+            probs = classify(self.classifier, image)[0]
+        return {"image": _png_uri(image), "probs": [round(float(p), 5) for p in probs]}
+
+    def latent(self, request: LatentRequest) -> dict[str, Any]:
+        from .sampling import latent
+
+        z_dim = self.served(request.run).info["z_dim"]
+        return {"z": latent(1, z_dim, request.seed)[0].tolist()}
+
+    def interpolate(self, request: InterpolateRequest) -> dict[str, Any]:
+        from .data import to_uint8
+        from .plots import make_grid, png_bytes
+        from .sampling import INTERPOLATIONS, interpolate, latent
+
+        if request.method not in INTERPOLATIONS:
+            raise ApiError(
+                422, f"unknown method {request.method!r}; choose {', '.join(INTERPOLATIONS)}"
+            )
+        for seed in request.seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise ApiError(422, f"seeds must be in 0..{MAX_SEED}")
+        z_dim = self.served(request.run).info["z_dim"]
+        generator = self.generator(request.run, request.epoch)
+        a, b = (latent(1, z_dim, seed) for seed in request.seeds)
+        with self._lock:
+            images = interpolate(generator, a, b, request.steps, request.method)
+        grid = make_grid(to_uint8(images), nrow=request.steps, scale=2)
+        return {"image": "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode()}
+
+    def traverse(self, request: TraverseRequest) -> dict[str, Any]:
+        from .gallery import traversal_figures
+        from .plots import png_bytes
+
+        z_dim = self.served(request.run).info["z_dim"]
+        if request.dim >= z_dim:
+            raise ApiError(
+                422, f"dimension {request.dim} is out of range: valid are 0..{z_dim - 1}"
+            )
+        z = self.latent_vector(request.run, request.z)
+        generator = self.generator(request.run, request.epoch)
+        with self._lock:
+            figure = traversal_figures(generator, [request.dim], request.delta, z)[request.dim]
+        return {"image": "data:image/png;base64," + base64.b64encode(png_bytes(figure)).decode()}
+
+
+def _png_uri(image: torch.Tensor) -> str:
+    from .data import to_uint8
+    from .plots import png_bytes
+
+    pixels = to_uint8(image)[0].numpy()  # (28, 28) uint8
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
+
+
+def page() -> str:
+    return (resources.files("ganscope") / "assets" / "explorer.html").read_text(encoding="utf-8")
+
+
+def create_app(explorer: Explorer):
+    """The FastAPI app over ``explorer``."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    app = FastAPI(title="ganscope explorer", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, 413)
+        try:
+            return await call_next(request)
+        except Exception as error:  # noqa: BLE001 - a client must never see a traceback
+            return JSONResponse({"detail": f"internal error ({type(error).__name__})"}, 500)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError):
+        return JSONResponse({"detail": str(error)}, error.status)
+
+    @app.exception_handler(GanscopeError)
+    async def user_error(request: Request, error: GanscopeError):
+        return JSONResponse({"detail": str(error)}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": "; ".join(problems[:5])}, 422)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page()
+
+    @app.get("/api/runs")
+    def runs() -> list[dict[str, Any]]:
+        return [served.info for served in explorer.runs]
+
+    @app.post("/api/generate")
+    def generate(request: GenerateRequest) -> dict[str, Any]:
+        return explorer.generate(request)
+
+    @app.post("/api/latent")
+    def latent(request: LatentRequest) -> dict[str, Any]:
+        return explorer.latent(request)
+
+    @app.post("/api/interpolate")
+    def interpolate(request: InterpolateRequest) -> dict[str, Any]:
+        return explorer.interpolate(request)
+
+    @app.post("/api/traverse")
+    def traverse(request: TraverseRequest) -> dict[str, Any]:
+        return explorer.traverse(request)
+
+    return app
+
+
+def serve(run_dirs: list[str], options: ServeOptions | None = None, **overrides: Any) -> None:
+    """Start the explorer on ``options.host:options.port`` until interrupted."""
+    import uvicorn
+
+    from .progress import warn
+
+    opts = resolve(ServeOptions, options, overrides)
+    explorer = Explorer([str(Path(p)) for p in run_dirs], opts.device)
+    if opts.host not in ("127.0.0.1", "localhost", "::1"):
+        warn(f"serving on {opts.host}: other machines can reach this page; the runs are read-only")
+    print(f"ganscope explorer: http://{opts.host}:{opts.port}/ (Ctrl-C stops it)", flush=True)
+    config = uvicorn.Config(
+        create_app(explorer), host=opts.host, port=opts.port, log_level="warning"
+    )
+    try:
+        uvicorn.Server(config).run()
+    except OSError as error:
+        raise GanscopeError(f"cannot serve on {opts.host}:{opts.port} ({error.strerror})") from None
