@@ -114,6 +114,10 @@ CASES = {
     "report-missing": (["report", "{tmp}/nothing"], "does not exist"),
     "report-lang": (["report", "{run}", "--lang", "xx"], "--lang must be"),
     "report-not-a-run": (["report", "{tmp}"], "not a ganscope run folder"),
+    # serve
+    "serve-missing": (["serve", "{tmp}/nothing"], "does not exist"),
+    "serve-port": (["serve", "{run}", "--port", "0"], "--port must be in 1..65535"),
+    "serve-device": (["serve", "{run}", "--device", "tpu"], "unknown device 'tpu'"),
     # bench and classifier
     "bench-batch": (["bench", "--batch-size", "0"], "--batch-size must be at least 1"),
     "bench-model": (["bench", "--models", "gpt"], "--models must be one of"),

@@ -164,3 +164,87 @@ def test_no_request_body_makes_a_server_error(served, path, body):
     response = client.post(path, content=payload, headers={"content-type": "application/json"})
     assert response.status_code < 500, response.text
     assert "detail" in response.json() or response.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def server_url(served):
+    """The explorer served by uvicorn on a free port of 127.0.0.1, for the browser test."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    explorer, _ = served
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        web.create_app(explorer), host="127.0.0.1", port=port, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"), reason="no chromium")
+def test_the_page_in_a_browser(server_url, tmp_path):
+    import os
+    import shutil
+    from pathlib import Path
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--headless"]
+        )
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server_url)
+        page.wait_for_function("document.getElementById('image').src.startsWith('data:')")
+
+        def image():
+            return page.eval_on_selector("#image", "el => el.src")
+
+        def settle(previous):  # the latest render has landed and changed the image
+            page.wait_for_function(
+                "prev => document.getElementById('image').src !== prev", arg=previous
+            )
+            return image()
+
+        first, probs = image(), page.inner_text("#probs")
+        move = "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }"
+        page.eval_on_selector("input[data-key='dim20']", move, 6)
+        moved = settle(first)
+        assert page.inner_text("#probs") != probs  # the classifier's bars follow the image
+        assert "d=20:6" in page.url
+        page.eval_on_selector("#epoch", move, 0)  # the first epoch's generator, same z
+        early = settle(moved)
+        assert "epoch=1" in page.url
+        shared = page.url
+        page.select_option("#compare", "1")
+        page.wait_for_function("!document.getElementById('pane-b').hidden")
+        page.screenshot(path=str(tmp_path / "explorer.png"))
+        page.select_option("#run", "1")  # switch runs
+        page.wait_for_function("document.getElementById('title-a').textContent.includes('CNN')")
+        # The shared URL reopens the same view: same run, epoch, shifts, the same image.
+        page.goto("about:blank")
+        page.goto(shared)
+        page.wait_for_function("document.getElementById('image').src.startsWith('data:')")
+        page.wait_for_function("src => document.getElementById('image').src === src", arg=early)
+        assert page.eval_on_selector("input[data-key='dim20']", "el => el.value") == "6"
+        browser.close()
+    assert errors == []
+    assert (tmp_path / "explorer.png").stat().st_size > 10_000
+    artefacts = os.environ.get("GANSCOPE_ARTIFACTS")
+    if artefacts:
+        Path(artefacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "explorer.png", Path(artefacts) / "explorer.png")

@@ -253,6 +253,24 @@ def _png_uri(image: torch.Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
 
 
+#: POST /api/<name>: its request body; ``Explorer.<name>`` answers it.
+ENDPOINTS = {
+    "generate": GenerateRequest,
+    "latent": LatentRequest,
+    "interpolate": InterpolateRequest,
+    "traverse": TraverseRequest,
+}
+
+
+def _endpoint(method, model: type[BaseModel]):
+    def endpoint(request) -> dict[str, Any]:
+        return method(request)
+
+    # FastAPI reads the body's model from the annotation.
+    endpoint.__annotations__ = {"request": model, "return": dict[str, Any]}
+    return endpoint
+
+
 def page() -> str:
     return (resources.files("ganscope") / "assets" / "explorer.html").read_text(encoding="utf-8")
 
@@ -299,21 +317,10 @@ def create_app(explorer: Explorer):
     def runs() -> list[dict[str, Any]]:
         return [served.info for served in explorer.runs]
 
-    @app.post("/api/generate")
-    def generate(request: GenerateRequest) -> dict[str, Any]:
-        return explorer.generate(request)
-
-    @app.post("/api/latent")
-    def latent(request: LatentRequest) -> dict[str, Any]:
-        return explorer.latent(request)
-
-    @app.post("/api/interpolate")
-    def interpolate(request: InterpolateRequest) -> dict[str, Any]:
-        return explorer.interpolate(request)
-
-    @app.post("/api/traverse")
-    def traverse(request: TraverseRequest) -> dict[str, Any]:
-        return explorer.traverse(request)
+    for name, model in ENDPOINTS.items():
+        app.add_api_route(
+            f"/api/{name}", _endpoint(getattr(explorer, name), model), methods=["POST"]
+        )
 
     return app
 
@@ -325,6 +332,9 @@ def serve(run_dirs: list[str], options: ServeOptions | None = None, **overrides:
     from .progress import warn
 
     opts = resolve(ServeOptions, options, overrides)
+    # One image per request is too small to share between threads; one thread per forward
+    # pass leaves the other cores to the server's other requests and to the browser.
+    torch.set_num_threads(1)
     explorer = Explorer([str(Path(p)) for p in run_dirs], opts.device)
     if opts.host not in ("127.0.0.1", "localhost", "::1"):
         warn(f"serving on {opts.host}: other machines can reach this page; the runs are read-only")
