@@ -12,23 +12,28 @@ the run (a dimension within z_dim) run in the function, before it writes anythin
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+from .checks import (  # noqa: F401 - the checks' names are part of this module's API
+    IMAGE_BYTES,
+    LANGS,
+    MAX_ABS_DELTA,
+    MAX_SEED,
+    Checked,
+    check_delta,
+    check_lang,
+    check_memory,
+    check_positive_deltas,
+    flag_of,
+    resolve,
+)
 from .config import MODEL_NAMES, PRECISIONS, TrainConfig, option
 from .errors import GanscopeError
 
 #: The report's latent figures: these dimensions, shifted by this much.
 REPORT_DIMS = (20, 50, 60, 70, 90)
 REPORT_DELTA = 10.0
-#: Shifts larger than this are refused: z ~ N(0, 1), so even the report's ±10 is 10 sigma.
-MAX_ABS_DELTA = 1000.0
-#: Seeds are 64-bit; this keeps them non-negative and portable.
-MAX_SEED = 2**63 - 1
-LANGS = ("en", "zh")
 #: ``bench``'s steps per loop and trial by device type: a few seconds to a minute each.
 BENCH_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
 
@@ -80,101 +85,6 @@ def classifier_option() -> Any:
         type=str,
         flag="--classifier",
     )
-
-
-def flag_of(field: dataclasses.Field) -> str:
-    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
-
-
-# -- checks ---------------------------------------------------------------------------------------
-def check_lang(lang: str) -> None:
-    if lang not in LANGS:
-        raise GanscopeError(f"--lang must be {' or '.join(LANGS)}, got {lang!r}")
-
-
-def check_delta(delta: float) -> float:
-    delta = float(delta)
-    if not math.isfinite(delta) or abs(delta) > MAX_ABS_DELTA:
-        raise GanscopeError(
-            f"delta {delta} is not usable: it must be finite and at most {MAX_ABS_DELTA:g} "
-            "in size (latent values are standard normal)"
-        )
-    return delta
-
-
-def check_positive_deltas(deltas: tuple[float, ...]) -> None:
-    if not deltas:
-        raise GanscopeError("give at least one delta")
-    for delta in deltas:
-        if check_delta(delta) <= 0:
-            raise GanscopeError(f"--delta must be positive (both signs are used), got {delta:g}")
-
-
-#: Bytes one generated 28x28 image costs while it is made and saved (float32 output, its
-#: uint8 copy and its place in a figure): the unit of the up-front memory estimates.
-IMAGE_BYTES = 3 * 28 * 28 * 4
-
-
-def memory_limit() -> int:
-    """Half of this machine's physical memory (8 GiB where it cannot be read)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (AttributeError, OSError, ValueError):
-        return 8 * 2**30
-
-
-def check_memory(what: str, needed: float) -> None:
-    """Refuse up front what would need more than :func:`memory_limit` bytes."""
-    limit = memory_limit()
-    if needed > limit:
-        raise GanscopeError(
-            f"{what} would need about {needed / 2**30:,.1f} GiB of memory, more than the "
-            f"{limit / 2**30:,.1f} GiB allowed (half of this machine's); ask for fewer"
-        )
-
-
-def check_bounds(obj: Any) -> None:
-    """Every field's ``minimum``/``maximum`` (each item of a tuple), and its ``choices``."""
-    for field in dataclasses.fields(obj):
-        value, meta = getattr(obj, field.name), field.metadata
-        for item in value if isinstance(value, tuple | list) else (value,):
-            if item is None or isinstance(item, bool):
-                continue
-            low, high = meta.get("minimum"), meta.get("maximum")
-            if high is not None and not low <= item <= high:
-                raise GanscopeError(f"{flag_of(field)} must be in {low}..{high}, got {item}")
-            if low is not None and not item >= low:
-                raise GanscopeError(f"{flag_of(field)} must be at least {low}, got {item}")
-            choices = meta.get("choices")
-            if choices is not None and item not in choices():
-                raise GanscopeError(
-                    f"{flag_of(field)} must be one of {', '.join(choices())}, got {item!r}"
-                )
-
-
-class Checked:
-    """Options checked when made: the bounds in their fields' metadata, then ``check``."""
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):  # lists from Python callers, kept hashable
-            value = getattr(self, field.name)
-            if isinstance(field.default, tuple) and isinstance(value, list | range):
-                object.__setattr__(self, field.name, tuple(value))
-        check_bounds(self)
-        self.check()
-
-    def check(self) -> None:
-        """Checks beyond single fields' bounds."""
-
-
-Options = TypeVar("Options")
-
-
-def resolve(cls: type[Options], options: Options | None, overrides: dict[str, Any]) -> Options:
-    """``options`` with ``overrides`` applied (or ``cls(**overrides)``), checked again."""
-    if options is None:
-        return cls(**overrides)
-    return dataclasses.replace(options, **overrides) if overrides else options
 
 
 # -- the commands ---------------------------------------------------------------------------------
