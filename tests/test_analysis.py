@@ -197,3 +197,30 @@ def test_results_carry_the_epoch_whose_weights_were_used(tmp_path, small_split):
     run = training.train(config, tmp_path / "run", split=small_split, progress=False)
     record = analysis.analyze_run(run, epoch=1, dims=("3",), n=4, sefa=0, progress=False)
     assert record["epoch"] == 1 and record["dims"] == [3]
+
+
+def test_ganspace_directions():
+    from ganscope.models import build_generator
+
+    torch.manual_seed(0)
+    generator = build_generator("mlp")
+    directions = analysis.pca_directions(generator, k=4, seed=1)
+    again = analysis.pca_directions(generator, k=4, seed=1)
+    vectors = torch.stack([d.vector for d in directions])  # (4, 100)
+    assert [d.name for d in directions] == ["PCA 1", "PCA 2", "PCA 3", "PCA 4"]
+    assert torch.equal(vectors, torch.stack([d.vector for d in again]))  # seeded
+    assert torch.allclose(vectors.norm(dim=1), torch.ones(4), atol=1e-5)
+    # The first principal component moves the first layer's activations most.
+    moved = (vectors @ generator.fc1.weight.detach().T).norm(dim=1)
+    assert moved[0] >= moved[-1]
+
+
+def test_analyze_run_labels_ganspace_directions(tmp_path, small_split):
+    config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=1, device="cpu"))
+    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    record = analysis.analyze_run(
+        run, dims=("3",), n=4, sefa=0, pca=3, bootstrap=10, progress=False
+    )
+    assert [r["direction"] for r in record["pca_rows"]] == ["PCA 1", "PCA 2", "PCA 3"]
+    assert record["pca"] == 3 and (run.analysis_dir / "pca.csv").is_file()
+    assert "GANSpace directions" in record["summary"]

@@ -34,7 +34,9 @@ def served(tmp_path_factory, small_split):
     from ganscope.analysis import analyze_run
     from ganscope.runs import load_run
 
-    analyze_run(load_run(paths[0]), dims=("3", "20"), n=4, sefa=2, bootstrap=10, progress=False)
+    analyze_run(
+        load_run(paths[0]), dims=("3", "20"), n=4, sefa=2, pca=2, bootstrap=10, progress=False
+    )
     explorer = web.Explorer(paths)
     return explorer, TestClient(web.create_app(explorer))
 
@@ -52,7 +54,8 @@ def test_page_and_runs(served):
     runs = client.get("/api/runs").json()
     assert [r["model"] for r in runs] == ["MLP GAN", "CNN GAN"] and runs[0]["epochs"] == [1, 2]
     assert runs[0]["dims"][0]["dim"] in (3, 20) and "label" in runs[0]["dims"][0]  # analysed first
-    assert len(runs[0]["sefa"]) == 2 and runs[1]["sefa"] == []
+    assert [d["name"] for d in runs[0]["directions"]] == ["SeFa 1", "SeFa 2", "PCA 1", "PCA 2"]
+    assert runs[1]["directions"] == []
     assert all("/" not in r["name"] for r in runs)  # no paths reach the client
 
 
@@ -103,6 +106,7 @@ def test_sefa_shift_and_figures(served):
             "no generator for epoch 7",
         ),
         ("/api/generate", {"run": 0, "z": [0.0] * 100, "directions": {"5": 1}}, 422, "direction 5"),
+        ("/api/generate", {"run": 0, "z": [0.0] * 100, "directions": {"0": 1e9}}, 422, "within"),
         ("/api/generate", {"run": 1, "z": [0.0] * 100, "directions": {"0": 1}}, 422, "direction 0"),
         ("/api/latent", {"run": 0, "seed": -1}, 422, "seed"),
         ("/api/latent", {"run": 0, "seed": 2**70}, 422, "seed"),

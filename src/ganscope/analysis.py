@@ -56,14 +56,43 @@ def axis_directions(dims: Sequence[int], z_dim: int) -> list[Direction]:
 def sefa_directions(generator: nn.Module, k: int = 10) -> list[Direction]:
     """Closed-form factorisation (SeFa, Shen & Zhou 2021): the top eigenvectors of A^T A for
     the first layer's weight A ``(out, z_dim)``; directions that change its output most."""
-    first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
-    if first is None:
-        raise GanscopeError("SeFa needs a generator whose first layer is nn.Linear")
+    first = _first_linear(generator, "SeFa")
     weight = first.weight.detach().double().cpu()  # (out, z_dim)
     weight = weight / weight.norm(dim=0, keepdim=True)  # as in the paper: normalise per input
     eigenvalues, eigenvectors = torch.linalg.eigh(weight.T @ weight)  # ascending
     order = eigenvalues.argsort(descending=True)[:k]
     return [Direction(f"SeFa {i + 1}", eigenvectors[:, j].float()) for i, j in enumerate(order)]
+
+
+#: Random latent vectors whose first-layer activations GANSpace's PCA is computed from.
+PCA_SAMPLES = 4096
+
+
+def _first_linear(generator: nn.Module, method: str) -> nn.Linear:
+    first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
+    if first is None:
+        raise GanscopeError(f"{method} needs a generator whose first layer is nn.Linear")
+    return first
+
+
+def pca_directions(generator: nn.Module, k: int, seed: int = 0) -> list[Direction]:
+    """GANSpace (Härkönen et al. 2020): the principal components of the first layer's
+    activations over ``PCA_SAMPLES`` random z, mapped back to latent directions by linear
+    regression of z on the components' coordinates (as GANSpace does for BigGAN)."""
+    first = _first_linear(generator, "GANSpace")
+    z = latent(PCA_SAMPLES, z_dim_of(generator), seed).double()  # (N, z_dim)
+    with torch.no_grad():
+        weight, bias = first.weight.detach().double().cpu(), first.bias.detach().double().cpu()
+        activations = z @ weight.T + bias  # (N, out)
+    centred = activations - activations.mean(dim=0)
+    _, _, components = torch.linalg.svd(centred, full_matrices=False)  # (min(N, out), out)
+    components = components[:k]  # (k, out)
+    coordinates = centred @ components.T  # (N, k)
+    basis = torch.linalg.lstsq(coordinates, z).solution  # (k, z_dim): z ~ coordinates @ basis
+    basis = basis / basis.norm(dim=1, keepdim=True)
+    # An eigenvector's sign is arbitrary: make each direction's largest entry positive.
+    signs = basis.gather(1, basis.abs().argmax(dim=1, keepdim=True)).sign()
+    return [Direction(f"PCA {i + 1}", (signs[i] * row).float()) for i, row in enumerate(basis)]
 
 
 def _sharpness(images: torch.Tensor) -> torch.Tensor:
@@ -267,6 +296,7 @@ def analysis_header(
         "dims": dims,
         "deltas": list(opts.deltas),
         "sefa": opts.sefa,
+        "pca": opts.pca,
     }
 
 
@@ -331,26 +361,32 @@ def analyze_run(run, options: AnalyzeOptions | None = None, **overrides: Any) ->
     for dim, figure in traversal_figures(generator, grid_dims, main_delta, z).items():
         paths.append(save_png(figure, folder / "grids" / f"dim_{dim:03d}.png"))
 
-    sefa_rows: list[dict[str, Any]] = []
-    if opts.sefa:
-        report_progress.say(f"labelling {opts.sefa} SeFa directions", enabled=opts.progress)
-        sefa_rows = analyze(
-            generator,
-            directions=sefa_directions(generator, opts.sefa),
-            deltas=[main_delta],
-            progress=opts.progress,
-            **measure,
+    # Closed-form directions, labelled like the axes: SeFa's and GANSpace's.
+    found: dict[str, list[dict[str, Any]]] = {}
+    for kind, count, method, make in (
+        ("sefa", opts.sefa, "SeFa", lambda: sefa_directions(generator, opts.sefa)),
+        ("pca", opts.pca, "GANSpace", lambda: pca_directions(generator, opts.pca, opts.seed)),
+    ):
+        found[kind] = []
+        if not count:
+            continue
+        report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
+        found[kind] = analyze(
+            generator, directions=make(), deltas=[main_delta], progress=opts.progress, **measure
         )
-        paths.append(atomic.write_bytes(folder / "sefa.csv", rows_to_csv(sefa_rows).encode()))
+        paths.append(atomic.write_bytes(folder / f"{kind}.csv", rows_to_csv(found[kind]).encode()))
         paths.append(
             plot_class_shifts(
-                sefa_rows[: opts.top_k],
+                found[kind][: opts.top_k],
                 classes,
-                folder / "class_shifts_sefa.png",
-                title=f"SeFa directions (±{main_delta:g})",
+                folder / f"class_shifts_{kind}.png",
+                title=f"{method} directions (±{main_delta:g})",
             )
         )
-        markdown += "\n" + summary_markdown(sefa_rows, opts.lang, TEXT[opts.lang]["sefa_title"])
+        markdown += "\n" + summary_markdown(
+            found[kind], opts.lang, TEXT[opts.lang][f"{kind}_title"]
+        )
+    sefa_rows, pca_rows = found["sefa"], found["pca"]
 
     by_epoch: dict[int, dict[str, float]] = {}
     if opts.per_checkpoint:
@@ -378,6 +414,7 @@ def analyze_run(run, options: AnalyzeOptions | None = None, **overrides: Any) ->
         "seconds": round(time.perf_counter() - started, 2),
         "rows": rows,
         "sefa_rows": sefa_rows,
+        "pca_rows": pca_rows,
         "strength_by_epoch": by_epoch,
     }
     paths.append(atomic.write_json(folder / "dims.json", record))

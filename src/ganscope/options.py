@@ -237,6 +237,13 @@ class AnalyzeOptions(GeneratorOptions):
     lang: str = lang_option("the summary")
     top_k: int = option(5, "strongest dimensions to draw", minimum=1)
     sefa: int = option(10, "SeFa directions to label (0: none)", minimum=0)
+    pca: int = option(
+        0,
+        "GANSpace directions to label: principal components of the first layer's activations "
+        "over many z, mapped back to latent directions (0: none)",
+        minimum=0,
+        maximum=100,
+    )
     per_checkpoint: bool = option(
         False, "also measure every epoch's generator (checkpoint_n base vectors each)"
     )

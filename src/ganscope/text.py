@@ -68,6 +68,7 @@ TEXT = {
         "setup_profile": "profile",
         "directions": "Latent directions, strongest first",
         "sefa_title": "SeFa directions (closed-form)",
+        "pca_title": "GANSpace directions (PCA of the first layer)",
     },
     "zh": {
         "title": "Fashion-MNIST 上的对抗生成网络:实验报告的复现与度量",
@@ -123,6 +124,7 @@ TEXT = {
         "setup_profile": "配置",
         "directions": "潜在维度(按强度排序)",
         "sefa_title": "SeFa 方向(闭式分解)",
+        "pca_title": "GANSpace 方向(第一层激活的主成分)",
     },
 }
 

@@ -47,7 +47,7 @@ class GenerateRequest(BaseModel):
     run: int = Field(ge=0)
     epoch: int | None = Field(default=None, ge=1)
     z: list[float] = Field(min_length=1, max_length=4096)
-    #: Shifts along SeFa directions: index into the run's directions -> amount.
+    #: Shifts along the run's SeFa and GANSpace directions: index -> amount.
     directions: dict[int, float] = Field(default_factory=dict, max_length=64)
 
 
@@ -83,7 +83,7 @@ class ServedRun:
 
 
 def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun:
-    from .analysis import is_complete, sefa_directions
+    from .analysis import is_complete, pca_directions, sefa_directions
     from .data import get_dataset
     from .models import display_name
     from .text import describe
@@ -92,7 +92,7 @@ def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun
     z_dim = run.config.model.z_dim
     record = run.analysis_record()
     readings: dict[int, dict[str, Any]] = {}
-    sefa: list[dict[str, Any]] = []
+    listed: list[dict[str, Any]] = []
     directions: list[torch.Tensor] = []
     names = get_dataset(run.config.data.dataset).class_names("en")
     if is_complete(record):
@@ -104,16 +104,21 @@ def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun
                     "strength": round(float(row["strength"]), 3),
                     "sentence": describe(row, "en", names),
                 }
-        sefa_rows = record.get("sefa_rows") or []
-        if sefa_rows:
-            directions = [d.vector for d in sefa_directions(generator, len(sefa_rows))]
-            sefa = [
+        # SeFa's and GANSpace's directions, recomputed exactly as the analysis labelled them.
+        for rows, compute in (
+            (record.get("sefa_rows") or [], lambda k: sefa_directions(generator, k)),
+            (record.get("pca_rows") or [], lambda k: pca_directions(generator, k, record["seed"])),
+        ):
+            if not rows:
+                continue
+            directions += [d.vector for d in compute(len(rows))]
+            listed += [
                 {
                     "name": row["direction"],
                     "label": f"{row['minus_class']} ↔ {row['plus_class']}",
                     "strength": round(float(row["strength"]), 3),
                 }
-                for row in sefa_rows
+                for row in rows
             ]
     order = sorted(
         range(z_dim), key=lambda d: (-readings[d]["strength"] if d in readings else 1, d)
@@ -126,7 +131,7 @@ def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun
         "epoch": epoch,
         "epochs": run.generator_epochs(),
         "dims": [{"dim": d, **readings.get(d, {})} for d in order],
-        "sefa": sefa,
+        "directions": listed,
         "classes": classes,
     }
     return ServedRun(run, info, directions)
