@@ -78,8 +78,8 @@ class ModelConfig:
     z_dim: int = option(100, "length of the latent vector z", cli=False)
 
     def validate(self) -> None:
-        if self.z_dim < 1:
-            raise GanscopeError(f"z_dim must be at least 1, got {self.z_dim}")
+        if not 1 <= self.z_dim <= 4096:
+            raise GanscopeError(f"z_dim must be in 1..4096, got {self.z_dim}")
         from .models import get_family
 
         get_family(self.name)
@@ -222,32 +222,22 @@ class RunConfig:
                     "was it written by a newer ganscope?"
                 )
             for key, value in values.items():
-                _check_type(f"{name}.{key}", value, known[key].default)
+                _check_type(f"{name}.{key}", value, known[key])
             parts[name] = part_cls(**values)
         return cls(**parts)
 
 
-def _check_type(name: str, value: Any, default: Any) -> None:
-    """JSON values must have their field's type (None allowed where the default is None)."""
+def _check_type(name: str, value: Any, field: dataclasses.Field) -> None:
+    """JSON values must have their field's type (None where the default is None)."""
+    default = field.default
     if default is None:
-        ok = value is None or isinstance(value, int | str) and not isinstance(value, bool)
+        expected = field.metadata.get("type", str)
+        ok = value is None or (isinstance(value, expected) and not isinstance(value, bool))
     elif isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     else:
-        ok = isinstance(value, type(default)) and not (
-            isinstance(value, bool) and not isinstance(default, bool)
-        )
+        ok = isinstance(value, type(default)) and not isinstance(value, bool)
     if not ok:
         raise GanscopeError(f"config.json: {name} has the wrong type ({value!r})")
-
-
-RESUMABLE.update(
-    {
-        f.name: section
-        for section, cls in SECTIONS.items()
-        for f in dataclasses.fields(cls)
-        if f.metadata.get("mechanics")
-    }
-)
