@@ -158,7 +158,7 @@ NEAR = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 @given(path=st.sampled_from(["/api/generate", "/api/latent", "/api/interpolate", "/api/traverse"]),
        body=FUZZ | NEAR)  # fmt: skip
