@@ -39,3 +39,19 @@ def test_unknown_keys_rejected():
 def test_validation(train, message):
     with pytest.raises(GanscopeError, match=message):
         RunConfig(train=train).validate()
+
+
+def test_mechanics_may_change_on_resume_and_reuse():
+    from ganscope.config import RESUMABLE
+
+    assert RESUMABLE == {
+        "epochs": "train",
+        "data_dir": "data",
+        "device": "train",
+        "log_every": "train",
+        "cuda_graph": "train",
+        "checkpoint_minutes": "train",
+    }
+    moved = RunConfig().with_changes(device="cpu", data_dir="/elsewhere", cuda_graph=False)
+    assert moved.method() == RunConfig().method() and moved != RunConfig()
+    assert RunConfig().with_changes(epochs=3).method() != RunConfig().method()

@@ -162,7 +162,15 @@ def is_mechanics(cls: type, name: str) -> bool:
 
 #: Settings a resumed run may change (name -> config section): how far to train, and the
 #: mechanics of every section.
-RESUMABLE: dict[str, str] = {"epochs": "train"}
+RESUMABLE: dict[str, str] = {
+    "epochs": "train",
+    **{
+        f.name: section
+        for section, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("mechanics")
+    },
+}
 
 
 @dataclass(frozen=True)
