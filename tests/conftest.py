@@ -75,3 +75,13 @@ def tiny_dataset_dir(tmp_path):
     data.register_dataset(spec)
     yield tmp_path
     del data.DATASETS[TINY_DATASET]
+
+
+def keep_artefact(path: Path) -> None:
+    """Copy a screenshot to $GANSCOPE_ARTIFACTS, where CI keeps it (when it is set)."""
+    import shutil
+
+    artefacts = os.environ.get("GANSCOPE_ARTIFACTS")
+    if artefacts:
+        Path(artefacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artefacts) / path.name)

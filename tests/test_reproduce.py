@@ -1,11 +1,11 @@
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import keep_artefact
 from ganscope import atomic, cli, reproduce
 from ganscope.analysis import analyze_run
 from ganscope.errors import GanscopeError
@@ -202,8 +202,4 @@ def test_report_opens_in_a_browser(reproduced):
         browser.close()
     assert errors == []
     assert (out / "report-screenshot.png").stat().st_size > 10_000
-    # CI keeps the screenshot as an artefact when it is told where.
-    artefacts = os.environ.get("GANSCOPE_ARTIFACTS")
-    if artefacts:
-        Path(artefacts).mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "report-screenshot.png", Path(artefacts) / "report-screenshot.png")
+    keep_artefact(out / "report-screenshot.png")

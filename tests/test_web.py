@@ -199,9 +199,7 @@ def server_url(served):
 
 @pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"), reason="no chromium")
 def test_the_page_in_a_browser(server_url, tmp_path):
-    import os
-    import shutil
-    from pathlib import Path
+    from conftest import keep_artefact
 
     playwright = pytest.importorskip("playwright.sync_api")
     errors = []
@@ -248,7 +246,4 @@ def test_the_page_in_a_browser(server_url, tmp_path):
         browser.close()
     assert errors == []
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
-    artefacts = os.environ.get("GANSCOPE_ARTIFACTS")
-    if artefacts:
-        Path(artefacts).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "explorer.png", Path(artefacts) / "explorer.png")
+    keep_artefact(tmp_path / "explorer.png")
