@@ -9,6 +9,7 @@ is computed again, and the progress line says why.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,10 +76,17 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
     return run
 
 
+@functools.cache
 def _classifier_sha256() -> str:
-    from .classifier import load_classifier
+    """The shipped classifier's checksum from its record (no weights loaded; the evaluation
+    and analysis that use the classifier verify the weights against it)."""
+    from .atomic import read_json
+    from .classifier import default_weights_path, metadata_path
 
-    return load_classifier().meta["sha256"]
+    record = read_json(metadata_path(default_weights_path()), "classifier metadata")
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise GanscopeError("the shipped classifier's metadata record is damaged")
+    return record["sha256"]
 
 
 def ensure_evaluated(run: Run, n: int | None, progress: bool) -> dict[str, Any]:
