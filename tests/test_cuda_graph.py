@@ -55,7 +55,7 @@ def test_captured_loop_trains_exactly_like_the_eager_loop(
     eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
 
     graphs = EmulatedGraphs()
-    monkeypatch.setattr(training, "_graph_backend", lambda config, device: graphs)
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None: graphs)
     captured = training.train(config, tmp_path / "captured", split=small_split, progress=False)
 
     # 2 epochs x 5 steps: 3 eager warm-up steps, one capture, 7 replays; every call one step.
@@ -68,7 +68,9 @@ def test_captured_loop_trains_exactly_like_the_eager_loop(
 
 
 def test_resume_of_a_captured_run_is_bit_exact(tmp_path, small_split, monkeypatch):
-    monkeypatch.setattr(training, "_graph_backend", lambda config, device: EmulatedGraphs())
+    monkeypatch.setattr(
+        training, "_graph_backend", lambda config, device, world=None: EmulatedGraphs()
+    )
     config = _config(epochs=3)
     whole = training.train(config, tmp_path / "whole", split=small_split, progress=False)
     first = training.train(_config(epochs=1), tmp_path / "part", split=small_split, progress=False)
@@ -80,7 +82,7 @@ def test_failed_capture_warns_and_goes_on_eagerly(tmp_path, small_split, monkeyp
     config = _config()
     eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
     graphs = EmulatedGraphs(fail=True)
-    monkeypatch.setattr(training, "_graph_backend", lambda config, device: graphs)
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None: graphs)
     with pytest.warns(UserWarning, match="capture of the training step failed.*--cuda-graph off"):
         fallback = training.train(config, tmp_path / "fallback", split=small_split, progress=False)
     assert graphs.captures == 1 and graphs.replays == 0 and graphs.eager_calls == 10

@@ -54,6 +54,9 @@ class TrainState:
     #: Steps already done in epoch ``epoch + 1``: nonzero only in a state restored from a
     #: mid-epoch checkpoint, whose ``data_rng`` is then the one from that epoch's start.
     position: int = 0
+    #: What the training step calls instead of (generator, discriminator): their
+    #: DistributedDataParallel wrappers when several processes train (never saved).
+    replicas: tuple[nn.Module, nn.Module] | None = None
 
     def state_dict(self, config: RunConfig) -> dict[str, Any]:
         return {

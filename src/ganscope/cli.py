@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, options
+from . import __version__, distributed, options
 from .config import RESUMABLE, SECTIONS, RunConfig
 from .errors import GanscopeError
 
@@ -105,12 +105,16 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             for field in dataclasses.fields(cls)
             if field.metadata.get("cli", True)
         }
-        fixed = [
-            flag
-            for (section, name), flag in flags.items()
-            if getattr(args, f"{section}.{name}", None) is not None
-            and RESUMABLE.get(name) != section
-        ] + (["--out"] if opts.out else [])
+        fixed = (
+            [
+                flag
+                for (section, name), flag in flags.items()
+                if getattr(args, f"{section}.{name}", None) is not None
+                and RESUMABLE.get(name) != section
+            ]
+            + (["--out"] if opts.out else [])
+            + (["--per-rank-batch"] if opts.per_rank_batch else [])
+        )
         if fixed:
             resumable = [flag for (s, name), flag in flags.items() if RESUMABLE.get(name) == s]
             raise GanscopeError(
@@ -126,6 +130,11 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         run = resume(opts.resume, command=command, progress=opts.progress, **changes)
     else:
         sections = {name: options_from(args, cls, f"{name}.") for name, cls in SECTIONS.items()}
+        if opts.per_rank_batch:  # the config holds the global batch, whatever the launch
+            sections["train"] = dataclasses.replace(
+                sections["train"],
+                batch_size=sections["train"].batch_size * distributed.launched_size(),
+            )
         config = RunConfig(**sections)
         if config.data.data_dir is not None:  # stored absolute: later commands run elsewhere
             resolved = str(Path(config.data.data_dir).expanduser().resolve())
@@ -139,6 +148,8 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             f"ganscope train --resume {out}"
         )
         run = train(config, out, command=command, progress=opts.progress)
+    if not distributed.launched_rank_main():
+        return 0  # rank 0 reports for all
     last = run.metrics("epoch")[-1]
     return _print_result(
         args,
@@ -374,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.options = options_from(args, args.options_class)
         return args.handler(args, argv)
     except GanscopeError as error:
-        print(f"ganscope: error: {error}", file=sys.stderr)
+        if not getattr(error, "shared", False):  # torchrun: rank 0 says what all ranks found
+            print(f"ganscope: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", _NOTHING_LOST)

@@ -415,6 +415,13 @@ class TrainOptions(Checked):
         type=str,
         metavar="RUN_DIR",
     )
+    per_rank_batch: bool = option(
+        False,
+        "under torchrun, give every process a whole --batch-size (global batch: batch size x "
+        "processes, saved as the run's batch size); by default the processes split one global "
+        "batch and compute exactly the one-process training. Scale --lr yourself: see "
+        "docs/scaling.md",
+    )
     progress: bool = progress_option()
 
 
