@@ -55,7 +55,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         kwargs: dict[str, Any] = {"dest": prefix + field.name, "default": None}
         if isinstance(default, bool) and options.flag_of(field).startswith("--no-"):
             kwargs["action"] = "store_false"
-        elif default is False:
+        elif default is False and not meta.get("on_off"):
             kwargs["action"] = "store_true"
         else:
             if isinstance(default, bool):

@@ -29,7 +29,8 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
     """A dataclass field with its command-line spelling: ``help`` and, optionally, ``flag``
     (default ``--field-name``), ``type``, ``metavar``, ``choices`` (a callable returning the
     registry's names, listed in the help), ``mechanics`` (see the module docstring), and
-    ``cli=False`` for fields that only the Python API sets."""
+    ``cli=False`` for fields that only the Python API sets, ``on_off=True`` for a switch that is
+    off by default but spelled ``--flag on|off``."""
     if isinstance(default, list | dict | set):
         raise TypeError("mutable defaults: use a tuple")
     return field(default=default, metadata={"help": help, **spec})
@@ -110,10 +111,12 @@ class TrainConfig:
     )
     eval_samples: int = option(2000, "generated images per such evaluation")
     cuda_graph: bool = option(
-        True,
-        "on CUDA, capture the whole training step once as a CUDA graph and replay it (on); "
-        "off launches every kernel eagerly; ignored on other devices",
+        False,
+        "on CUDA, capture the whole training step once as a CUDA graph and replay it; off "
+        "(the default until benchmarks/gpu_check.sh has passed on a GPU) launches every "
+        "kernel eagerly; ignored on other devices",
         mechanics=True,
+        on_off=True,
     )
     checkpoint_minutes: float = option(
         5.0,

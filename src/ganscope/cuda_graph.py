@@ -19,11 +19,15 @@ recording it.
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from .errors import GanscopeError
 
 #: Adam with ``capturable=True`` warns on every uncaptured step; the warm-up steps are meant.
 _CAPTURABLE_WARNING = "This instance was constructed with capturable=True"
@@ -59,11 +63,37 @@ class CudaGraphBackend:
         self, body: Callable[[], torch.Tensor], like: torch.Tensor
     ) -> tuple[Callable[[], None], torch.Tensor]:
         graph = torch.cuda.CUDAGraph()
-        # Capture on the warm-up stream: libraries' per-stream handles and workspaces (cuBLAS)
-        # were created there by the warm-up, not lazily in the middle of the capture.
-        with torch.cuda.graph(graph, stream=self.side_stream):
-            output = body()
+        current = torch.cuda.current_stream(self.device)
+        try:
+            # Capture on the warm-up stream: libraries' per-stream handles and workspaces
+            # (cuBLAS) were created there by the warm-up, not lazily during the capture.
+            with torch.cuda.graph(graph, stream=self.side_stream):
+                output = body()
+        except Exception:
+            self._recover(current)
+            raise
         return graph.replay, output
+
+    def _recover(self, stream: torch.cuda.Stream) -> None:
+        """After a failed capture: the caller's stream is current again and no capture is
+        open, and a small capture works; else CUDA is unusable for graphs in this process,
+        which is a clear error rather than a slow or wrong run."""
+        try:
+            torch.cuda.set_stream(stream)
+            torch.cuda.synchronize(self.device)
+            probe, value = torch.cuda.CUDAGraph(), torch.zeros(1, device=self.device)
+            with torch.cuda.graph(probe, stream=self.side_stream):
+                value.add_(1)
+            probe.replay()
+            torch.cuda.synchronize(self.device)
+            usable = value.item() == 1 and torch.cuda.current_stream(self.device) == stream
+        except Exception:  # noqa: BLE001 - any failure here means CUDA is not usable
+            usable = False
+        if not usable:
+            raise GanscopeError(
+                "a failed CUDA graph capture left this process unable to use CUDA graphs; "
+                "run again with --cuda-graph off"
+            )
 
 
 class CapturedStep:
@@ -128,17 +158,36 @@ class CapturedStep:
             self._replay, self._output = self._backend.capture(
                 lambda: self._body(self.inputs), self._last
             )
+        except GanscopeError:
+            raise
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
             self._reset()
             self.mode = "eager"
+            # Ending a broken capture raises again: the first error is the one that says why.
+            while error.__context__ is not None and isinstance(error.__context__, Exception):
+                error = error.__context__
+            reason = (str(error).strip().splitlines() or [""])[0]
             warnings.warn(
-                f"CUDA graph capture of the training step failed ({type(error).__name__}: "
-                f"{error}); training goes on without it (pass --cuda-graph off to skip the "
-                "attempt)",
+                f"CUDA graph capture of the training step failed at {failing_operation(error)} "
+                f"({type(error).__name__}: {reason}); training goes on without it (pass "
+                "--cuda-graph off to skip the attempt)",
                 stacklevel=3,
             )
             return
         self.mode = "captured"
+
+
+def failing_operation(error: BaseException) -> str:
+    """Where in the step ``error`` arose: the innermost frame of the traceback outside torch
+    and this module, as ``file:line (source)`` (the operation that broke the capture)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    torch_dir = str(Path(torch.__file__).parent)
+    ours = [f for f in frames if not f.filename.startswith(torch_dir) and f.filename != __file__]
+    frame = (ours or frames or [None])[-1]
+    if frame is None:
+        return "an unknown operation"
+    source = (frame.line or "").split("  #")[0].strip()
+    return f"{Path(frame.filename).name}:{frame.lineno} ({source})"
 
 
 __all__ = ["CapturedStep", "CudaGraphBackend", "GraphBackend"]

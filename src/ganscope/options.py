@@ -375,7 +375,11 @@ class BenchOptions(Checked):
     precision: str = option(
         "auto", "precision of ganscope's path", choices=lambda: list(PRECISIONS)
     )
-    cuda_graph: bool = option(True, "on CUDA, ganscope's path replays its step as a CUDA graph")
+    cuda_graph: bool = option(
+        False,
+        "on CUDA, ganscope's path replays its step as a CUDA graph (as train's flag)",
+        on_off=True,
+    )
     data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
 
     def check(self) -> None:
