@@ -118,6 +118,13 @@ class TrainConfig:
         mechanics=True,
         on_off=True,
     )
+    tensorboard: bool = option(
+        False,
+        "also log to TensorBoard under the run folder's tensorboard/: step and epoch losses, "
+        "images/s, --eval-every metrics, the epoch's sample grid (needs "
+        "pip install 'ganscope[tensorboard]')",
+        mechanics=True,
+    )
     checkpoint_minutes: float = option(
         5.0,
         "minutes between saves of the whole training state within an epoch, so that an "
@@ -152,6 +159,10 @@ class TrainConfig:
             )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
+        if self.tensorboard:
+            from .tensorboard_log import check_available
+
+            check_available()
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

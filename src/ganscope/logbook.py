@@ -41,8 +41,12 @@ class StepLog:
     TrainingDiverged on the first non-finite value, after logging it.
     """
 
-    def __init__(self, run: runs.Run, state: TrainState, epoch: int, world: World) -> None:
+    def __init__(
+        self, run: runs.Run, state: TrainState, epoch: int, world: World, board: Any = None
+    ) -> None:
         self.run, self.state, self.epoch, self.world = run, state, epoch, world
+        #: A ``tensorboard_log.TensorBoardLog`` that gets every written record, or None.
+        self.board = board
         self._pending: list[torch.Tensor] = []
         #: Every flushed step's statistics of this epoch, as Python floats.
         self.values: list[list[float]] = []
@@ -70,6 +74,8 @@ class StepLog:
         ]
         if self.world.main:
             runs.append_metrics(self.run.metrics_path, records)
+            if self.board is not None:
+                self.board.steps(records, STEP_STATS)
         for record in records:
             if not all(math.isfinite(record[key]) for key in STEP_STATS):
                 raise shared_error(

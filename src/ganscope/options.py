@@ -323,6 +323,11 @@ class ReproduceOptions(Checked):
         f"smoke profile: {PROFILES['quick'].epochs} epochs on {PROFILES['quick'].limit:,} "
         "images, fewer samples (under 2 minutes on a 2-core CPU; marked as such in the report)",
     )
+    tensorboard: bool = option(
+        False,
+        "log every run to TensorBoard under its folder's tensorboard/ (as train --tensorboard;"
+        " needs pip install 'ganscope[tensorboard]')",
+    )
     data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
     progress: bool = progress_option()
 

@@ -35,7 +35,12 @@ MODELS = ("mlp", "cnn")
 
 
 def run_config(
-    model: str, seed: int, profile: Profile, device: str, data_dir: str | None
+    model: str,
+    seed: int,
+    profile: Profile,
+    device: str,
+    data_dir: str | None,
+    tensorboard: bool = False,
 ) -> RunConfig:
     return RunConfig(
         data=DataConfig(data_dir=data_dir, limit=profile.limit),
@@ -46,6 +51,7 @@ def run_config(
             device=device,
             eval_every=1,
             eval_samples=profile.eval_samples,
+            tensorboard=tensorboard,
         ),
     )
 
@@ -70,6 +76,7 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
             path,
             device=config.train.device,
             data_dir=config.data.data_dir,
+            tensorboard=config.train.tensorboard or None,
             command=command,
             progress=progress,
         )
@@ -152,7 +159,9 @@ def reproduce(
     out = Path(opts.out)
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None
     configs = {
-        (model, seed): run_config(model, seed, profile, opts.device, data_dir).validate()
+        (model, seed): run_config(
+            model, seed, profile, opts.device, data_dir, opts.tensorboard
+        ).validate()
         for model in MODELS
         for seed in opts.seeds
     }

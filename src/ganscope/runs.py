@@ -75,6 +75,8 @@ class Run:
     analysis_dir = _InRun(ANALYSIS_DIR)
     analysis_record_path = _InRun(ANALYSIS_DIR, "dims.json")
     evaluation_dir = _InRun(EVALUATION_DIR)
+    #: TensorBoard's event files (``train --tensorboard``).
+    tensorboard_dir = _InRun("tensorboard")
 
     def snapshot_path(self, epoch: int) -> Path:
         """G's weights after ``epoch``."""

@@ -207,61 +207,73 @@ def _loop(
     evaluator = _evaluator(cfg, split, progress) if world.main else None
     partial_every = cfg.train.checkpoint_minutes * 60 if world.main else 0
     last_saved = time.monotonic()
+    board = _tensorboard(run, state, world)
+    with contextlib.closing(board) if board else contextlib.nullcontext():
+        for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
+            started = time.perf_counter()
+            epoch_data_rng = state.data_rng.get_state()  # a mid-epoch checkpoint redraws `order`
+            order = torch.randperm(len(split), generator=state.data_rng).to(device)
+            start, state.position = state.position, 0  # > 0: resumed from a mid-epoch checkpoint
+            log = logbook.StepLog(run, state, epoch, world, board)
+            if start and world.main:
+                log.values = [
+                    [r[key] for key in STEP_STATS]
+                    for r in run.metrics("step")
+                    if r["epoch"] == epoch
+                ]
+            with report_progress.bar(
+                total=steps_per_epoch,
+                initial=start,
+                desc=f"epoch {epoch}/{cfg.train.epochs}",
+                enabled=progress,
+                unit="step",
+            ) as bar:
+                for index in range(start, steps_per_epoch):
+                    batch = order[index * batch_size : (index + 1) * batch_size][rows]  # (b,)
+                    # Every rank draws the whole global latent batch: one shared noise stream.
+                    z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
+                    log.add(step(index=batch, z=z[rows]))
+                    state.step += 1
+                    bar.update(1)
+                    if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
+                        latest = log.flush()  # every step up to here is logged and finite
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STEP_STATS, latest)})
+                        due = partial_every and time.monotonic() - last_saved >= partial_every
+                        if due and index < steps_per_epoch - 1:
+                            checkpoints.save_partial(
+                                state, cfg, run.partial_checkpoint_path, index + 1, epoch_data_rng
+                            )
+                            last_saved = time.monotonic()
+            seconds = time.perf_counter() - started
+            state.epoch = epoch
+            if not world.main:
+                continue
+            means = [sum(column) / len(column) for column in zip(*log.values)]
+            epoch_record = {
+                "kind": "epoch",
+                "epoch": epoch,
+                "step": state.step,
+                **dict(zip(STEP_STATS, means)),
+                "seconds": round(seconds, 3),
+                "images_per_second": round((steps_per_epoch - start) * batch_size / seconds, 1),
+                "device": str(device),
+                "precision": state.precision,
+                "cuda_graph": getattr(step, "mode", None) == "captured",
+                "processes": world.size,
+            }
+            logbook.finish_epoch(run, state, epoch_record, progress=progress)
+            hooks = [h for h in (evaluator, board and board.epoch) if h is not None]
+            for hook in [*hooks, logbook.write_figures, *callbacks]:
+                hook(run, state, epoch_record)
 
-    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
-        started = time.perf_counter()
-        epoch_data_rng = state.data_rng.get_state()  # a mid-epoch checkpoint redraws `order`
-        order = torch.randperm(len(split), generator=state.data_rng).to(device)
-        start, state.position = state.position, 0  # > 0: resumed from a mid-epoch checkpoint
-        log = logbook.StepLog(run, state, epoch, world)
-        if start and world.main:
-            log.values = [
-                [r[key] for key in STEP_STATS] for r in run.metrics("step") if r["epoch"] == epoch
-            ]
-        with report_progress.bar(
-            total=steps_per_epoch,
-            initial=start,
-            desc=f"epoch {epoch}/{cfg.train.epochs}",
-            enabled=progress,
-            unit="step",
-        ) as bar:
-            for index in range(start, steps_per_epoch):
-                batch = order[index * batch_size : (index + 1) * batch_size][rows]  # (b,)
-                # Every rank draws the whole global latent batch: one shared noise stream.
-                z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
-                log.add(step(index=batch, z=z[rows]))
-                state.step += 1
-                bar.update(1)
-                if log.pending >= cfg.train.log_every or index == steps_per_epoch - 1:
-                    latest = log.flush()  # every step up to here is logged and finite
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STEP_STATS, latest)})
-                    due = partial_every and time.monotonic() - last_saved >= partial_every
-                    if due and index < steps_per_epoch - 1:
-                        checkpoints.save_partial(
-                            state, cfg, run.partial_checkpoint_path, index + 1, epoch_data_rng
-                        )
-                        last_saved = time.monotonic()
-        seconds = time.perf_counter() - started
-        state.epoch = epoch
-        if not world.main:
-            continue
-        means = [sum(column) / len(column) for column in zip(*log.values)]
-        epoch_record = {
-            "kind": "epoch",
-            "epoch": epoch,
-            "step": state.step,
-            **dict(zip(STEP_STATS, means)),
-            "seconds": round(seconds, 3),
-            "images_per_second": round((steps_per_epoch - start) * batch_size / seconds, 1),
-            "device": str(device),
-            "precision": state.precision,
-            "cuda_graph": getattr(step, "mode", None) == "captured",
-            "processes": world.size,
-        }
-        logbook.finish_epoch(run, state, epoch_record, progress=progress)
-        hooks = [evaluator] if evaluator is not None else []
-        for hook in [*hooks, logbook.write_figures, *callbacks]:
-            hook(run, state, epoch_record)
+
+def _tensorboard(run: runs.Run, state: TrainState, world: World):
+    """The run's TensorBoard log (rank 0, ``--tensorboard``), or None."""
+    if not (run.config.train.tensorboard and world.main):
+        return None
+    from .tensorboard_log import TensorBoardLog
+
+    return TensorBoardLog(run, resume_step=state.step)
 
 
 def _evaluator(config: RunConfig, split: Split, progress: bool) -> EpochCallback | None:
