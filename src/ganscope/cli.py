@@ -194,6 +194,21 @@ def _cmd_animate(args: argparse.Namespace, argv: list[str]) -> int:
     return _paths(args, [write_progress_gif(load_run(args.run_dir), args.options)])
 
 
+def _cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
+    from .export import export_generator
+    from .runs import load_run
+
+    result = export_generator(load_run(args.run_dir), args.options)
+    return _print_result(
+        args,
+        result,
+        lambda: (
+            f"wrote {result['path']}\n"
+            + "\n".join(f"  {key}: {value}" for key, value in result["metadata"].items())
+        ),
+    )
+
+
 _SUMMARY_KEYS = (
     "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes_covered",
     "class_entropy", "class_kl_to_real", "classifier_score", "memorisation_share", "seconds",
@@ -301,6 +316,7 @@ COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
     "traverse": (_cmd_traverse, options.TraverseOptions, "run_dir"),
     "interpolate": (_cmd_interpolate, options.InterpolateOptions, "run_dir"),
     "animate": (_cmd_animate, options.AnimateOptions, "run_dir"),
+    "export": (_cmd_export, options.ExportOptions, "run_dir"),
     "evaluate": (_cmd_evaluate, options.EvaluateOptions, "run_dir"),
     "analyze": (_cmd_analyze, options.AnalyzeOptions, "run_dir"),
     "reproduce": (_cmd_reproduce, options.ReproduceOptions, None),

@@ -118,6 +118,27 @@ class SampleOptions(GeneratorOptions):
         check_memory(f"--n {self.n}", self.n * IMAGE_BYTES)
 
 
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+
+@dataclass(frozen=True)
+class ExportOptions(Checked):
+    """the generator alone, as an ONNX or TorchScript file
+
+    Write a run's generator (any saved epoch) as a file that runs without ganscope: ONNX for
+    onnxruntime and other runtimes, TorchScript for torch.jit.load. The batch size is free;
+    the file's metadata holds the latent size, the output range and the provenance (run
+    config, epoch, ganscope and torch versions), which are also printed.
+    """
+
+    format: str = option("onnx", "file format", choices=lambda: list(EXPORT_FORMATS))
+    epoch: int | None = epoch_option()
+    out: str | None = out_option(
+        None, "the file (default: RUN_DIR/exports/generator_epoch_NNN.onnx or .pt)"
+    )
+    overwrite: bool = overwrite_option()
+
+
 @dataclass(frozen=True)
 class TraverseOptions(GeneratorOptions):
     """shift single latent dimensions, as in the report's figures
