@@ -55,6 +55,19 @@ CASES = {
     "resume-finished": (["train", "--resume", "{run}", "--no-progress"], "already finished 1"),
     "resume-epochs": (["train", "--resume", "{run}", "--epochs", "0"], "--epochs must be"),
     "resume-out": (["train", "--resume", "{run}", "--out", "{tmp}/x"], "--out cannot change"),
+    "per-rank-batch-on-resume": (
+        ["train", "--resume", "{run}", "--epochs", "2", "--per-rank-batch"],
+        "--per-rank-batch cannot change",
+    ),
+    # export
+    "export-format": (["export", "{run}", "--format", "pdf"], "--format must be one of onnx"),
+    "export-epoch": (["export", "{run}", "--epoch", "7"], "no generator for epoch 7"),
+    "export-missing-run": (["export", "{tmp}/nothing"], "does not exist"),
+    "export-out-folder": (["export", "{run}", "--out", "{tmp}"], "is a folder, not a file"),
+    "export-over-checkpoint": (
+        ["export", "{run}", "--out", "{run}/checkpoints/last.pt"],
+        "inside",
+    ),
     # sample
     "sample-n": (["sample", "{run}", "--n", "0"], "--n must be at least 1"),
     "sample-n-huge": (["sample", "{run}", "--n", str(10**12)], "GiB of memory"),
