@@ -50,8 +50,9 @@ def test_mechanics_may_change_on_resume_and_reuse():
         "device": "train",
         "log_every": "train",
         "cuda_graph": "train",
+        "tensorboard": "train",
         "checkpoint_minutes": "train",
     }
-    moved = RunConfig().with_changes(device="cpu", data_dir="/elsewhere", cuda_graph=False)
+    moved = RunConfig().with_changes(device="cpu", data_dir="/elsewhere", cuda_graph=True)
     assert moved.method() == RunConfig().method() and moved != RunConfig()
     assert RunConfig().with_changes(epochs=3).method() != RunConfig().method()

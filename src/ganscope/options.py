@@ -441,7 +441,8 @@ class TrainOptions(Checked):
     resume: str | None = option(
         None,
         "continue this run folder from its last checkpoint; only --epochs and the mechanics "
-        "(--device, --cuda-graph, --checkpoint-minutes, --data-dir) may change",
+        "(--device, --cuda-graph, --tensorboard, --checkpoint-minutes, --data-dir) may "
+        "change",
         type=str,
         metavar="RUN_DIR",
     )
