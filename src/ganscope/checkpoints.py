@@ -12,7 +12,7 @@ code ever runs):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import atomic
-from .config import FORMAT_VERSION, RunConfig
+from .config import FORMAT_VERSION, RunConfig, TrainConfig
 from .devices import set_adam_mechanics
 from .errors import GanscopeError
 
@@ -57,6 +57,17 @@ class TrainState:
     #: What the training step calls instead of (generator, discriminator): their
     #: DistributedDataParallel wrappers when several processes train (never saved).
     replicas: tuple[nn.Module, nn.Module] | None = None
+    #: The training recipe the step follows (loss, R1, label smoothing, ...: ``recipe``).
+    train: TrainConfig = field(default_factory=TrainConfig)
+    #: The moving average of G's weights (``--ema``), saved as the run's generator; or None.
+    ema_generator: nn.Module | None = None
+    #: The std of the instance noise in the current epoch (``--instance-noise``).
+    noise_std: float = 0.0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples, grids and metrics use: the moving average if any."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def state_dict(self, config: RunConfig) -> dict[str, Any]:
         return {
@@ -75,7 +86,7 @@ class TrainState:
                 "noise_device": self.noise_rng.device.type,
             },
             "fixed_z": self.fixed_z.cpu(),
-        }
+        } | ({"generator_ema": self.ema_generator.state_dict()} if self.ema_generator else {})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from a checkpoint's content; one that does not fit these networks and
@@ -91,6 +102,8 @@ class TrainState:
     def _load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
+        if self.ema_generator is not None:
+            self.ema_generator.load_state_dict(state["generator_ema"])
         for optimizer, key in ((self.opt_G, "opt_G"), (self.opt_D, "opt_D")):
             # A state dict carries the saving process's Adam mechanics (fused, capturable);
             # keep this process's, which suit its device.
@@ -128,7 +141,7 @@ def save_epoch(state: TrainState, config: RunConfig, last: Path, snapshot: Path)
             "format_version": FORMAT_VERSION,
             "config": config.to_dict(),
             "epoch": state.epoch,
-            "generator": state.generator.state_dict(),
+            "generator": state.sampler.state_dict(),
         },
         snapshot,
     )

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, distributed, options
-from .config import RESUMABLE, SECTIONS, RunConfig
+from . import __version__, options
+from .config import RESUMABLE, SECTIONS, RunConfig, TrainConfig
 from .errors import GanscopeError
 
 EXIT_USER_ERROR = 2
@@ -94,6 +94,7 @@ def _print_result(args: argparse.Namespace, value: Any, text: Callable[[], str])
 
 # -- train ------------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from . import distributed, recipe
     from .training import resume, train
 
     command = ["ganscope", *argv]
@@ -130,6 +131,12 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
         run = resume(opts.resume, command=command, progress=opts.progress, **changes)
     else:
         sections = {name: options_from(args, cls, f"{name}.") for name, cls in SECTIONS.items()}
+        given = {
+            f.name
+            for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f"train.{f.name}", None) is not None
+        }
+        sections["train"] = recipe.with_preset(sections["train"], sections["model"].name, given)
         if opts.per_rank_batch:  # the config holds the global batch, whatever the launch
             sections["train"] = dataclasses.replace(
                 sections["train"],

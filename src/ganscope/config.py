@@ -23,6 +23,8 @@ from .errors import GanscopeError
 FORMAT_VERSION = 1
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: The GAN objectives: the report's non-saturating binary cross-entropy, or the hinge loss.
+LOSSES = ("bce", "hinge")
 
 
 def option(default: Any = None, help: str = "", **spec: Any) -> Any:
@@ -46,6 +48,7 @@ def _registered(module: str, name: str):
 
 
 MODEL_NAMES = _registered("models", "MODELS")
+PRESET_NAMES = _registered("recipe", "PRESETS")
 DATASET_NAMES = _registered("data", "DATASETS")
 
 
@@ -96,6 +99,42 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     seed: int = option(0, "seed for weights, shuffling and noise (CPU runs repeat exactly)")
+    # -- beyond the report: each a standard technique, off by default (docs/presets.md) ----
+    preset: str = option(
+        "seed",
+        "training recipe: seed (the report's, exactly) or improved (docs/presets.md); the "
+        "technique flags below override its parts",
+        choices=PRESET_NAMES,
+    )
+    loss: str = option(
+        "bce",
+        "GAN objective: bce (the report's: D's binary cross-entropy, G's non-saturating "
+        "loss) or hinge",
+        choices=lambda: list(LOSSES),
+    )
+    lr_d: float | None = option(
+        None, "D's learning rate, for two time-scale updates (default: --lr)", type=float
+    )
+    ema: float = option(
+        0.0,
+        "decay of an exponential moving average of G's weights, which then is the saved "
+        "generator (samples, metrics, exports); 0: off, e.g. 0.999",
+    )
+    r1_gamma: float = option(
+        0.0, "weight of the R1 penalty on D's gradient at real images (0: off)"
+    )
+    r1_every: int = option(16, "apply R1 every N steps (lazy regularisation, scaled by N)")
+    spectral_norm: bool = option(
+        False, "spectral normalisation of D's layers (a training-time reparametrisation)"
+    )
+    label_smoothing: float = option(
+        0.0, "one-sided label smoothing: D's target for real images is 1 minus this (bce)"
+    )
+    instance_noise: float = option(
+        0.0,
+        "std of Gaussian noise added to every image D sees, decaying linearly to 0 by the "
+        "last epoch (0: off)",
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(
         "auto",
@@ -159,6 +198,26 @@ class TrainConfig:
             )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
+        from .errors import lookup
+        from .recipe import PRESETS
+
+        lookup(PRESETS, self.preset, "preset")
+        if self.loss not in LOSSES:
+            raise GanscopeError(f"--loss must be {' or '.join(LOSSES)}, got {self.loss!r}")
+        if self.lr_d is not None and not (self.lr_d > 0 and math.isfinite(self.lr_d)):
+            raise GanscopeError(f"--lr-d must be a positive finite number, got {self.lr_d}")
+        if not 0 <= self.ema < 1:
+            raise GanscopeError(f"--ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.r1_gamma < float("inf"):
+            raise GanscopeError(f"--r1-gamma must be 0 (off) or more, got {self.r1_gamma}")
+        if self.r1_every < 1:
+            raise GanscopeError(f"--r1-every must be at least 1, got {self.r1_every}")
+        if not 0 <= self.label_smoothing < 1:
+            raise GanscopeError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.instance_noise < float("inf"):
+            raise GanscopeError(
+                f"--instance-noise must be 0 (off) or more, got {self.instance_noise}"
+            )
         if self.tensorboard:
             from .tensorboard_log import check_available
 

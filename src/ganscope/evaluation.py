@@ -223,7 +223,7 @@ class EvaluateDuringTraining:
                 test.images, test.labels, self.train_images, len(test.classes)
             )
         result, _ = evaluate_generator(
-            state.generator,
+            state.sampler,
             self._reference,
             self._classifier,
             n=self.config.train.eval_samples,

@@ -30,7 +30,7 @@ STEP_STATS = ("loss_D", "loss_G", "D(x)", "D(G(z))")
 @torch.no_grad()
 def render_fixed_grid(state: TrainState) -> torch.Tensor:
     """G's images for the fixed latent batch, in eval mode (BatchNorm uses running stats)."""
-    return to_uint8(generate(state.generator, state.fixed_z))
+    return to_uint8(generate(state.sampler, state.fixed_z))
 
 
 class StepLog:

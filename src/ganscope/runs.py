@@ -182,7 +182,8 @@ class Run:
             path = self.snapshot_path(epoch)
         state = checkpoints.load(path, "cpu", checkpoints.SNAPSHOT_KEYS)
         generator = build_generator(self.config.model.name, self.config.model.z_dim)
-        checkpoints.load_generator(generator, state["generator"], path)
+        weights = state.get("generator_ema", state["generator"])  # --ema: the average
+        checkpoints.load_generator(generator, weights, path)
         generator = prepare_module(generator, self.config.model.name, device)
         return generator.eval(), int(state["epoch"])
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from . import checkpoints, distributed, logbook, runs
+from . import checkpoints, distributed, logbook, recipe, runs
 from . import progress as report_progress
 from .checkpoints import TrainState
 from .config import RunConfig
@@ -59,17 +58,20 @@ def init_state(
         torch.manual_seed(seed)
         generator = build_generator(config.model.name, config.model.z_dim)
         discriminator = build_discriminator(config.model.name)
+        if config.train.spectral_norm:
+            recipe.add_spectral_norm(discriminator)
     for network in (generator, discriminator):
         # The textbook set-up keeps NCHW; ganscope's path decides the layout in one place.
         (prepare_module(network, config.model.name, device) if fast else network.to(device))
         network.train()
+    lr_d = config.train.lr_d if config.train.lr_d is not None else config.train.lr
     adam = {
         "lr": config.train.lr,
         "betas": (config.train.beta1, config.train.beta2),
         **adam_mechanics(fast, fast and wants_cuda_graph(config.train.cuda_graph, device)),
     }
     opt_G = torch.optim.Adam(generator.parameters(), **adam)
-    opt_D = torch.optim.Adam(discriminator.parameters(), **adam)
+    opt_D = torch.optim.Adam(discriminator.parameters(), **{**adam, "lr": lr_d})
     data_rng = torch.Generator().manual_seed(seed)
     noise_rng = torch.Generator(device=device).manual_seed(seed + 1)
     fixed_z = torch.randn(
@@ -79,6 +81,9 @@ def init_state(
     state = TrainState(
         generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
     )
+    state.train = config.train
+    if config.train.ema:
+        state.ema_generator = recipe.make_ema(generator)
     if world.joined:
         # In place: the optimisers keep the same parameter tensors.
         state.generator = distributed.sync_batchnorm(generator, device)
@@ -94,19 +99,26 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
     """One D update then one G update on a batch. Returns ``STEP_STATS`` as a (4,) tensor.
 
     ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``. Nothing is read back to the
-    host here, so the caller decides when to synchronise.
+    host here, so the caller decides when to synchronise. ``state.train`` says which of
+    ``recipe``'s techniques apply (none in the report's recipe).
     """
     G, D = state.replicas or (state.generator, state.discriminator)
+    t = state.train
     fake = G(z)  # (B, 1, 28, 28)
+    real_in, fake_in = _noisy(state, real), _noisy(state, fake.detach())
+    r1 = bool(t.r1_gamma) and state.step % t.r1_every == 0
+    if r1:
+        real_in = real_in.detach().requires_grad_(True)
 
     # ---- (1) Update D: maximise log D(x) + log(1 - D(G(z))) -----------------------------
-    d_real = D(real)  # (B, 1) logits
-    d_fake = D(fake.detach())  # detach: this step must not push gradients into G
-    loss_D = F.binary_cross_entropy_with_logits(
-        d_real, torch.ones_like(d_real)
-    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    d_real = D(real_in)  # (B, 1) logits
+    d_fake = D(fake_in)  # detached: this step must not push gradients into G
+    loss_D = recipe.d_loss(t, d_real, d_fake)
+    objective = (
+        loss_D + t.r1_gamma / 2 * t.r1_every * recipe.r1_penalty(d_real, real_in) if r1 else loss_D
+    )
     state.opt_D.zero_grad(set_to_none=True)
-    loss_D.backward()
+    objective.backward()
     state.opt_D.step()
 
     # ---- (2) Update G: maximise log D(G(z)) (the non-saturating objective) -------------
@@ -115,16 +127,28 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
     # holds D's weights from before opt_D.step().)
     # The plain module even when D is replicated: G's loss needs no all-reduce of D's grads.
     state.discriminator.requires_grad_(False)
-    d_fake_for_G = state.discriminator(fake)
-    loss_G = F.binary_cross_entropy_with_logits(d_fake_for_G, torch.ones_like(d_fake_for_G))
+    d_fake_for_G = state.discriminator(_noisy(state, fake))
+    loss_G = recipe.g_loss(t, d_fake_for_G)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
     state.discriminator.requires_grad_(True)
+    if state.ema_generator is not None:
+        recipe.update_ema(state.ema_generator, state.generator, t.ema)
 
     return torch.stack(
         [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
     ).detach()
+
+
+def _noisy(state: TrainState, images: torch.Tensor) -> torch.Tensor:
+    """``images`` plus this epoch's instance noise (drawn from the run's noise stream)."""
+    if not state.noise_std:
+        return images
+    noise = torch.randn(
+        images.shape, device=images.device, generator=state.noise_rng, dtype=images.dtype
+    )
+    return images + state.noise_std * noise
 
 
 StepFunction = Callable[..., torch.Tensor]
@@ -171,6 +195,13 @@ def _graph_backend(
 ) -> GraphBackend | None:
     if not wants_cuda_graph(config.train.cuda_graph, device):
         return None
+    if config.train.r1_gamma or config.train.instance_noise:
+        warnings.warn(
+            "--cuda-graph on: not attempted with --r1-gamma or --instance-noise (the step "
+            "changes from step to step); the step runs eagerly",
+            stacklevel=2,
+        )
+        return None
     if world.joined:
         if world.main:
             warnings.warn(
@@ -211,6 +242,7 @@ def _loop(
     with contextlib.closing(board) if board else contextlib.nullcontext():
         for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
             started = time.perf_counter()
+            state.noise_std = recipe.noise_std(cfg.train, epoch)
             epoch_data_rng = state.data_rng.get_state()  # a mid-epoch checkpoint redraws `order`
             order = torch.randperm(len(split), generator=state.data_rng).to(device)
             start, state.position = state.position, 0  # > 0: resumed from a mid-epoch checkpoint

@@ -1,0 +1,114 @@
+"""Training recipes beyond the report's: the techniques behind ``--preset improved``.
+
+Each is a standard technique, off in the ``seed`` preset (the report's recipe exactly), and
+each has its own flag so that it can be switched alone (``config.TrainConfig``):
+
+* ``--loss hinge``: the hinge loss (Lim & Ye 2017; Miyato et al. 2018) instead of the
+  report's binary cross-entropy with G's non-saturating loss;
+* ``--lr-d``: a separate learning rate for D, two time-scale updates (Heusel et al. 2017);
+* ``--ema``: an exponential moving average of G's weights (Karras et al. 2018; Yazici et al.
+  2019), which becomes the saved generator: the report's plain module, other weights;
+* ``--r1-gamma``/``--r1-every``: the R1 penalty on D's gradient at real images (Mescheder et
+  al. 2018), lazily every N steps and scaled by N (Karras et al. 2020);
+* ``--spectral-norm``: spectral normalisation of D's layers (Miyato et al. 2018), a
+  reparametrisation that only training sees;
+* ``--label-smoothing``: one-sided label smoothing (Salimans et al. 2016);
+* ``--instance-noise``: Gaussian noise on every image D sees, annealed to 0 (Sønderby et al.
+  2017).
+
+The networks stay the report's: no technique adds a layer or a parameter to G, and the saved
+generator is always the plain report module. What each one does to sample quality is measured
+in docs/presets.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .errors import lookup
+
+#: name -> model -> TrainConfig values. ``seed`` is the report's recipe: nothing changes.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "seed": {"mlp": {}, "cnn": {}},
+}
+
+
+def preset_values(name: str, model: str) -> dict[str, Any]:
+    """The TrainConfig values preset ``name`` sets for ``model``."""
+    per_model = lookup(PRESETS, name, "preset")
+    return dict(per_model.get(model, {}))
+
+
+def with_preset(train: TrainConfig, model: str, keep: Iterable[str] = ()) -> TrainConfig:
+    """``train`` with ``train.preset``'s values for ``model``, except the fields in ``keep``
+    (the flags a user gave, which override the preset's parts)."""
+    keep = set(keep)
+    values = {k: v for k, v in preset_values(train.preset, model).items() if k not in keep}
+    return dataclasses.replace(train, **values)
+
+
+def d_loss(train: TrainConfig, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """D's loss on logits of real and generated images."""
+    if train.loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    real_target = torch.full_like(d_real, 1 - train.label_smoothing)
+    return F.binary_cross_entropy_with_logits(
+        d_real, real_target
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def g_loss(train: TrainConfig, d_fake: torch.Tensor) -> torch.Tensor:
+    """G's loss on D's logits of its images."""
+    if train.loss == "hinge":
+        return -d_fake.mean()
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+
+def r1_penalty(d_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``|grad_x D(x)|^2`` at the real images (``real`` requires
+    grad); differentiable, so D's update minimises it."""
+    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+    return grad.square().flatten(1).sum(1).mean()
+
+
+def add_spectral_norm(discriminator: nn.Module) -> nn.Module:
+    """Spectral normalisation on every linear and convolutional layer of D, in place."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for module in list(discriminator.modules()):
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            spectral_norm(module)
+    return discriminator
+
+
+def make_ema(generator: nn.Module) -> nn.Module:
+    """A copy of G whose weights will follow G's moving average; always in eval mode."""
+    ema = copy.deepcopy(generator).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * G`` for the weights; buffers (BatchNorm's
+    running statistics) are copied."""
+    ema_params, params = list(ema.parameters()), list(generator.parameters())
+    torch._foreach_lerp_(ema_params, params, 1 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), generator.buffers()):
+        ema_buffer.copy_(buffer)
+
+
+def noise_std(train: TrainConfig, epoch: int) -> float:
+    """Instance noise for ``epoch`` (1-based): ``--instance-noise`` in the first epoch,
+    falling linearly to 0 after the last."""
+    if not train.instance_noise:
+        return 0.0
+    return train.instance_noise * (1 - (epoch - 1) / train.epochs)

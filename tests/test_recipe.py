@@ -1,0 +1,124 @@
+"""The techniques behind ``--preset improved`` (``recipe``) and the seed preset's pin."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from ganscope import recipe, training
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.models import build_generator
+
+TECHNIQUES = {
+    "hinge": {"loss": "hinge"},
+    "ttur": {"lr_d": 4e-4},
+    "ema": {"ema": 0.99},
+    "r1": {"r1_gamma": 1.0, "r1_every": 2},
+    "spectral-norm": {"spectral_norm": True},
+    "label-smoothing": {"label_smoothing": 0.1},
+    "instance-noise": {"instance_noise": 0.1},
+}
+
+
+def test_the_seed_preset_is_the_report_recipe_exactly():
+    seed = TrainConfig()
+    assert (seed.epochs, seed.batch_size, seed.lr, seed.beta1, seed.beta2) == (
+        10, 64, 2e-4, 0.5, 0.999,
+    )  # fmt: skip
+    assert (seed.preset, seed.loss, seed.lr_d, seed.ema, seed.r1_gamma) == (
+        "seed",
+        "bce",
+        None,
+        0,
+        0,
+    )
+    assert not seed.spectral_norm and seed.label_smoothing == seed.instance_noise == 0
+    for model in ("mlp", "cnn"):
+        assert recipe.with_preset(seed, model) == seed
+
+
+def test_flags_given_override_the_preset(monkeypatch):
+    monkeypatch.setitem(recipe.PRESETS, "test", {"mlp": {"ema": 0.9, "loss": "hinge"}})
+    chosen = recipe.with_preset(TrainConfig(preset="test", ema=0.5), "mlp", keep={"ema"})
+    assert (chosen.ema, chosen.loss) == (0.5, "hinge")
+    assert recipe.with_preset(TrainConfig(preset="test"), "cnn").loss == "bce"
+
+
+def test_losses_and_penalty_on_known_values():
+    d_real, d_fake = torch.tensor([[2.0], [-0.5]]), torch.tensor([[0.5], [-3.0]])
+    hinge = TrainConfig(loss="hinge")
+    # relu(1 - [2, -0.5]) = [0, 1.5]; relu(1 + [0.5, -3]) = [1.5, 0]
+    assert recipe.d_loss(hinge, d_real, d_fake).item() == pytest.approx(0.75 + 0.75)
+    assert recipe.g_loss(hinge, d_fake).item() == pytest.approx(1.25)
+    smooth = TrainConfig(label_smoothing=0.1)
+    expected = nn.functional.binary_cross_entropy_with_logits(d_real, torch.full((2, 1), 0.9))
+    expected += nn.functional.binary_cross_entropy_with_logits(d_fake, torch.zeros(2, 1))
+    assert recipe.d_loss(smooth, d_real, d_fake).item() == pytest.approx(expected.item())
+    # D(x) = w . x: the gradient at every x is w, the penalty |w|^2.
+    w = torch.tensor([3.0, 4.0])
+    x = torch.randn(5, 2, requires_grad=True)
+    assert recipe.r1_penalty((x @ w)[:, None], x).item() == pytest.approx(25.0)
+
+
+def test_ema_update_and_noise_schedule():
+    generator, average = nn.Linear(2, 2), nn.Linear(2, 2)
+    old = average.weight.detach().clone()
+    recipe.update_ema(average, generator, 0.9)
+    assert torch.allclose(average.weight, 0.9 * old + 0.1 * generator.weight)
+    train = TrainConfig(epochs=4, instance_noise=0.2)
+    assert [recipe.noise_std(train, e) for e in (1, 2, 4)] == pytest.approx([0.2, 0.15, 0.05])
+    assert recipe.noise_std(TrainConfig(), 1) == 0
+
+
+@pytest.mark.parametrize("name", sorted(TECHNIQUES))
+def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
+    name, tmp_path, small_split
+):
+    def config(epochs):
+        train = TrainConfig(epochs=epochs, device="cpu", seed=1, **TECHNIQUES[name])
+        return RunConfig(
+            model=ModelConfig("cnn" if name == "spectral-norm" else "mlp"), train=train
+        )
+
+    whole = training.train(config(2), tmp_path / "whole", split=small_split, progress=False)
+    part = training.train(config(1), tmp_path / "part", split=small_split, progress=False)
+    resumed = training.resume(part.path, epochs=2, split=small_split, progress=False)
+    a, b = whole.load_checkpoint(), resumed.load_checkpoint()
+    for key in ("generator", "discriminator", *(["generator_ema"] if "generator_ema" in a else [])):
+        for tensor in a[key]:
+            assert torch.equal(a[key][tensor], b[key][tensor]), (key, tensor)
+    # The saved generator is the report's module (its weights the average with --ema).
+    plain = build_generator(whole.config.model.name, 100)
+    generator, _ = whole.generator_at()
+    assert generator.state_dict().keys() == plain.state_dict().keys()
+    if name == "ema":
+        assert torch.equal(generator.fc1.weight, a["generator_ema"]["fc1.weight"])
+        assert not torch.equal(generator.fc1.weight, a["generator"]["fc1.weight"])
+    seed = RunConfig(model=whole.config.model, train=TrainConfig(epochs=1, device="cpu", seed=1))
+    plain_run = training.train(seed, tmp_path / "seed", split=small_split, progress=False)
+    assert plain_run.metrics("step")[-1]["loss_D"] != part.metrics("step")[-1]["loss_D"]
+
+
+def test_the_cli_applies_a_preset_and_bad_values_are_refused(tmp_path, fashion_dir, monkeypatch):
+    from ganscope import cli, runs
+
+    monkeypatch.setitem(recipe.PRESETS, "test", {"mlp": {"ema": 0.9, "loss": "hinge"}})
+    out = tmp_path / "r"
+    argv = ["train", "--preset", "test", "--ema", "0.5", "--limit", "128", "--epochs", "1"]
+    assert (
+        cli.main([*argv, "--data-dir", str(fashion_dir), "--out", str(out), "--no-progress"]) == 0
+    )
+    train = runs.load_run(out).config.train
+    assert (train.preset, train.loss, train.ema) == ("test", "hinge", 0.5)
+    for bad, message in (
+        ({"loss": "wgan"}, "--loss must be bce or hinge"),
+        ({"ema": 1.0}, "--ema must be in"),
+        ({"lr_d": 0.0}, "--lr-d must be a positive"),
+        ({"r1_every": 0}, "--r1-every must be at least 1"),
+        ({"preset": "best"}, "unknown preset 'best'"),
+    ):
+        with pytest.raises(training.GanscopeError, match=message):
+            dataclasses.replace(TrainConfig(), **bad).validate()
