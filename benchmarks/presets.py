@@ -1,0 +1,156 @@
+"""Screen training recipes: train each variant, evaluate 10,000 samples, append one JSON line.
+
+    python benchmarks/presets.py --model mlp --variants seed ema hinge --seeds 0 --epochs 10 \
+        --out /tmp/presets [--limit N] [--data-dir DIR]
+
+Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved``/``seed`` for
+the presets). Results go to OUT/results.jsonl (one line per variant and seed: FID, KID,
+precision, recall, coverage, the rarest class's share, classes covered, seconds per epoch,
+device); ``--table`` prints the Markdown table of docs/presets.md from that file. Runs are
+kept in OUT/runs/ and reused when they exist. Train alone on the machine: seconds per epoch
+are part of the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from ganscope import evaluation, recipe, runs, training
+from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.options import EvaluateOptions
+
+#: name -> TrainConfig changes (on top of the seed preset).
+VARIANTS: dict[str, dict] = {
+    "seed": {},
+    "ema": {"ema": 0.999},
+    "ttur": {"lr_d": 4e-4},
+    "hinge": {"loss": "hinge"},
+    "r1": {"r1_gamma": 1.0},
+    "r1-10": {"r1_gamma": 10.0},
+    "sn": {"spectral_norm": True},
+    "smooth": {"label_smoothing": 0.1},
+    "noise": {"instance_noise": 0.1},
+    "betas": {"beta1": 0.0, "beta2": 0.9},
+    "ema+ttur": {"ema": 0.999, "lr_d": 4e-4},
+    "ema+sn+hinge": {"ema": 0.999, "spectral_norm": True, "loss": "hinge"},
+    "ema+r1": {"ema": 0.999, "r1_gamma": 1.0},
+    "ema+r1+ttur": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4},
+    "ema+noise": {"ema": 0.999, "instance_noise": 0.1},
+}
+KEYS = ("fid", "kid", "precision", "recall", "coverage", "rarest_share", "classes_covered")
+
+
+def changes_of(name: str, model: str) -> dict:
+    if name in recipe.PRESETS:
+        return {"preset": name, **recipe.preset_values(name, model)}
+    if name.startswith("improved-"):  # the ablation: the improved preset less one ingredient
+        values = recipe.preset_values("improved", model)
+        values.pop(name.removeprefix("improved-"))
+        return values
+    return VARIANTS[name]
+
+
+def run_variant(args, name: str, seed: int) -> dict:
+    changes = changes_of(name, args.model)
+    config = RunConfig(
+        DataConfig(data_dir=args.data_dir, limit=args.limit),
+        ModelConfig(args.model),
+        TrainConfig(epochs=args.epochs, seed=seed, device=args.device, **changes),
+    )
+    folder = Path(args.out) / "runs" / f"{args.model}-{name}-s{seed}-e{args.epochs}"
+    if not (folder / runs.CONFIG_FILE).is_file():
+        training.train(config, folder, progress=False)
+    run = runs.load_run(folder)
+    result = evaluation.evaluate_run(
+        run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
+    )
+    epochs = run.metrics("epoch")
+    histogram = result["class_histogram"]
+    return {
+        "model": args.model,
+        "variant": name,
+        "changes": changes,
+        "seed": seed,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        **{k: result[k] for k in KEYS if k in result},
+        "rarest_share": min(histogram) / sum(histogram),
+        "class_histogram": histogram,
+        "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
+        "device": epochs[-1]["device"],
+        "precision_mode": epochs[-1]["precision"],
+    }
+
+
+def table(path: Path) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["variant"], row["epochs"], row["limit"]), []).append(
+            row
+        )
+    lines = [
+        "| model | variant | what changed | FID | KID | precision | recall | coverage "
+        "| rarest class | s/epoch | seeds | epochs | device |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(values: list[float], digits: int) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+    for (model, variant, epochs, limit), group in groups.items():
+        changed = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "(report)"
+        lines.append(
+            f"| {model} | {variant} | {changed} | {cell([r['fid'] for r in group], 2)} "
+            f"| {cell([r['kid'] for r in group], 4)} "
+            f"| {cell([r['precision'] for r in group], 3)} "
+            f"| {cell([r['recall'] for r in group], 3)} "
+            f"| {cell([r['coverage'] for r in group], 3)} "
+            f"| {cell([100 * r['rarest_share'] for r in group], 1)}% "
+            f"| {cell([r['seconds_per_epoch'] for r in group], 1)} "
+            f"| {','.join(str(r['seed']) for r in group)} "
+            f"| {epochs}{'' if limit is None else f' ({limit:,} images)'} | {group[0]['device']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--variants", nargs="+", default=["seed"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="presets-screen")
+    parser.add_argument("--table", action="store_true", help="print the table and stop")
+    args = parser.parse_args()
+    results = Path(args.out) / "results.jsonl"
+    if args.table:
+        print(table(results))
+        return
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.variants:
+        for seed in args.seeds:
+            started = time.perf_counter()
+            row = run_variant(args, name, seed)
+            with results.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+            print(
+                f"{args.model} {name} seed {seed}: FID {row['fid']:.2f} recall {row['recall']:.3f}"
+                f" rarest {100 * row['rarest_share']:.1f}% classes {row['classes_covered']} "
+                f"({row['seconds_per_epoch']:.1f} s/epoch; {time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
