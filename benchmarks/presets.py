@@ -40,6 +40,13 @@ VARIANTS: dict[str, dict] = {
     "ema+r1": {"ema": 0.999, "r1_gamma": 1.0},
     "ema+r1+ttur": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4},
     "ema+noise": {"ema": 0.999, "instance_noise": 0.1},
+    "ema+r1-10": {"ema": 0.999, "r1_gamma": 10.0},
+    "ema+r1-4": {"ema": 0.999, "r1_gamma": 1.0, "r1_every": 4},
+    "ema+r1+betas": {"ema": 0.999, "r1_gamma": 1.0, "beta1": 0.0, "beta2": 0.9},
+    "ema-0.99+r1": {"ema": 0.99, "r1_gamma": 1.0},
+    "sn-cached": {"spectral_norm": True},
+    "ema+sn": {"ema": 0.999, "spectral_norm": True},
+    "ema+r1+sn": {"ema": 0.999, "r1_gamma": 1.0, "spectral_norm": True},
 }
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "rarest_share", "classes_covered")
 
@@ -87,7 +94,12 @@ def run_variant(args, name: str, seed: int) -> dict:
 
 
 def table(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {}  # a variant evaluated again replaces its earlier line
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            latest[(row["model"], row["variant"], row["seed"], row["epochs"], row["limit"])] = row
+    rows = list(latest.values())
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["model"], row["variant"], row["epochs"], row["limit"]), []).append(

@@ -44,7 +44,8 @@ def test_flags_given_override_the_preset(monkeypatch):
     monkeypatch.setitem(recipe.PRESETS, "test", {"mlp": {"ema": 0.9, "loss": "hinge"}})
     chosen = recipe.with_preset(TrainConfig(preset="test", ema=0.5), "mlp", keep={"ema"})
     assert (chosen.ema, chosen.loss) == (0.5, "hinge")
-    assert recipe.with_preset(TrainConfig(preset="test"), "cnn").loss == "bce"
+    with pytest.raises(training.GanscopeError, match="no recipe for the cnn GAN"):
+        recipe.with_preset(TrainConfig(preset="test"), "cnn")
 
 
 def test_losses_and_penalty_on_known_values():
@@ -122,3 +123,10 @@ def test_the_cli_applies_a_preset_and_bad_values_are_refused(tmp_path, fashion_d
     ):
         with pytest.raises(training.GanscopeError, match=message):
             dataclasses.replace(TrainConfig(), **bad).validate()
+
+
+def test_the_improved_preset_is_defined_where_it_was_measured():
+    improved = recipe.with_preset(TrainConfig(preset="improved"), "mlp")
+    assert improved.ema > 0 and improved.spectral_norm and improved.loss == "bce"
+    with pytest.raises(training.GanscopeError, match="no recipe for the cnn GAN yet"):
+        recipe.with_preset(TrainConfig(preset="improved"), "cnn")

@@ -136,6 +136,7 @@ def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
             for f in dataclasses.fields(TrainConfig)
             if getattr(args, f"train.{f.name}", None) is not None
         }
+        sections["model"].validate()  # an unknown model is named before any preset
         sections["train"] = recipe.with_preset(sections["train"], sections["model"].name, given)
         if opts.per_rank_batch:  # the config holds the global batch, whatever the launch
             sections["train"] = dataclasses.replace(

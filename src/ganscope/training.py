@@ -111,8 +111,9 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
         real_in = real_in.detach().requires_grad_(True)
 
     # ---- (1) Update D: maximise log D(x) + log(1 - D(G(z))) -----------------------------
-    d_real = D(real_in)  # (B, 1) logits
-    d_fake = D(fake_in)  # detached: this step must not push gradients into G
+    with recipe.weights_once(t):  # spectral norm: one power iteration per D update
+        d_real = D(real_in)  # (B, 1) logits
+        d_fake = D(fake_in)  # detached: this step must not push gradients into G
     loss_D = recipe.d_loss(t, d_real, d_fake)
     objective = (
         loss_D + t.r1_gamma / 2 * t.r1_every * recipe.r1_penalty(d_real, real_in) if r1 else loss_D
