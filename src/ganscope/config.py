@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GanscopeError
+from .errors import GanscopeError, lookup
 
 #: Version of the run-folder layout and checkpoint format; bumped on incompatible changes.
 FORMAT_VERSION = 1
@@ -100,6 +100,8 @@ class TrainConfig:
     beta2: float = option(0.999, "Adam beta2")
     seed: int = option(0, "seed for weights, shuffling and noise (CPU runs repeat exactly)")
     # -- beyond the report: each a standard technique, off by default (docs/presets.md) ----
+    # ``preset`` names the recipe the fields below started from; the CLI fills them in from
+    # it, a Python caller with ``recipe.with_preset(train, model)``.
     preset: str = option(
         "seed",
         "training recipe: seed (the report's, exactly) or improved (docs/presets.md); the "
@@ -198,7 +200,6 @@ class TrainConfig:
             )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
-        from .errors import lookup
         from .recipe import PRESETS
 
         lookup(PRESETS, self.preset, "preset")
