@@ -129,6 +129,12 @@ CASES = {
     "reproduce-lang": (["reproduce", "--lang", "fr", "--out", "{tmp}/r"], "--lang must be"),
     "reproduce-seeds": (["reproduce", "--seeds", "1", "1", "--out", "{tmp}/r"], "repeats"),
     "reproduce-seed": (["reproduce", "--seeds=-1", "--out", "{tmp}/r"], "--seeds must be in"),
+    "reproduce-preset": (["reproduce", "--presets", "best", "--out", "{tmp}/r"], "'best'"),
+    "reproduce-presets-repeat": (
+        ["reproduce", "--presets", "seed", "seed", "--out", "{tmp}/r"],
+        "--presets has repeats",
+    ),
+    "reproduce-model": (["reproduce", "--models", "gpt", "--out", "{tmp}/r"], "'gpt'"),
     "report-missing": (["report", "{tmp}/nothing"], "does not exist"),
     "report-lang": (["report", "{run}", "--lang", "xx"], "--lang must be"),
     "report-not-a-run": (["report", "{tmp}"], "not a ganscope run folder"),

@@ -3,6 +3,7 @@
 import pytest
 
 from ganscope import report
+from ganscope.config import TrainConfig
 from ganscope.data import get_dataset
 
 
@@ -33,9 +34,7 @@ def test_metric_table_mean_and_std_over_seeds():
 
     def summary(model, seed, fid):
         run = SimpleNamespace(
-            config=SimpleNamespace(
-                model=SimpleNamespace(name=model), train=SimpleNamespace(seed=seed)
-            )
+            config=SimpleNamespace(model=SimpleNamespace(name=model), train=TrainConfig(seed=seed))
         )
         evaluation = {key: 0.5 for key in report.METRICS_TABLE}
         evaluation["fid"] = fid
@@ -44,8 +43,8 @@ def test_metric_table_mean_and_std_over_seeds():
     table = report.metric_table(
         [summary("mlp", 0, 10.0), summary("mlp", 1, 14.0), summary("cnn", 0, 5.0)]
     )
-    assert table["mlp"]["fid"] == (12.0, pytest.approx(2.8284271))
-    assert table["cnn"]["fid"] == (5.0, None)
+    assert table[("mlp", "seed")]["fid"] == (12.0, pytest.approx(2.8284271))
+    assert table[("cnn", "seed")]["fid"] == (5.0, None)
     assert report._format(12.0, 2.8284271, "fid") == "12.000 ± 2.828"
     lines = report.observations([], table, "en", get_dataset("fashion-mnist").classes)
     assert "CNN GAN is better on fid: 5.000 vs 12.000." in lines

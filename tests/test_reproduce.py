@@ -100,6 +100,61 @@ def test_interrupted_reproduction_continues(tmp_path, fashion_dir):
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
 
 
+def test_presets_side_by_side(reproduced, tmp_path, fashion_dir):
+    out = tmp_path / "out"
+    # The seed preset's run is the module's (reused, as a reproduction reuses finished work).
+    shutil.copytree(reproduced[0] / "runs" / "mlp-seed0", out / "runs" / "mlp-seed0")
+    paths = reproduce.reproduce(
+        out=out,
+        seeds=[0],
+        models=["mlp"],
+        presets=["seed", "improved"],
+        device="cpu",
+        profile=TINY,
+        data_dir=str(fashion_dir),
+        progress=False,
+    )
+    seed, improved = (load_run(out / "runs" / name) for name in ("mlp-seed0", "mlp-improved-seed0"))
+    assert not (out / "runs" / "cnn-seed0").exists()  # --models mlp
+    assert seed.config.train.ema == 0 and not seed.config.train.spectral_norm
+    assert improved.config.train.ema == 0.999 and improved.config.train.spectral_norm
+    page = paths["html"].read_text()
+    section = page[page.index("8. Training presets side by side") :]
+    a, b = (run.find_evaluation(n=TINY.eval_n) for run in (seed, improved))
+    # The paragraph is computed from the two evaluations' numbers.
+    assert f"FID goes from {a['fid']:.3f} to {b['fid']:.3f} ({b['fid'] / a['fid']:.2f}x)" in section
+    assert "recall from" in section and "an epoch takes" in section
+    assert "<table id='presets-mlp'>" in section and "<table id='readings-mlp'>" in section
+    classes = section[section.index("<table id='classes-mlp'>") :].split("</table>")[0]
+    for histogram in (a["class_histogram"], b["class_histogram"]):
+        assert f"<td>{histogram[1] / sum(histogram):.1%}</td>" in classes  # trousers
+    assert section.count("data:image/png;base64,") == 2  # a grid per preset
+    assert "MLP GAN (improved preset), seed 0" in page  # captions say which run is which
+    assert "recipe: improved preset" in page and "ema=0.999, spectral_norm=True" in page
+    zh = reproduce.write_report(
+        [seed, improved], ReportOptions(out=str(tmp_path / "zh"), lang="zh", progress=False)
+    )
+    section = zh["html"].read_text().split("8. 训练预设对比")[1]
+    for english in ("rarest", "seconds", "<th>class", "<th>dimension", "FID goes", " preset"):
+        assert english not in section, english
+
+
+def test_presets_refused_before_anything_trains(tmp_path, fashion_dir, monkeypatch):
+    from ganscope import recipe
+
+    monkeypatch.setitem(recipe.PRESETS, "mlp-only", {"mlp": {"ema": 0.9}})
+    with pytest.raises(GanscopeError, match="no recipe for the cnn GAN"):
+        reproduce.reproduce(
+            out=tmp_path / "out",
+            presets=["seed", "mlp-only"],
+            device="cpu",
+            profile=TINY,
+            data_dir=str(fashion_dir),
+            progress=False,
+        )
+    assert not (tmp_path / "out").exists()
+
+
 def dataclass_replace(profile, **changes):
     import dataclasses
 

@@ -28,7 +28,7 @@ from .checks import (  # noqa: F401 - the checks' names are part of this module'
     flag_of,
     resolve,
 )
-from .config import MODEL_NAMES, PRECISIONS, TrainConfig, option
+from .config import MODEL_NAMES, PRECISIONS, PRESET_NAMES, TrainConfig, option
 from .errors import GanscopeError
 
 #: The report's latent figures: these dimensions, shifted by this much.
@@ -331,13 +331,25 @@ class ReproduceOptions(Checked):
 
     Train the report's MLP GAN and CNN GAN (Adam 2e-4, batch 64, 10 epochs) for each seed,
     evaluate them, analyse their latent dimensions, and write OUT/report.html (self-contained:
-    opens from disk) and OUT/report.md. Finished steps are reused and an interrupted
-    reproduction continues where it stopped.
+    opens from disk) and OUT/report.md. With --presets seed improved each network is also
+    trained with the improved recipe and the report compares the two side by side. Finished
+    steps are reused and an interrupted reproduction continues where it stopped.
     """
 
     out: str = out_option("reproduce", "the report and its runs")
     device: str = device_option("auto")
-    seeds: tuple[int, ...] = option((0,), "one run per model and seed", minimum=0, maximum=MAX_SEED)
+    seeds: tuple[int, ...] = option(
+        (0,), "one run per model, preset and seed", minimum=0, maximum=MAX_SEED
+    )
+    presets: tuple[str, ...] = option(
+        ("seed",),
+        "training presets; several are trained and compared side by side in the report, e.g. "
+        "--presets seed improved (docs/presets.md)",
+        choices=PRESET_NAMES,
+    )
+    models: tuple[str, ...] = option(
+        ("mlp", "cnn"), "the report's networks to train (both: the report)", choices=MODEL_NAMES
+    )
     lang: str = lang_option("the report")
     quick: bool = option(
         False,
@@ -353,10 +365,15 @@ class ReproduceOptions(Checked):
     progress: bool = progress_option()
 
     def check(self) -> None:
-        if not self.seeds:
-            raise GanscopeError("--seeds needs at least one seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise GanscopeError(f"--seeds has repeats: {list(self.seeds)}")
+        for flag, values in (
+            ("--seeds", self.seeds),
+            ("--presets", self.presets),
+            ("--models", self.models),
+        ):
+            if not values:
+                raise GanscopeError(f"{flag} needs at least one value")
+            if len(set(values)) != len(values):
+                raise GanscopeError(f"{flag} has repeats: {' '.join(map(str, values))}")
 
 
 @dataclass(frozen=True)

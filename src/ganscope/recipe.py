@@ -67,6 +67,38 @@ def with_preset(train: TrainConfig, model: str, keep: Iterable[str] = ()) -> Tra
     return dataclasses.replace(train, **values)
 
 
+#: The TrainConfig fields a recipe is made of (what a preset may set).
+RECIPE_FIELDS = (
+    "lr",
+    "beta1",
+    "beta2",
+    "loss",
+    "lr_d",
+    "ema",
+    "r1_gamma",
+    "r1_every",
+    "spectral_norm",
+    "label_smoothing",
+    "instance_noise",
+)
+
+
+def recipe_changes(train: TrainConfig) -> dict[str, Any]:
+    """The recipe fields of ``train`` that differ from the report's recipe."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {k: getattr(train, k) for k in RECIPE_FIELDS if getattr(train, k) != defaults[k]}
+
+
+def recipe_name(train: TrainConfig, model: str) -> str:
+    """``train.preset`` when the run's recipe is that preset's for ``model`` exactly, else
+    ``custom`` (a preset with some of its parts changed by flags)."""
+    try:
+        expected = preset_values(train.preset, model)
+    except GanscopeError:
+        return "custom"
+    return train.preset if recipe_changes(train) == expected else "custom"
+
+
 def d_loss(train: TrainConfig, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """D's loss on logits of real and generated images."""
     if train.loss == "hinge":

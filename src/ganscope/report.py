@@ -57,12 +57,38 @@ class RunSummary:
         return self.run.config.train.seed
 
     @property
+    def preset(self) -> str:
+        """The run's training preset (``custom`` when flags changed a preset's parts)."""
+        from .recipe import recipe_name
+
+        return recipe_name(self.run.config.train, self.model)
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """The runs the report averages over seeds: one model trained with one preset."""
+        return self.model, self.preset
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        seconds = [r["seconds"] for r in self.epochs if r.get("seconds")]
+        return statistics.fmean(seconds) if seconds else None
+
+    @property
     def train_seconds(self) -> float:
         return sum(r.get("seconds") or 0 for r in self.epochs)
 
     @property
     def label(self) -> str:
-        return f"{self.model}-seed{self.seed}"
+        preset = "" if self.preset == "seed" else f"-{self.preset}"
+        return f"{self.model}{preset}-seed{self.seed}"
+
+
+def group_name(group: tuple[str, str], lang: str) -> str:
+    """``MLP GAN`` for the report's recipe, ``MLP GAN (improved preset)`` for another."""
+    model, preset = group
+    if preset == "seed":
+        return display_name(model)
+    return TEXT[lang]["with_preset"].format(model=display_name(model), preset=preset)
 
 
 def summarise(run: Run, evaluation: dict | None, analysis: dict | None) -> RunSummary:
@@ -92,13 +118,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def metric_table(summaries: Sequence[RunSummary]) -> dict[str, dict[str, tuple]]:
-    """model -> metric -> (mean, std or None) over the model's seeds."""
-    table: dict[str, dict[str, tuple]] = {}
-    for model in dict.fromkeys(s.model for s in summaries):
-        group = [s.evaluation for s in summaries if s.model == model and s.evaluation]
+def metric_table(summaries: Sequence[RunSummary]) -> dict[tuple[str, str], dict[str, tuple]]:
+    """(model, preset) -> metric -> (mean, std or None) over the group's seeds."""
+    table: dict[tuple[str, str], dict[str, tuple]] = {}
+    for name in dict.fromkeys(s.group for s in summaries):
+        group = [s.evaluation for s in summaries if s.group == name and s.evaluation]
         if group:
-            table[model] = {
+            table[name] = {
                 key: _mean_std([g[key] for g in group])
                 for key in METRICS_TABLE
                 if all(key in g for g in group)
@@ -139,8 +165,9 @@ def _figures(items: Sequence[Figure | None]) -> list[Block]:
 
 
 def _setup_block(
-    summaries: Sequence[RunSummary], t: dict, profile: Any, seconds: float | None
+    summaries: Sequence[RunSummary], lang: str, profile: Any, seconds: float | None
 ) -> list[Block]:
+    t = TEXT[lang]
     first = summaries[0]
     cfg = first.run.config
     device = next((r["device"] for r in reversed(first.epochs) if r.get("device")), "?")
@@ -174,9 +201,20 @@ def _setup_block(
             f"{first.run.meta.get('torch_version')}, Python {platform.python_version()}",
         ),
     ]
+    from .recipe import recipe_changes
+
+    recipes = {s.preset: recipe_changes(s.run.config.train) for s in summaries}
+    if set(recipes) != {"seed"}:  # what each preset changed, for the reader to see
+        rows += [
+            (
+                t["setup_recipe"].format(preset=preset),
+                ", ".join(f"{k}={v}" for k, v in changes.items()) or t["setup_recipe_seed"],
+            )
+            for preset, changes in recipes.items()
+        ]
     rows += [
         (
-            f"{t['seconds']}: {display_name(s.model)}, {t['seed']} {s.seed}",
+            f"{t['seconds']}: {group_name(s.group, lang)}, {t['seed']} {s.seed}",
             f"{s.train_seconds:.0f} s",
         )
         for s in summaries
@@ -211,7 +249,7 @@ def _latent_blocks(summary: RunSummary, t: dict, lang: str, classes: Sequence[st
     analysis = summary.analysis
     rows = {r["dim"]: r for r in analysis["rows"] if r["dim"] is not None}
     delta = analysis["deltas"][0]
-    caption = t["run_caption"].format(model=display_name(summary.model), seed=summary.seed)
+    caption = t["run_caption"].format(model=group_name(summary.group, lang), seed=summary.seed)
     blocks: list[Block] = [
         Heading(3, caption),
         Paragraph(t["latent_text"].format(delta=delta, n=analysis["n"])),
@@ -241,11 +279,11 @@ def build_blocks(
     if profile is not None and profile.name != "full":
         quick = t["quick"].format(epochs=profile.epochs, limit=profile.limit, eval_n=profile.eval_n)
         blocks.append(Paragraph(quick, note=True))
-    blocks += _setup_block(summaries, t, profile, seconds)
+    blocks += _setup_block(summaries, lang, profile, seconds)
     blocks += _architecture_blocks(summaries, t)
 
     def caption(s: RunSummary) -> str:
-        return t["run_caption"].format(model=display_name(s.model), seed=s.seed)
+        return t["run_caption"].format(model=group_name(s.group, lang), seed=s.seed)
 
     blocks += [Heading(2, t["curves"]), Paragraph(t["curves_text"])]
     blocks += _figures([_figure(s, s.run.losses_figure, caption(s)) for s in summaries])
@@ -256,7 +294,9 @@ def build_blocks(
     blocks += _figures(
         [
             _figure(
-                s, s.run.progress_gif, t["progress_caption"].format(model=display_name(s.model))
+                s,
+                s.run.progress_gif,
+                t["progress_caption"].format(model=group_name(s.group, lang)),
             )
             for s in summaries
         ]
@@ -271,18 +311,22 @@ def build_blocks(
         (s.evaluation["classifier_test_accuracy"] for s in summaries if s.evaluation), float("nan")
     )
     blocks += [Heading(2, t["metrics"]), Paragraph(t["metrics_text"].format(acc=accuracy))]
-    models = list(table)
-    headers = (t["metric"], *(display_name(m) for m in models))
+    groups = list(table)
+    headers = (t["metric"], *(group_name(g, lang) for g in groups))
     rows = tuple(
-        (f"{key} {'↑' if higher else '↓'}", *(_format(*table[m][key], key) for m in models))
+        (f"{key} {'↑' if higher else '↓'}", *(_format(*table[g][key], key) for g in groups))
         for key, higher in METRICS_TABLE.items()
-        if all(key in table[m] for m in models)
+        if all(key in table[g] for g in groups)
     )
     blocks.append(Table(headers, rows, "metrics"))
     blocks += [
         Heading(2, t["observations"]),
         Bullets(tuple(observations(summaries, table, lang, classes))),
     ]
+    if len({s.preset for s in summaries}) > 1:
+        from .comparison import preset_blocks
+
+        blocks += preset_blocks(summaries, table, lang, classes)
     return blocks
 
 
@@ -295,7 +339,7 @@ def observations(
     t = TEXT[lang]
     lines = []
     for s in summaries:
-        name = f"{display_name(s.model)} ({t['seed']} {s.seed})"
+        name = f"{group_name(s.group, lang)} ({t['seed']} {s.seed})"
         epoch = plateau_epoch(s.epochs)
         lines.append(
             t["plateau"].format(model=name, epoch=epoch)
@@ -310,7 +354,7 @@ def observations(
             winner, loser = (a, b) if (ta[key][0] > tb[key][0]) == higher else (b, a)
             lines.append(
                 t["wins"].format(
-                    winner=display_name(winner),
+                    winner=group_name(winner, lang),
                     metric=key,
                     a=_format(table[winner][key][0], None, key),
                     b=_format(table[loser][key][0], None, key),
@@ -319,7 +363,7 @@ def observations(
     for s in summaries:
         if not s.evaluation:
             continue
-        name = f"{display_name(s.model)} ({t['seed']} {s.seed})"
+        name = f"{group_name(s.group, lang)} ({t['seed']} {s.seed})"
         gone = missing_classes(s.evaluation, classes)
         lines.append(
             t["missing"].format(model=name, classes=", ".join(gone))

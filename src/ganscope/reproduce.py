@@ -30,9 +30,6 @@ from .options import (
 )
 from .runs import CONFIG_FILE, Run, load_run
 
-#: The report's two networks, in the order the report shows them.
-MODELS = ("mlp", "cnn")
-
 
 def run_config(
     model: str,
@@ -41,19 +38,31 @@ def run_config(
     device: str,
     data_dir: str | None,
     tensorboard: bool = False,
+    preset: str = "seed",
 ) -> RunConfig:
+    from .recipe import with_preset
+
+    train = TrainConfig(
+        epochs=profile.epochs,
+        seed=seed,
+        device=device,
+        eval_every=1,
+        eval_samples=profile.eval_samples,
+        tensorboard=tensorboard,
+        preset=preset,
+    )
     return RunConfig(
         data=DataConfig(data_dir=data_dir, limit=profile.limit),
         model=ModelConfig(model),
-        train=TrainConfig(
-            epochs=profile.epochs,
-            seed=seed,
-            device=device,
-            eval_every=1,
-            eval_samples=profile.eval_samples,
-            tensorboard=tensorboard,
-        ),
+        train=with_preset(train, model),
     )
+
+
+def run_folder(out: Path, model: str, preset: str, seed: int) -> Path:
+    """Where a reproduction keeps a run: ``runs/mlp-seed0`` for the report's recipe (as
+    before presets existed), ``runs/mlp-improved-seed0`` for another preset."""
+    name = model if preset == "seed" else f"{model}-{preset}"
+    return out / "runs" / f"{name}-seed{seed}"
 
 
 def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
@@ -158,18 +167,22 @@ def reproduce(
     profile = profile or PROFILES["quick" if opts.quick else "full"]
     out = Path(opts.out)
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None
+    # Every configuration is made (and refused) before anything trains.
     configs = {
-        (model, seed): run_config(
-            model, seed, profile, opts.device, data_dir, opts.tensorboard
+        (model, preset, seed): run_config(
+            model, seed, profile, opts.device, data_dir, opts.tensorboard, preset
         ).validate()
-        for model in MODELS
+        for model in opts.models
+        for preset in opts.presets
         for seed in opts.seeds
     }
     started = time.perf_counter()
     runs = []
-    for (model, seed), config in configs.items():
-        path = out / "runs" / f"{model}-seed{seed}"
-        report_progress.say(f"[reproduce] {model} GAN, seed {seed}: {path}", enabled=opts.progress)
+    for (model, preset, seed), config in configs.items():
+        path = run_folder(out, model, preset, seed)
+        report_progress.say(
+            f"[reproduce] {model} GAN, {preset} preset, seed {seed}: {path}", enabled=opts.progress
+        )
         run = ensure_trained(path, config, opts.progress)
         ensure_evaluated(run, profile.eval_n, opts.progress)
         ensure_analysed(run, profile.analysis(opts.lang, opts.progress))

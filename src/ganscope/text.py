@@ -69,6 +69,26 @@ TEXT = {
         "directions": "Latent directions, strongest first",
         "sefa_title": "SeFa directions (closed-form)",
         "pca_title": "GANSpace directions (PCA of the first layer)",
+        "with_preset": "{model} ({preset} preset)",
+        "setup_recipe": "recipe: {preset} preset",
+        "setup_recipe_seed": "the report's (nothing changed)",
+        "presets": "8. Training presets side by side",
+        "presets_text": "The same networks trained with each preset (docs/presets.md). The "
+        "sample grids use the same 64 latent vectors (seed 0); class shares are the "
+        "classifier's labels of the evaluation's samples (the test set has 10% of each), "
+        "averaged over seeds; the readings are the first seed's runs.",
+        "preset_column": "{preset} preset",
+        "class": "class",
+        "dimension": "dimension",
+        "rarest_row": "rarest class's share ↑",
+        "seconds_row": "seconds per epoch ↓",
+        "compare": "With the {preset} preset the {model}'s FID goes from {fid_a} to {fid_b} "
+        "({fid_ratio}), its recall from {recall_a} to {recall_b} ({recall_ratio}) and its "
+        "rarest class from {rare_a:.1%} to {rare_b:.1%} of the samples; it is better on "
+        "{better} of {total} metrics, and an epoch takes {seconds_ratio} the time "
+        "({seconds_a} s to {seconds_b} s).",
+        "times": "{ratio:.2f}x",
+        "no_ratio": "no ratio: the first is 0",
     },
     "zh": {
         "title": "Fashion-MNIST 上的对抗生成网络:实验报告的复现与度量",
@@ -125,6 +145,24 @@ TEXT = {
         "directions": "潜在维度(按强度排序)",
         "sefa_title": "SeFa 方向(闭式分解)",
         "pca_title": "GANSpace 方向(第一层激活的主成分)",
+        "with_preset": "{model}({preset} 预设)",
+        "setup_recipe": "训练方案:{preset} 预设",
+        "setup_recipe_seed": "原报告的方案(未改动)",
+        "presets": "8. 训练预设对比",
+        "presets_text": "同样的网络用不同预设训练(见 docs/presets.md)。样本网格使用相同的 64 个"
+        "潜在向量(种子 0);类别占比是分类器对评估样本的判别结果(测试集中每类各占 10%),"
+        "在各种子上取平均;维度解读来自第一个种子的运行。",
+        "preset_column": "{preset} 预设",
+        "class": "类别",
+        "dimension": "维度",
+        "rarest_row": "最少类别的占比 ↑",
+        "seconds_row": "每个 epoch 的秒数 ↓",
+        "compare": "使用 {preset} 预设后,{model} 的 FID 从 {fid_a} 变为 {fid_b}({fid_ratio}),"
+        "recall 从 {recall_a} 变为 {recall_b}({recall_ratio}),最少类别的占比从 "
+        "{rare_a:.1%} 变为 {rare_b:.1%};{total} 项指标中有 {better} 项更好,"
+        "每个 epoch 的时间是原来的 {seconds_ratio}({seconds_a} 秒到 {seconds_b} 秒)。",
+        "times": "{ratio:.2f} 倍",
+        "no_ratio": "无法求比值:原值为 0",
     },
 }
 

@@ -1,0 +1,159 @@
+"""The report's presets side by side (``ganscope reproduce --presets seed improved``).
+
+For each model trained with several presets: a paragraph computed from the numbers, the
+metrics of each preset, sample grids from the same latent vectors, each class's share of the
+samples and the latent readings of the report's dimensions. Gathering is ``report``'s; this
+module only builds blocks from its summaries.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from .document import Block, Figure, Figures, Heading, Paragraph, Table
+from .models import display_name
+from .options import REPORT_DIMS
+from .report import METRICS_TABLE, RunSummary, _format
+from .text import TEXT, describe
+
+
+def rarest_share(summary: RunSummary) -> float:
+    """The share of the samples in the class the generator makes least often."""
+    histogram = summary.evaluation["class_histogram"]
+    return min(histogram) / sum(histogram)
+
+
+def class_shares(group: Sequence[RunSummary]) -> list[float]:
+    """Each class's share of the samples, averaged over the group's runs."""
+    per_run = [
+        [count / sum(s.evaluation["class_histogram"]) for count in s.evaluation["class_histogram"]]
+        for s in group
+    ]
+    return [statistics.fmean(column) for column in zip(*per_run)]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def _ratio(a: float | None, b: float | None, t: dict) -> str:
+    if a is None or b is None or a == 0:
+        return t["no_ratio"]
+    return t["times"].format(ratio=b / a)
+
+
+def compare_sentence(
+    model: str, base: list[RunSummary], other: list[RunSummary], table: dict, lang: str
+) -> str:
+    """What preset ``other`` changed against ``base`` for ``model``, in numbers."""
+    t = TEXT[lang]
+    a, b = table[(model, base[0].preset)], table[(model, other[0].preset)]
+    shared = [key for key in METRICS_TABLE if key in a and key in b]
+    better = sum(
+        (b[key][0] > a[key][0]) if METRICS_TABLE[key] else (b[key][0] < a[key][0]) for key in shared
+    )
+    seconds_a = _mean([s.seconds_per_epoch for s in base])
+    seconds_b = _mean([s.seconds_per_epoch for s in other])
+    return t["compare"].format(
+        preset=other[0].preset,
+        model=display_name(model),
+        fid_a=_format(a["fid"][0], None, "fid"),
+        fid_b=_format(b["fid"][0], None, "fid"),
+        fid_ratio=_ratio(a["fid"][0], b["fid"][0], t),
+        recall_a=_format(a["recall"][0], None, "recall"),
+        recall_b=_format(b["recall"][0], None, "recall"),
+        recall_ratio=_ratio(a["recall"][0], b["recall"][0], t),
+        rare_a=statistics.fmean(rarest_share(s) for s in base),
+        rare_b=statistics.fmean(rarest_share(s) for s in other),
+        better=better,
+        total=len(shared),
+        seconds_ratio=_ratio(seconds_a, seconds_b, t),
+        seconds_a="?" if seconds_a is None else f"{seconds_a:.1f}",
+        seconds_b="?" if seconds_b is None else f"{seconds_b:.1f}",
+    )
+
+
+def preset_blocks(
+    summaries: Sequence[RunSummary], table: dict, lang: str, classes: Sequence[str]
+) -> list[Block]:
+    """The side-by-side section; models trained with a single preset are left out."""
+    t = TEXT[lang]
+    blocks: list[Block] = [Heading(2, t["presets"]), Paragraph(t["presets_text"])]
+    for model in dict.fromkeys(s.model for s in summaries):
+        groups: dict[str, list[RunSummary]] = {}
+        for s in summaries:
+            if s.model == model and s.evaluation:
+                groups.setdefault(s.preset, []).append(s)
+        if len(groups) < 2:
+            continue
+        presets = list(groups)
+        base = "seed" if "seed" in groups else presets[0]
+        columns = tuple(t["preset_column"].format(preset=p) for p in presets)
+        blocks.append(Heading(3, display_name(model)))
+        blocks.append(
+            Paragraph(
+                " ".join(
+                    compare_sentence(model, groups[base], groups[p], table, lang)
+                    for p in presets
+                    if p != base
+                )
+            )
+        )
+        metrics = [table[(model, p)] for p in presets]
+        rows = [
+            (f"{key} {'↑' if higher else '↓'}", *(_format(*m[key], key) for m in metrics))
+            for key, higher in METRICS_TABLE.items()
+            if all(key in m for m in metrics)
+        ]
+        rows.append(
+            (
+                t["rarest_row"],
+                *(f"{statistics.fmean(rarest_share(s) for s in groups[p]):.1%}" for p in presets),
+            )
+        )
+        seconds = [_mean([s.seconds_per_epoch for s in groups[p]]) for p in presets]
+        rows.append((t["seconds_row"], *("?" if v is None else f"{v:.1f}" for v in seconds)))
+        blocks.append(Table((t["metric"], *columns), tuple(rows), f"presets-{model}"))
+        firsts = [groups[p][0] for p in presets]
+        blocks.append(
+            Figures(
+                tuple(
+                    Figure(f"{s.label}-preset-samples.png", s.samples_png, column)
+                    for s, column in zip(firsts, columns)
+                )
+            )
+        )
+        shares = [class_shares(groups[p]) for p in presets]
+        blocks.append(
+            Table(
+                (t["class"], *columns),
+                tuple(
+                    (name, *(f"{share[i]:.1%}" for share in shares))
+                    for i, name in enumerate(classes)
+                ),
+                f"classes-{model}",
+            )
+        )
+        found = [readings(s, lang, classes) for s in firsts]
+        blocks.append(
+            Table(
+                (t["dimension"], *columns),
+                tuple((str(dim), *(r.get(dim, "") for r in found)) for dim in REPORT_DIMS),
+                f"readings-{model}",
+            )
+        )
+    return blocks
+
+
+def readings(summary: RunSummary, lang: str, classes: Sequence[str]) -> dict[int, str]:
+    """dimension -> the analysis's sentence for the report's dimensions (first delta)."""
+    if not summary.analysis:
+        return {}
+    delta = summary.analysis["deltas"][0]
+    return {
+        row["dim"]: describe(row, lang, classes)
+        for row in summary.analysis["rows"]
+        if row["dim"] in REPORT_DIMS and row["delta"] == delta
+    }
