@@ -47,6 +47,9 @@ VARIANTS: dict[str, dict] = {
     "sn-cached": {"spectral_norm": True},
     "ema+sn": {"ema": 0.999, "spectral_norm": True},
     "ema+r1+sn": {"ema": 0.999, "r1_gamma": 1.0, "spectral_norm": True},
+    "dropout": {"d_dropout": 0.3},
+    "ema+dropout": {"ema": 0.999, "d_dropout": 0.3},
+    "ema+sn+dropout": {"ema": 0.999, "spectral_norm": True, "d_dropout": 0.3},
 }
 KEYS = ("fid", "kid", "precision", "recall", "coverage", "rarest_share", "classes_covered")
 

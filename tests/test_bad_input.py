@@ -60,6 +60,7 @@ CASES = {
     "loss": ([*TRAIN_OUT, "--loss", "wgan"], "--loss must be bce or hinge"),
     "ema": ([*TRAIN_OUT, "--ema", "1"], "--ema must be in [0, 1)"),
     "r1-every": ([*TRAIN_OUT, "--r1-every", "0"], "--r1-every must be at least 1"),
+    "d-dropout": ([*TRAIN_OUT, "--d-dropout", "1"], "--d-dropout must be in [0, 1)"),
     "per-rank-batch-on-resume": (
         ["train", "--resume", "{run}", "--epochs", "2", "--per-rank-batch"],
         "--per-rank-batch cannot change",

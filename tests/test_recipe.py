@@ -20,6 +20,7 @@ TECHNIQUES = {
     "spectral-norm": {"spectral_norm": True},
     "label-smoothing": {"label_smoothing": 0.1},
     "instance-noise": {"instance_noise": 0.1},
+    "dropout": {"d_dropout": 0.3},
 }
 
 
@@ -74,6 +75,31 @@ def test_ema_update_and_noise_schedule():
     assert recipe.noise_std(TrainConfig(), 1) == 0
 
 
+def test_dropout_masks_hidden_features_from_the_given_stream():
+    from ganscope.models import build_discriminator
+
+    torch.manual_seed(0)
+    plain = build_discriminator("mlp")
+    dropped = build_discriminator("mlp")
+    dropped.load_state_dict(plain.state_dict())
+    recipe.add_dropout(dropped, 0.5, torch.Generator().manual_seed(7))
+    assert dropped.state_dict().keys() == plain.state_dict().keys()  # no layer, no parameter
+    images = torch.randn(4, 1, 28, 28)
+    first, second = dropped(images), dropped(images)
+    assert not torch.equal(first, second)  # a new mask each forward
+    # The masks are the stream's: the same seed gives the same outputs ...
+    again = build_discriminator("mlp")
+    again.load_state_dict(plain.state_dict())
+    recipe.add_dropout(again, 0.5, torch.Generator().manual_seed(7))
+    assert torch.equal(again(images), first)
+    # ... which are fc2 on the kept hidden features, scaled by 1 / (1 - p).
+    hidden = plain.nonlin1(plain.fc1(images.flatten(1)))
+    keep = torch.rand(hidden.shape, generator=torch.Generator().manual_seed(7)) >= 0.5
+    assert torch.allclose(first, plain.fc2(hidden * keep / 0.5))
+    dropped.eval()  # no dropout outside training
+    assert torch.equal(dropped(images), plain(images))
+
+
 @pytest.mark.parametrize("name", sorted(TECHNIQUES))
 def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     name, tmp_path, small_split
@@ -119,6 +145,7 @@ def test_the_cli_applies_a_preset_and_bad_values_are_refused(tmp_path, fashion_d
         ({"ema": 1.0}, "--ema must be in"),
         ({"lr_d": 0.0}, "--lr-d must be a positive"),
         ({"r1_every": 0}, "--r1-every must be at least 1"),
+        ({"d_dropout": 1.0}, "--d-dropout must be in"),
         ({"preset": "best"}, "unknown preset 'best'"),
     ):
         with pytest.raises(training.GanscopeError, match=message):

@@ -137,6 +137,12 @@ class TrainConfig:
         "std of Gaussian noise added to every image D sees, decaying linearly to 0 by the "
         "last epoch (0: off)",
     )
+    d_dropout: float = option(
+        0.0,
+        "dropout probability on D's hidden features (the inputs of its layers after the "
+        "first; masks drawn from the run's noise stream, so a resumed run repeats exactly); "
+        "0: off",
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(
         "auto",
@@ -211,6 +217,8 @@ class TrainConfig:
             raise GanscopeError(f"--ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.r1_gamma < float("inf"):
             raise GanscopeError(f"--r1-gamma must be 0 (off) or more, got {self.r1_gamma}")
+        if not 0 <= self.d_dropout < 1:
+            raise GanscopeError(f"--d-dropout must be in [0, 1), got {self.d_dropout}")
         if self.r1_every < 1:
             raise GanscopeError(f"--r1-every must be at least 1, got {self.r1_every}")
         if not 0 <= self.label_smoothing < 1:

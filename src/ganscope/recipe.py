@@ -15,6 +15,8 @@ each has its own flag so that it can be switched alone (``config.TrainConfig``):
 * ``--label-smoothing``: one-sided label smoothing (Salimans et al. 2016);
 * ``--instance-noise``: Gaussian noise on every image D sees, annealed to 0 (Sønderby et al.
   2017).
+* ``--d-dropout``: dropout on D's hidden features (Srivastava et al. 2014; used in D by
+  Goodfellow et al. 2014's maxout discriminator and most MLP GAN tutorials).
 
 The networks stay the report's: no technique adds a layer or a parameter to G, and the saved
 generator is always the plain report module. What each one does to sample quality is measured
@@ -80,6 +82,7 @@ RECIPE_FIELDS = (
     "spectral_norm",
     "label_smoothing",
     "instance_noise",
+    "d_dropout",
 )
 
 
@@ -131,6 +134,24 @@ def add_spectral_norm(discriminator: nn.Module) -> nn.Module:
         if isinstance(module, nn.Linear | nn.Conv2d):
             spectral_norm(module)
     return discriminator
+
+
+def add_dropout(discriminator: nn.Module, p: float, rng: torch.Generator) -> None:
+    """Dropout with probability ``p`` on the input of each of D's linear and convolutional
+    layers after the first (its hidden features), in training mode only, the masks drawn
+    from ``rng`` (the run's noise stream: saved in checkpoints, so resuming repeats them).
+    No layer and no parameter is added: D's checkpoint keys stay the report's."""
+
+    def drop(module: nn.Module, args: tuple) -> tuple | None:
+        if not module.training:
+            return None
+        (x, *rest) = args
+        keep = torch.rand(x.shape, device=x.device, generator=rng) >= p
+        return (x * keep.to(x.dtype) / (1 - p), *rest)
+
+    layers = [m for m in discriminator.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    for layer in layers[1:]:
+        layer.register_forward_pre_hook(drop)
 
 
 def weights_once(train: TrainConfig):

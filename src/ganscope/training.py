@@ -82,6 +82,8 @@ def init_state(
         generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
     )
     state.train = config.train
+    if config.train.d_dropout:
+        recipe.add_dropout(discriminator, config.train.d_dropout, noise_rng)
     if config.train.ema:
         state.ema_generator = recipe.make_ema(generator)
     if world.joined:
@@ -196,10 +198,11 @@ def _graph_backend(
 ) -> GraphBackend | None:
     if not wants_cuda_graph(config.train.cuda_graph, device):
         return None
-    if config.train.r1_gamma or config.train.instance_noise:
+    if config.train.r1_gamma or config.train.instance_noise or config.train.d_dropout:
         warnings.warn(
-            "--cuda-graph on: not attempted with --r1-gamma or --instance-noise (the step "
-            "changes from step to step); the step runs eagerly",
+            "--cuda-graph on: not attempted with --r1-gamma, --instance-noise or --d-dropout "
+            "(the step changes from step to step, or draws from the noise stream inside); the "
+            "step runs eagerly",
             stacklevel=2,
         )
         return None
