@@ -143,7 +143,7 @@ def test_presets_refused_before_anything_trains(tmp_path, fashion_dir, monkeypat
     from ganscope import recipe
 
     monkeypatch.setitem(recipe.PRESETS, "mlp-only", {"mlp": {"ema": 0.9}})
-    with pytest.raises(GanscopeError, match="no recipe for the cnn GAN"):
+    with pytest.raises(GanscopeError, match="no recipe for the cnn GAN.*--models mlp leaves"):
         reproduce.reproduce(
             out=tmp_path / "out",
             presets=["seed", "mlp-only"],

@@ -167,6 +167,16 @@ def reproduce(
     profile = profile or PROFILES["quick" if opts.quick else "full"]
     out = Path(opts.out)
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None
+    from .recipe import preset_values
+
+    for model in opts.models:  # a preset without a recipe for a model: say how to go on
+        for preset in opts.presets:
+            try:
+                preset_values(preset, model)
+            except GanscopeError as error:
+                others = [m for m in opts.models if m != model]
+                hint = f"; --models {' '.join(others)} leaves it out" if others else ""
+                raise GanscopeError(f"{error}{hint}") from None
     # Every configuration is made (and refused) before anything trains.
     configs = {
         (model, preset, seed): run_config(
