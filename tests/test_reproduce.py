@@ -129,7 +129,9 @@ def test_presets_side_by_side(reproduced, tmp_path, fashion_dir):
     for histogram in (a["class_histogram"], b["class_histogram"]):
         assert f"<td>{histogram[1] / sum(histogram):.1%}</td>" in classes  # trousers
     assert section.count("data:image/png;base64,") == 2  # a grid per preset
-    assert "MLP GAN (improved preset), seed 0" in page  # captions say which run is which
+    assert "MLP GAN, improved preset, seed 0" in page  # captions say which run is which
+    assert "GAN is better on" not in page  # the models' comparison, not the presets'
+    assert "MLP GAN, improved preset (seed 0): " in page  # observations name the preset
     assert "recipe: improved preset" in page and "ema=0.999, spectral_norm=True" in page
     zh = reproduce.write_report(
         [seed, improved], ReportOptions(out=str(tmp_path / "zh"), lang="zh", progress=False)

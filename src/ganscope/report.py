@@ -84,7 +84,7 @@ class RunSummary:
 
 
 def group_name(group: tuple[str, str], lang: str) -> str:
-    """``MLP GAN`` for the report's recipe, ``MLP GAN (improved preset)`` for another."""
+    """``MLP GAN`` for the report's recipe, ``MLP GAN, improved preset`` for another."""
     model, preset = group
     if preset == "seed":
         return display_name(model)
@@ -346,7 +346,8 @@ def observations(
             if epoch is not None
             else t["plateau_none"].format(model=name)
         )
-    if len(table) == 2:
+    if len(table) == 2 and len({preset for _, preset in table}) == 1:
+        # Two models, one preset (the report's comparison); presets: section 8's paragraph.
         (a, ta), (b, tb) = table.items()
         for key, higher in METRICS_TABLE.items():
             if key not in ta or key not in tb or ta[key][0] == tb[key][0]:
