@@ -16,6 +16,7 @@ TECHNIQUES = {
     "hinge": {"loss": "hinge"},
     "ttur": {"lr_d": 4e-4},
     "ema": {"ema": 0.99},
+    "ema-cnn": {"ema": 0.99},  # BatchNorm in G: standing statistics at every epoch's end
     "r1": {"r1_gamma": 1.0, "r1_every": 2},
     "spectral-norm": {"spectral_norm": True},
     "label-smoothing": {"label_smoothing": 0.1},
@@ -100,6 +101,34 @@ def test_dropout_masks_hidden_features_from_the_given_stream():
     assert torch.equal(dropped(images), plain(images))
 
 
+def test_the_average_ramps_up_and_gets_its_own_batchnorm_statistics():
+    assert recipe.ema_decay(0.999, 0) == pytest.approx(0.1)  # forgets the initial weights
+    assert recipe.ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert recipe.ema_decay(0.999, 10**6) == 0.999
+    torch.manual_seed(0)
+    generator = build_generator("cnn", 100)
+    average = recipe.make_ema(generator)
+    norm = average.norm1
+    norm.running_mean.fill_(5.0)  # G's statistics, not the average's
+    recipe.standing_statistics(average, 100, batch_size=16, batches=3)
+    first = norm.running_mean.clone()
+    norm.running_mean.fill_(-3.0)
+    recipe.standing_statistics(average, 100, batch_size=16, batches=3)
+    assert torch.equal(norm.running_mean, first)  # from the weights alone
+    assert not average.training and norm.momentum == 0.1  # restored
+    # The mean of the three batches' means of what norm1 sees.
+    seen = []
+    handle = norm.register_forward_hook(lambda m, args, out: seen.append(args[0].mean((0, 2, 3))))
+    latent = torch.Generator().manual_seed(recipe.STANDING_SEED)
+    average.train()
+    with torch.no_grad():
+        for _ in range(3):
+            average(torch.randn(16, 100, generator=latent))
+    handle.remove()
+    assert torch.allclose(first, torch.stack(seen).mean(0), atol=1e-6)
+    recipe.standing_statistics(build_generator("mlp", 100), 100, 16)  # no BatchNorm: nothing
+
+
 @pytest.mark.parametrize("name", sorted(TECHNIQUES))
 def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     name, tmp_path, small_split
@@ -107,7 +136,8 @@ def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     def config(epochs):
         train = TrainConfig(epochs=epochs, device="cpu", seed=1, **TECHNIQUES[name])
         return RunConfig(
-            model=ModelConfig("cnn" if name == "spectral-norm" else "mlp"), train=train
+            model=ModelConfig("cnn" if name in ("spectral-norm", "ema-cnn") else "mlp"),
+            train=train,
         )
 
     whole = training.train(config(2), tmp_path / "whole", split=small_split, progress=False)
@@ -124,6 +154,10 @@ def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     if name == "ema":
         assert torch.equal(generator.fc1.weight, a["generator_ema"]["fc1.weight"])
         assert not torch.equal(generator.fc1.weight, a["generator"]["fc1.weight"])
+    if name == "ema-cnn":  # the saved average has statistics of its own, not G's
+        saved = a["generator_ema"]["norm1.running_mean"]
+        assert torch.equal(generator.norm1.running_mean, saved)
+        assert not torch.equal(saved, a["generator"]["norm1.running_mean"])
     seed = RunConfig(model=whole.config.model, train=TrainConfig(epochs=1, device="cpu", seed=1))
     plain_run = training.train(seed, tmp_path / "seed", split=small_split, progress=False)
     assert plain_run.metrics("step")[-1]["loss_D"] != part.metrics("step")[-1]["loss_D"]

@@ -172,14 +172,52 @@ def make_ema(generator: nn.Module) -> nn.Module:
     return ema
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The decay at training step ``step`` (0-based): ``decay`` ramped up as
+    ``(1 + step) / (10 + step)`` (TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates``), so that the average soon forgets G's initial weights instead of keeping
+    ``decay ** step`` of them (39% after the 938 steps of one epoch at 0.999)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
     """``ema <- decay * ema + (1 - decay) * G`` for the weights; buffers (BatchNorm's
-    running statistics) are copied."""
+    running statistics) are copied (:func:`standing_statistics` replaces them where the
+    average is used)."""
     ema_params, params = list(ema.parameters()), list(generator.parameters())
     torch._foreach_lerp_(ema_params, params, 1 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), generator.buffers()):
         ema_buffer.copy_(buffer)
+
+
+#: Seed of the latent vectors that standing statistics are gathered with.
+STANDING_SEED = 2**31 - 7
+
+
+@torch.no_grad()
+def standing_statistics(ema: nn.Module, z_dim: int, batch_size: int, batches: int = 32) -> None:
+    """Recompute the BatchNorm running statistics of the averaged G for its own weights
+    (Brock et al. 2019's "standing statistics"): the mean of the batch statistics over
+    ``batches`` batches from a fixed latent seed, so the result depends on the weights alone
+    (resuming repeats it). G's own running statistics belong to G's weights, not to their
+    average: with them, the CNN GAN's averaged G gave FID 70.8 after one epoch, with its own
+    41.4 (docs/presets.md). Nothing to do for a G without BatchNorm."""
+    norms = [m for m in ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    device = next(ema.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    ema.train()
+    latent = torch.Generator(device=device).manual_seed(STANDING_SEED)
+    for _ in range(batches):
+        ema(torch.randn(batch_size, z_dim, device=device, generator=latent))
+    ema.eval()
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
 
 
 def noise_std(train: TrainConfig, epoch: int) -> float:

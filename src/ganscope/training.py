@@ -137,7 +137,7 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
     state.opt_G.step()
     state.discriminator.requires_grad_(True)
     if state.ema_generator is not None:
-        recipe.update_ema(state.ema_generator, state.generator, t.ema)
+        recipe.update_ema(state.ema_generator, state.generator, recipe.ema_decay(t.ema, state.step))
 
     return torch.stack(
         [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
@@ -198,11 +198,12 @@ def _graph_backend(
 ) -> GraphBackend | None:
     if not wants_cuda_graph(config.train.cuda_graph, device):
         return None
-    if config.train.r1_gamma or config.train.instance_noise or config.train.d_dropout:
+    t = config.train
+    if t.r1_gamma or t.instance_noise or t.d_dropout or t.ema:
         warnings.warn(
-            "--cuda-graph on: not attempted with --r1-gamma, --instance-noise or --d-dropout "
-            "(the step changes from step to step, or draws from the noise stream inside); the "
-            "step runs eagerly",
+            "--cuda-graph on: not attempted with --r1-gamma, --instance-noise, --d-dropout or "
+            "--ema (the step changes from step to step, or draws from the noise stream "
+            "inside); the step runs eagerly",
             stacklevel=2,
         )
         return None
@@ -282,6 +283,8 @@ def _loop(
                             last_saved = time.monotonic()
             seconds = time.perf_counter() - started
             state.epoch = epoch
+            if state.ema_generator is not None:  # before it is saved, sampled or evaluated
+                recipe.standing_statistics(state.ema_generator, z_dim, batch_size)
             if not world.main:
                 continue
             means = [sum(column) / len(column) for column in zip(*log.values)]
