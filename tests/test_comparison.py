@@ -56,6 +56,20 @@ def test_class_shares_and_the_rarest_class_average_over_seeds():
     assert [comparison.rarest_share(s) for s in group] == [0.0, 0.02]
 
 
+def test_runs_of_other_recipes_are_never_averaged_together():
+    flags = {"ema": 0.9, "loss": "hinge"}
+    custom = summary("mlp", "seed", 0, 20.0, 0.1, SPREAD)
+    custom.run.config.train = TrainConfig(seed=0, **flags)
+    other = summary("mlp", "seed", 1, 40.0, 0.1, SPREAD)
+    other.run.config.train = TrainConfig(seed=1, ema=0.5)
+    plain = summary("mlp", "seed", 2, 30.0, 0.1, SPREAD)
+    table = report.metric_table([custom, other, plain])
+    assert table[("mlp", "loss=hinge, ema=0.9")]["fid"] == (20.0, None)
+    assert table[("mlp", "ema=0.5")]["fid"] == (40.0, None)
+    assert custom.label == "mlp-loss-hinge-ema-0.9-seed0"  # a file name
+    assert report.group_name(custom.group, "en") == "MLP GAN, loss=hinge, ema=0.9"
+
+
 def test_only_models_with_several_presets_are_compared():
     summaries = [
         summary("mlp", "seed", 0, 30.0, 0.02, COLLAPSED),

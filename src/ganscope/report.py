@@ -9,6 +9,7 @@ missing ones, is ``reproduce``'s business.
 from __future__ import annotations
 
 import platform
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,14 +59,18 @@ class RunSummary:
 
     @property
     def preset(self) -> str:
-        """The run's training preset (``custom`` when flags changed a preset's parts)."""
-        from .recipe import recipe_name
+        """The run's training preset, or its recipe's changes (``ema=0.9, loss=hinge``) when
+        flags changed a preset's parts: runs are averaged only with runs of the same recipe."""
+        from .recipe import recipe_changes, recipe_name
 
-        return recipe_name(self.run.config.train, self.model)
+        name = recipe_name(self.run.config.train, self.model)
+        if name != "custom":
+            return name
+        return ", ".join(f"{k}={v}" for k, v in recipe_changes(self.run.config.train).items())
 
     @property
     def group(self) -> tuple[str, str]:
-        """The runs the report averages over seeds: one model trained with one preset."""
+        """The runs the report averages over seeds: one model trained with one recipe."""
         return self.model, self.preset
 
     @property
@@ -79,15 +84,18 @@ class RunSummary:
 
     @property
     def label(self) -> str:
-        preset = "" if self.preset == "seed" else f"-{self.preset}"
+        preset = "" if self.preset == "seed" else "-" + re.sub(r"[^\w.]+", "-", self.preset)
         return f"{self.model}{preset}-seed{self.seed}"
 
 
 def group_name(group: tuple[str, str], lang: str) -> str:
-    """``MLP GAN`` for the report's recipe, ``MLP GAN, improved preset`` for another."""
+    """``MLP GAN`` for the report's recipe, ``MLP GAN, improved preset`` for another,
+    ``MLP GAN, ema=0.9`` for a recipe of flags."""
     model, preset = group
     if preset == "seed":
         return display_name(model)
+    if "=" in preset:
+        return f"{display_name(model)}, {preset}"
     return TEXT[lang]["with_preset"].format(model=display_name(model), preset=preset)
 
 
