@@ -8,6 +8,7 @@ missing ones, is ``reproduce``'s business.
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
 import statistics
@@ -57,7 +58,7 @@ class RunSummary:
     def seed(self) -> int:
         return self.run.config.train.seed
 
-    @property
+    @functools.cached_property
     def preset(self) -> str:
         """The run's training preset, or its recipe's changes (``ema=0.9, loss=hinge``) when
         flags changed a preset's parts: runs are averaged only with runs of the same recipe."""
