@@ -7,14 +7,18 @@ Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved`
 the presets). Results go to OUT/results.jsonl (one line per variant and seed: FID, KID,
 precision, recall, coverage, the rarest class's share, classes covered, seconds per epoch,
 device); ``--table`` prints the Markdown table of docs/presets.md from that file. Runs are
-kept in OUT/runs/ and reused when they exist. Train alone on the machine: seconds per epoch
-are part of the result.
+kept in OUT/runs/ and reused when they exist; a run for more epochs continues a finished
+shorter one of the same variant and seed (a copy resumed: training never depends on the
+number of epochs asked for, so its first epochs are that run's). Train alone on the machine:
+seconds per epoch are part of the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -69,10 +73,18 @@ def run_variant(args, name: str, seed: int) -> dict:
     config = RunConfig(
         DataConfig(data_dir=args.data_dir, limit=args.limit),
         ModelConfig(args.model),
-        TrainConfig(epochs=args.epochs, seed=seed, device=args.device, **changes),
+        TrainConfig(
+            epochs=args.epochs, seed=seed, device=args.device, precision=args.precision, **changes
+        ),
     )
     folder = Path(args.out) / "runs" / f"{args.model}-{name}-s{seed}-e{args.epochs}"
-    if not (folder / runs.CONFIG_FILE).is_file():
+    shorter = _shorter_run(folder, args.epochs)
+    if (folder / runs.CONFIG_FILE).is_file():
+        pass
+    elif shorter is not None:
+        shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
+        training.resume(folder, epochs=args.epochs, progress=False)
+    else:
         training.train(config, folder, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
@@ -91,9 +103,23 @@ def run_variant(args, name: str, seed: int) -> dict:
         "rarest_share": min(histogram) / sum(histogram),
         "class_histogram": histogram,
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
+        "epoch_seconds": [r["seconds"] for r in epochs],
         "device": epochs[-1]["device"],
         "precision_mode": epochs[-1]["precision"],
     }
+
+
+def _shorter_run(folder: Path, epochs: int) -> Path | None:
+    """The finished run of the same variant and seed with the most epochs below ``epochs``."""
+    stem = folder.name.rsplit("-e", 1)[0]
+    best, best_epochs = None, 0
+    for other in folder.parent.glob(f"{glob.escape(stem)}-e*"):
+        done = other.name.rsplit("-e", 1)[1]
+        if done.isdigit() and best_epochs < int(done) < epochs:
+            run = runs.load_run(other)
+            if run.generator_epochs() and run.generator_epochs()[-1] == int(done):
+                best, best_epochs = other, int(done)
+    return best
 
 
 def table(path: Path) -> str:
@@ -144,6 +170,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="fp32 to compare with CPU runs")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="presets-screen")
     parser.add_argument("--table", action="store_true", help="print the table and stop")
