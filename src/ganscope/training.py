@@ -126,8 +126,6 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
 
     # ---- (2) Update G: maximise log D(G(z)) (the non-saturating objective) -------------
     # D's weights are frozen for this backward: G's loss must not compute (or leave) D grads.
-    # (Frozen weights are also never served from bf16 autocast's cast cache, which still
-    # holds D's weights from before opt_D.step().)
     # The plain module even when D is replicated: G's loss needs no all-reduce of D's grads.
     state.discriminator.requires_grad_(False)
     d_fake_for_G = state.discriminator(_noisy(state, fake))
@@ -171,9 +169,9 @@ def make_step(
     included, is captured once and replayed; without one it runs eagerly.
     """
 
-    def body(inputs: dict[str, torch.Tensor], cache_casts: bool = True) -> torch.Tensor:
+    def body(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         real = to_model_range(images.index_select(0, inputs["index"]))  # (B, 1, 28, 28)
-        with autocast(state.precision, device, cache_casts=cache_casts):
+        with autocast(state.precision, device):  # the same casts eager and captured
             return train_step(state, real, inputs["z"])
 
     if backend is None:
@@ -186,11 +184,7 @@ def make_step(
         state.opt_G.zero_grad(set_to_none=True)
         state.discriminator.requires_grad_(True)
 
-    return CapturedStep(
-        lambda inputs: body(inputs, cache_casts=False),
-        backend,
-        reset=reset_step_state,
-    )
+    return CapturedStep(body, backend, reset=reset_step_state)
 
 
 def _graph_backend(
