@@ -81,9 +81,9 @@ cat "$out/device.log"
 step cuda-graph-tests 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py
 
 # 2. Textbook loop vs ganscope's path, graph on and off (img/s of both GANs).
-step bench-graph 50 sh -c "python3 -m ganscope bench --device cuda --steps 2000 --repeats 1 \
+step bench-graph 60 sh -c "python3 -m ganscope bench --device cuda --steps 900 --repeats 1 \
 --cuda-graph on --json > '$out/bench-graph.json'"
-step bench-eager 40 sh -c "python3 -m ganscope bench --device cuda --steps 2000 --repeats 1 \
+step bench-eager 55 sh -c "python3 -m ganscope bench --device cuda --steps 900 --repeats 1 \
 --cuda-graph off --json > '$out/bench-eager.json'"
 
 # 3. DDP on NCCL with one rank (the graph is not attempted there: eager, with the reason).
