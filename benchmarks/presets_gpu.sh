@@ -6,17 +6,20 @@
 # Same set-up as gpu_check.sh (.gpu-data carried), then on the device:
 #   GANSCOPE_DATA_DIR=$PWD/.gpu-data bash benchmarks/presets_gpu.sh
 #
-# A small GAN's eager step is bound by kernel launches, not by the GPU, so the runs go JOBS at
-# a time (one process each, one CPU thread each): the GPU takes several at once for little
-# more than the time of one. Seconds per epoch of those runs are therefore not comparable
-# with a run alone; the 30-epoch continuation at the end runs alone and gives the time.
-# 1. screen (SCREEN, seed 0) and confirmation (CONFIRM, seeds 1 and 2), 10 epochs, together;
-# 2. the screen's best variant (lowest FID among those that keep every class at 5% or more,
-#    else the lowest FID): seeds 1 and 2 if the confirmation did not have them;
-# 3. that variant's seed-0 run continued to 30 epochs (alone, timed), if the budget allows.
+# The runs go JOBS at a time (one process each, one CPU thread each). On an H100 seven at once
+# took 184-231 s each for 10 epochs (12-16 s per epoch: the GPU time-slices between
+# processes), so running several at once gains little if anything: default 2. Seconds per
+# epoch of runs that shared the GPU are not comparable with a run alone.
+# 1. screen (SCREEN, seed 0; none by default: the 2026-11-27 screen is in docs/presets.md)
+#    and confirmation (CONFIRM, seeds 1 and 2), 10 epochs, together;
+# 2. the best variant (BEST, or the screen's: lowest FID among those that keep every class at
+#    5% or more, else the lowest FID): seeds 1 and 2 if the confirmation did not have them;
+# 3. that variant's seed-0 run for 30 epochs (continuing a 10-epoch one if OUT holds it).
 # Every run has its own timeout (the budget left); what finished is in results.jsonl.
 # A dry run on the CPU, to check the script itself:
 #   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed EXTRA="--limit 64 --n 100"
+# or, as the next GPU session will run it (confirmation of BEST):
+#   DEVICE=cpu EPOCHS=1 LONG=2 BEST=ema CONFIRM="seed ema" EXTRA="--limit 64 --n 100"
 # Everything lands in $OUT (or ./presets-gpu): results.jsonl, table.md, log.txt, logs/.
 # Copy the table into docs/presets.md and set PRESETS["improved"]["cnn"] in recipe.py when the
 # targets are met (FID at most half of the seed preset's, every class at least 5%).
@@ -26,12 +29,12 @@ mkdir -p "$out/logs"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 : "${GANSCOPE_DATA_DIR:?set it to the folder with Fashion-MNIST}"
 budget=${PRESETS_GPU_SECONDS:-530}
-jobs_at_once=${JOBS:-7}
+jobs_at_once=${JOBS:-2}
 epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
-screen=${SCREEN:-"seed r1 ema+r1 ema+sn ema ema+r1+sn ema+r1+ttur"}
-confirm=${CONFIRM:-"seed r1 ema+r1"}  # docs/presets.md: the CPU screen's leads
+screen=${SCREEN:-}
+confirm=${CONFIRM:-"seed ema+r1+ttur"}  # docs/presets.md: the H100 screen's best
 
 bench() {  # bench VARIANT SEED EPOCHS: one run of benchmarks/presets.py, budget-limited
     local limit=$((budget - SECONDS)) name="$1-s$2-e$3"
@@ -62,16 +65,21 @@ runs=()
 for variant in $screen; do runs+=("$variant 0"); done
 for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
 pool "${runs[@]}"
-best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
+best=${BEST:-}
+if [[ -z $best && -z ${screen// /} ]]; then best=ema+r1+ttur; fi  # the H100 screen's best
+[[ -n $best ]] || best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+try:
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+except FileNotFoundError:
+    rows = []
 rows = [r for r in rows if r["epochs"] == int(sys.argv[2]) and r["seed"] == 0
         and r["variant"] != "seed"]
 balanced = [r for r in rows if r["rarest_share"] >= 0.05] or rows
 print(min(balanced, key=lambda r: r["fid"])["variant"] if balanced else "")
 PY
 )
-echo "best variant of the screen: ${best:-none}" | tee -a "$log"
+echo "best variant: ${best:-none}" | tee -a "$log"
 if [[ -n $best ]]; then
     if [[ " $confirm " != *" $best "* ]]; then
         pool "$best 1" "$best 2"

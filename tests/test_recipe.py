@@ -189,5 +189,18 @@ def test_the_cli_applies_a_preset_and_bad_values_are_refused(tmp_path, fashion_d
 def test_the_improved_preset_is_defined_where_it_was_measured():
     improved = recipe.with_preset(TrainConfig(preset="improved"), "mlp")
     assert improved.ema > 0 and improved.spectral_norm and improved.loss == "bce"
-    with pytest.raises(training.GanscopeError, match="no recipe for the cnn GAN yet"):
+    lead = "--ema 0.999 --r1-gamma 1.0 --lr-d 0.0004"
+    with pytest.raises(training.GanscopeError, match=f"no recipe for the cnn GAN yet.*{lead}$"):
         recipe.with_preset(TrainConfig(preset="improved"), "cnn")
+
+
+def test_a_lead_is_named_as_flags_the_cli_takes(tmp_path):
+    """The refusal's flags are ones `ganscope train` parses, into the lead's values."""
+    from ganscope import cli
+
+    for preset, per_model in recipe.LEADS.items():
+        for model, values in per_model.items():
+            flags = recipe.as_flags(values).split()
+            parsed = cli.build_parser().parse_args(["train", "--model", model, *flags])
+            for key, value in values.items():
+                assert getattr(parsed, f"train.{key}") == value, (preset, model, key)
