@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict] = {
     "ema+sn+hinge": {"ema": 0.999, "spectral_norm": True, "loss": "hinge"},
     "ema+r1": {"ema": 0.999, "r1_gamma": 1.0},
     "ema+r1+ttur": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4},
+    "r1+ttur": {"r1_gamma": 1.0, "lr_d": 4e-4},
     "ema+noise": {"ema": 0.999, "instance_noise": 0.1},
     "ema+r1-10": {"ema": 0.999, "r1_gamma": 10.0},
     "ema+r1-4": {"ema": 0.999, "r1_gamma": 1.0, "r1_every": 4},
