@@ -79,14 +79,13 @@ def run_variant(args, name: str, seed: int) -> dict:
         ),
     )
     folder = Path(args.out) / "runs" / f"{args.model}-{name}-s{seed}-e{args.epochs}"
-    shorter = _shorter_run(folder, args.epochs)
-    if (folder / runs.CONFIG_FILE).is_file():
-        pass
-    elif shorter is not None:
-        shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
-        training.resume(folder, epochs=args.epochs, progress=False)
-    else:
-        training.train(config, folder, progress=False)
+    if not (folder / runs.CONFIG_FILE).is_file():
+        shorter = _shorter_run(folder, args.epochs)
+        if shorter is None:
+            training.train(config, folder, progress=False)
+        else:
+            shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
+            training.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
         run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
@@ -117,8 +116,7 @@ def _shorter_run(folder: Path, epochs: int) -> Path | None:
     for other in folder.parent.glob(f"{glob.escape(stem)}-e*"):
         done = other.name.rsplit("-e", 1)[1]
         if done.isdigit() and best_epochs < int(done) < epochs:
-            run = runs.load_run(other)
-            if run.generator_epochs() and run.generator_epochs()[-1] == int(done):
+            if int(done) in runs.load_run(other).generator_epochs():  # finished
                 best, best_epochs = other, int(done)
     return best
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import flag_of
 from .config import TrainConfig
 from .errors import GanscopeError, lookup
 
@@ -57,8 +58,9 @@ LEADS: dict[str, dict[str, dict[str, Any]]] = {
 
 def as_flags(values: dict[str, Any]) -> str:
     """TrainConfig values as the command-line flags that set them."""
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     return " ".join(
-        f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}")
+        flag_of(fields[key]) + ("" if value is True else f" {value}")
         for key, value in values.items()
     )
 
