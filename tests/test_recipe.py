@@ -204,3 +204,21 @@ def test_a_lead_is_named_as_flags_the_cli_takes(tmp_path):
             parsed = cli.build_parser().parse_args(["train", "--model", model, *flags])
             for key, value in values.items():
                 assert getattr(parsed, f"train.{key}") == value, (preset, model, key)
+
+
+def test_the_help_names_each_preset_as_flags_the_cli_takes(capsys):
+    """`--preset`'s help spells each preset's recipe as flags, and those flags parse back
+    into the preset's values."""
+    from ganscope import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for preset, per_model in recipe.PRESETS.items():
+        for model, values in per_model.items():
+            flags = recipe.as_flags(values)
+            assert f"{preset} = " in shown and flags in shown, (preset, model)
+            model = "mlp" if model == "*" else model
+            parsed = cli.build_parser().parse_args(["train", "--model", model, *flags.split()])
+            for key, value in values.items():
+                assert getattr(parsed, f"train.{key}") == value, (preset, model, key)

@@ -52,6 +52,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") ->
         if "help" not in meta or not meta.get("cli", True):
             continue
         default, help_text = field.default, meta["help"]
+        if meta.get("detail"):
+            help_text += f" ({meta['detail']()})"
         kwargs: dict[str, Any] = {"dest": prefix + field.name, "default": None}
         if isinstance(default, bool) and options.flag_of(field).startswith("--no-"):
             kwargs["action"] = "store_false"

@@ -30,7 +30,8 @@ LOSSES = ("bce", "hinge")
 def option(default: Any = None, help: str = "", **spec: Any) -> Any:
     """A dataclass field with its command-line spelling: ``help`` and, optionally, ``flag``
     (default ``--field-name``), ``type``, ``metavar``, ``choices`` (a callable returning the
-    registry's names, listed in the help), ``mechanics`` (see the module docstring), and
+    registry's names, listed in the help), ``detail`` (a callable returning more help, computed
+    when the help is shown), ``mechanics`` (see the module docstring), and
     ``cli=False`` for fields that only the Python API sets, ``on_off=True`` for a switch that is
     off by default but spelled ``--flag on|off``."""
     if isinstance(default, list | dict | set):
@@ -49,6 +50,15 @@ def _registered(module: str, name: str):
 
 MODEL_NAMES = _registered("models", "MODELS")
 PRESET_NAMES = _registered("recipe", "PRESETS")
+
+
+def preset_recipes() -> str:
+    """Each preset's recipe as flags (the help of the options that name presets)."""
+    from .recipe import describe_presets
+
+    return describe_presets()
+
+
 DATASET_NAMES = _registered("data", "DATASETS")
 
 
@@ -107,6 +117,7 @@ class TrainConfig:
         "training recipe: seed (the report's, exactly) or improved (docs/presets.md); the "
         "technique flags below override its parts",
         choices=PRESET_NAMES,
+        detail=preset_recipes,
     )
     loss: str = option(
         "bce",

@@ -28,7 +28,7 @@ from .checks import (  # noqa: F401 - the checks' names are part of this module'
     flag_of,
     resolve,
 )
-from .config import MODEL_NAMES, PRECISIONS, PRESET_NAMES, TrainConfig, option
+from .config import MODEL_NAMES, PRECISIONS, PRESET_NAMES, TrainConfig, option, preset_recipes
 from .errors import GanscopeError
 
 #: The report's latent figures: these dimensions, shifted by this much.
@@ -346,6 +346,7 @@ class ReproduceOptions(Checked):
         "training presets; several are trained and compared side by side in the report, e.g. "
         "--presets seed improved (docs/presets.md)",
         choices=PRESET_NAMES,
+        detail=preset_recipes,
     )
     models: tuple[str, ...] = option(
         ("mlp", "cnn"), "the report's networks to train (both: the report)", choices=MODEL_NAMES

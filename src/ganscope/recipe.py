@@ -65,6 +65,18 @@ def as_flags(values: dict[str, Any]) -> str:
     )
 
 
+def describe_presets() -> str:
+    """Each preset's recipe per model family, as flags: the help of ``--preset``."""
+    parts = []
+    for name, per_model in PRESETS.items():
+        recipes = [
+            f"{'every model' if model == '*' else model}: {as_flags(values) or 'nothing changed'}"
+            for model, values in per_model.items()
+        ]
+        parts.append(f"{name} = {', '.join(recipes)}")
+    return "; ".join(parts)
+
+
 def preset_values(name: str, model: str) -> dict[str, Any]:
     """The TrainConfig values preset ``name`` sets for ``model``."""
     per_model = lookup(PRESETS, name, "preset")
