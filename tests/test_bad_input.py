@@ -56,7 +56,6 @@ CASES = {
     "resume-epochs": (["train", "--resume", "{run}", "--epochs", "0"], "--epochs must be"),
     "resume-out": (["train", "--resume", "{run}", "--out", "{tmp}/x"], "--out cannot change"),
     "preset": ([*TRAIN_OUT, "--preset", "best"], "unknown preset 'best'"),
-    "preset-cnn": ([*TRAIN_OUT, "--preset", "improved", "--model", "cnn"], "no recipe for the cnn"),
     "loss": ([*TRAIN_OUT, "--loss", "wgan"], "--loss must be bce or hinge"),
     "ema": ([*TRAIN_OUT, "--ema", "1"], "--ema must be in [0, 1)"),
     "r1-every": ([*TRAIN_OUT, "--r1-every", "0"], "--r1-every must be at least 1"),

@@ -43,16 +43,13 @@ from .errors import GanscopeError, lookup
 #: nothing changes.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "seed": {"*": {}},  # every model family: nothing changes
-    # Chosen from the variants measured in docs/presets.md (MLP: 10 epochs, 3 seeds). The CNN
-    # GAN has no improved recipe yet: none was confirmed at 10 epochs (see there).
-    "improved": {"mlp": {"ema": 0.999, "spectral_norm": True}},
-}
-
-#: preset -> model family -> the best recipe measured so far where a preset has none yet:
-#: named in the refusal, never applied. The CNN GAN's: the 10-epoch screen's best on an
-#: H100 (seed 0 only: FID 11.44 against the seed preset's 15.51; docs/presets.md).
-LEADS: dict[str, dict[str, dict[str, Any]]] = {
-    "improved": {"cnn": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4}},
+    # Chosen from the variants measured in docs/presets.md, 10 epochs, 3 seeds each: the MLP
+    # GAN's on a 2-core CPU; the CNN GAN's screened on an H100 (seed 0), seeds 1 and 2 on the
+    # CPU (FID 11.88 +- 0.61 against the seed preset's 13.9-15.7).
+    "improved": {
+        "mlp": {"ema": 0.999, "spectral_norm": True},
+        "cnn": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4},
+    },
 }
 
 
@@ -83,11 +80,9 @@ def preset_values(name: str, model: str) -> dict[str, Any]:
     if "*" in per_model:
         return dict(per_model["*"])
     if model not in per_model:
-        lead = LEADS.get(name, {}).get(model)
         raise GanscopeError(
             f"the {name} preset has no recipe for the {model} GAN yet (it has one for "
             f"{', '.join(sorted(per_model))}); see docs/presets.md"
-            + (f"; the best measured so far, not yet confirmed: {as_flags(lead)}" if lead else "")
         )
     return dict(per_model[model])
 
