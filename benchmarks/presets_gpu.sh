@@ -10,19 +10,22 @@
 # took 184-231 s each for 10 epochs (12-16 s per epoch: the GPU time-slices between
 # processes), so running several at once gains little if anything: default 2. Seconds per
 # epoch of runs that shared the GPU are not comparable with a run alone.
-# 1. screen (SCREEN, seed 0; none by default: the 2026-11-27 screen is in docs/presets.md)
-#    and confirmation (CONFIRM, seeds 1 and 2), 10 epochs, together;
-# 2. the best variant (BEST, or the screen's: lowest FID among those that keep every class at
-#    5% or more, else the lowest FID): seeds 1 and 2 if the confirmation did not have them;
+# 1. confirmation (CONFIRM, seeds 1 and 2; default the seed preset's, which the CNN's
+#    improved preset is compared with) and screen (SCREEN, seed 0; default the improved
+#    preset's ablation rows still missing), 10 epochs, together, in that order;
+# 2. the best variant (BEST, default ema+r1+ttur, the improved preset; BEST= picks the
+#    screen's: lowest FID among those that keep every class at 5% or more, else the lowest
+#    FID, and then runs its seeds 1 and 2 if the confirmation did not have them);
 # 3. that variant's seed-0 run for 30 epochs (continuing a 10-epoch one if OUT holds it).
 # Every run has its own timeout (the budget left); what finished is in results.jsonl.
 # A dry run on the CPU, to check the script itself:
-#   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed EXTRA="--limit 64 --n 100"
-# or, as the next GPU session will run it (confirmation of BEST):
-#   DEVICE=cpu EPOCHS=1 LONG=2 BEST=ema CONFIRM="seed ema" EXTRA="--limit 64 --n 100"
+#   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed BEST= \
+#     EXTRA="--limit 64 --n 100"
+# or, as the next GPU session will run it:
+#   DEVICE=cpu EPOCHS=1 LONG=2 EXTRA="--limit 64 --n 100"
 # Everything lands in $OUT (or ./presets-gpu): results.jsonl, table.md, log.txt, logs/.
-# Copy the table into docs/presets.md and set PRESETS["improved"]["cnn"] in recipe.py when the
-# targets are met (FID at most half of the seed preset's, every class at least 5%).
+# Copy the table into docs/presets.md; a screen's better recipe replaces PRESETS["improved"]
+# ["cnn"] in recipe.py once 3 seeds confirm it.
 set -uo pipefail
 out=${OUT:-presets-gpu}
 mkdir -p "$out/logs"
@@ -33,8 +36,8 @@ jobs_at_once=${JOBS:-2}
 epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
-screen=${SCREEN:-}
-confirm=${CONFIRM:-"seed ema+r1+ttur"}  # docs/presets.md: the H100 screen's best
+screen=${SCREEN-"r1+ttur ema+ttur"}  # the improved preset less --ema, less R1
+confirm=${CONFIRM-seed}
 
 bench() {  # bench VARIANT SEED EPOCHS: one run of benchmarks/presets.py, budget-limited
     local limit=$((budget - SECONDS)) name="$1-s$2-e$3"
@@ -62,12 +65,12 @@ pool() {  # pool "VARIANT SEED" ...: the runs, JOBS at a time
 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and \
 torch.cuda.get_device_name())" | tee "$log"
 runs=()
-for variant in $screen; do runs+=("$variant 0"); done
 for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
-pool "${runs[@]}"
-best=${BEST:-}
-if [[ -z $best && -z ${screen// /} ]]; then best=ema+r1+ttur; fi  # the H100 screen's best
-[[ -n $best ]] || best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
+for variant in $screen; do runs+=("$variant 0"); done
+((${#runs[@]})) && pool "${runs[@]}"
+best=${BEST-ema+r1+ttur}  # the improved preset (its 3 seeds are in docs/presets.md)
+picked=0
+[[ -n $best ]] || picked=1 best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
 import json, sys
 try:
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
@@ -81,7 +84,7 @@ PY
 )
 echo "best variant: ${best:-none}" | tee -a "$log"
 if [[ -n $best ]]; then
-    if [[ " $confirm " != *" $best "* ]]; then
+    if ((picked)) && [[ " $confirm " != *" $best "* ]]; then
         pool "$best 1" "$best 2"
     fi
     bench "$best" 0 "$long"
