@@ -19,7 +19,7 @@ TECHNIQUES = {
     "r1": {"r1_gamma": 1.0, "r1_every": 2},
     # The CNN GAN (BatchNorm in G: the average's standing statistics at every epoch's end).
     "spectral-norm+ema-cnn": {"spectral_norm": True, "ema": 0.99},
-    "improved-cnn": {"preset": "improved", "ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4},
+    "improved-cnn": {"preset": "improved", **recipe.PRESETS["improved"]["cnn"]},
     "label-smoothing": {"label_smoothing": 0.1},
     "instance-noise": {"instance_noise": 0.1},
     "dropout": {"d_dropout": 0.3},

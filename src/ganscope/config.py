@@ -50,6 +50,7 @@ def _registered(module: str, name: str):
 
 MODEL_NAMES = _registered("models", "MODELS")
 PRESET_NAMES = _registered("recipe", "PRESETS")
+DATASET_NAMES = _registered("data", "DATASETS")
 
 
 def preset_recipes() -> str:
@@ -57,9 +58,6 @@ def preset_recipes() -> str:
     from .recipe import describe_presets
 
     return describe_presets()
-
-
-DATASET_NAMES = _registered("data", "DATASETS")
 
 
 @dataclass(frozen=True)
