@@ -4,13 +4,14 @@
         --out /tmp/presets [--limit N] [--data-dir DIR]
 
 Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved``/``seed`` for
-the presets). Results go to OUT/results.jsonl (one line per variant and seed: FID, KID,
-precision, recall, coverage, the rarest class's share, classes covered, seconds per epoch,
-device); ``--table`` prints the Markdown table of docs/presets.md from that file. Runs are
-kept in OUT/runs/ and reused when they exist; a run for more epochs continues a finished
-shorter one of the same variant and seed (a copy resumed: training never depends on the
-number of epochs asked for, so its first epochs are that run's). Train alone on the machine:
-seconds per epoch are part of the result.
+the presets); ``real`` trains nothing and scores N real training images instead, the floor that
+every generator's row is read against. Results go to OUT/results.jsonl (one line per variant
+and seed: FID, KID, precision, recall, coverage, the rarest class's share, classes covered,
+seconds per epoch, device); ``--table`` prints the Markdown table of docs/presets.md from that
+file. Runs are kept in OUT/runs/ and reused when they exist; a run for more epochs continues a
+finished shorter one of the same variant and seed (a copy resumed: training never depends on
+the number of epochs asked for, so its first epochs are that run's). Train alone on the
+machine: seconds per epoch are part of the result.
 """
 
 from __future__ import annotations
@@ -118,6 +119,39 @@ def run_variant(args, name: str, seed: int) -> dict:
     }
 
 
+def real_row(args, seed: int) -> dict:
+    """The ``real`` row: ``args.n`` training images (a draw by ``seed``) scored as if generated,
+    what a generator that reproduced the training set would get."""
+    import torch
+
+    from ganscope.classifier import load_classifier
+    from ganscope.data import load_split
+
+    test = load_split("fashion-mnist", "test", args.data_dir, progress=False)
+    train = load_split("fashion-mnist", "train", args.data_dir, progress=False)
+    reference = evaluation.Reference(test.images, test.labels, None, len(test.classes))
+    draw = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(seed))
+    result = evaluation.compare(
+        train.images[draw[: args.n]], reference, load_classifier(), seed=seed
+    )
+    histogram = result["class_histogram"]
+    return {
+        "model": args.model,
+        "variant": "real",
+        "changes": {"images": "the training set's"},
+        "seed": seed,
+        "epochs": 0,
+        "limit": None,
+        **{k: result[k] for k in KEYS if k in result},
+        "rarest_share": min(histogram) / sum(histogram),
+        "class_histogram": histogram,
+        "seconds_per_epoch": None,
+        "epoch_seconds": [],
+        "device": "-",
+        "precision_mode": None,
+    }
+
+
 def _shorter_run(folder: Path, epochs: int) -> Path | None:
     """The finished run of the same variant and seed with the most epochs below ``epochs``."""
     stem = folder.name.rsplit("-e", 1)[0]
@@ -154,6 +188,8 @@ def table(path: Path) -> str:
         return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
     def seconds(group: list[dict]) -> str:  # per device: a GPU's and a CPU's do not average
+        if group[0]["seconds_per_epoch"] is None:  # the real row trains nothing
+            return "-"
         devices = dict.fromkeys(r["device"] for r in group)
         if len(devices) == 1:
             return cell([r["seconds_per_epoch"] for r in group], 1)
@@ -173,7 +209,7 @@ def table(path: Path) -> str:
             f"| {cell([100 * r['rarest_share'] for r in group], 1)}% "
             f"| {seconds(group)} "
             f"| {','.join(str(r['seed']) for r in group)} "
-            f"| {epochs}{'' if limit is None else f' ({limit:,} images)'} "
+            f"| {epochs or '-'}{'' if limit is None else f' ({limit:,} images)'} "
             f"| {', '.join(dict.fromkeys(r['device'] for r in group))} |"
         )
     return "\n".join(lines)
@@ -201,13 +237,15 @@ def main() -> None:
     for name in args.variants:
         for seed in args.seeds:
             started = time.perf_counter()
-            row = run_variant(args, name, seed)
+            row = real_row(args, seed) if name == "real" else run_variant(args, name, seed)
             with results.open("a") as out:
                 out.write(json.dumps(row) + "\n")
+            per_epoch = row["seconds_per_epoch"]
             print(
                 f"{args.model} {name} seed {seed}: FID {row['fid']:.2f} recall {row['recall']:.3f}"
                 f" rarest {100 * row['rarest_share']:.1f}% classes {row['classes_covered']} "
-                f"({row['seconds_per_epoch']:.1f} s/epoch; {time.perf_counter() - started:.0f} s)",
+                f"({'-' if per_epoch is None else f'{per_epoch:.1f}'} s/epoch; "
+                f"{time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
 
