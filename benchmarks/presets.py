@@ -59,6 +59,10 @@ VARIANTS: dict[str, dict] = {
     "ema+r1-10+ttur": {"ema": 0.999, "r1_gamma": 10.0, "lr_d": 4e-4},
     "ema+r1+ttur-3x": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 6e-4},
     "ema+r1+ttur-lr2x": {"ema": 0.999, "r1_gamma": 1.0, "lr": 4e-4, "lr_d": 8e-4},
+    # Both learning rates x2 trains as fast as the preset at twice the epochs (docs/presets.md):
+    # how far that goes before it breaks.
+    "ema+r1+ttur-lr3x": {"ema": 0.999, "r1_gamma": 1.0, "lr": 6e-4, "lr_d": 1.2e-3},
+    "ema+r1+ttur-lr4x": {"ema": 0.999, "r1_gamma": 1.0, "lr": 8e-4, "lr_d": 1.6e-3},
     "ema-0.9999+r1+ttur": {"ema": 0.9999, "r1_gamma": 1.0, "lr_d": 4e-4},
     "ema+r1+ttur+betas": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.99},
     "ema+r1+ttur+hinge": {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 4e-4, "loss": "hinge"},

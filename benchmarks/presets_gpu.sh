@@ -10,12 +10,13 @@
 # took 184-231 s each for 10 epochs (12-16 s per epoch: the GPU time-slices between
 # processes), so running several at once gains little if anything: default 2. Seconds per
 # epoch of runs that shared the GPU are not comparable with a run alone.
-# 1. confirmation (CONFIRM, seeds 1 and 2; default the seed preset's, which the CNN's
-#    improved preset is compared with) and screen (SCREEN, seed 0; default the improved
-#    preset's ablation rows still missing), 10 epochs, together, in that order;
-# 2. the best variant (BEST, default ema+r1+ttur, the improved preset; BEST= picks the
-#    screen's: lowest FID among those that keep every class at 5% or more, else the lowest
-#    FID, and then runs its seeds 1 and 2 if the confirmation did not have them);
+# 1. screen (SCREEN, seed 0; default the improved preset with both learning rates x2, x3
+#    and x4, which the CPU found to train faster, then the preset's ablation rows still
+#    missing) and confirmation (CONFIRM, seeds 1 and 2; default the seed preset's, which the
+#    CNN's improved preset is compared with), 10 epochs, together, in that order;
+# 2. the best variant (BEST; BEST=, the default, picks the screen's: lowest FID among those
+#    that keep every class at 5% or more, else the lowest FID, and then runs its seeds 1 and
+#    2 if the confirmation did not have them; BEST=ema+r1+ttur is the improved preset);
 # 3. that variant's seed-0 run for 30 epochs (continuing a 10-epoch one if OUT holds it).
 # Every run has its own timeout (the budget left); what finished is in results.jsonl.
 # A dry run on the CPU, to check the script itself:
@@ -36,7 +37,8 @@ jobs_at_once=${JOBS:-2}
 epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
-screen=${SCREEN-"r1+ttur ema+ttur"}  # the improved preset less --ema, less R1
+# the improved preset with faster learning rates; then less --ema, less R1 (its ablation)
+screen=${SCREEN-"ema+r1+ttur-lr2x ema+r1+ttur-lr3x ema+r1+ttur-lr4x r1+ttur ema+ttur"}
 confirm=${CONFIRM-seed}
 
 bench() {  # bench VARIANT SEED EPOCHS: one run of benchmarks/presets.py, budget-limited
@@ -65,10 +67,10 @@ pool() {  # pool "VARIANT SEED" ...: the runs, JOBS at a time
 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available() and \
 torch.cuda.get_device_name())" | tee "$log"
 runs=()
-for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
 for variant in $screen; do runs+=("$variant 0"); done
+for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
 ((${#runs[@]})) && pool "${runs[@]}"
-best=${BEST-ema+r1+ttur}  # the improved preset (its 3 seeds are in docs/presets.md)
+best=${BEST-}  # empty: the screen's best
 picked=0
 [[ -n $best ]] || picked=1 best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
 import json, sys
