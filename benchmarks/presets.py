@@ -17,12 +17,15 @@ machine: seconds per epoch are part of the result.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import shutil
 import statistics
 import time
 from pathlib import Path
+
+import torch
 
 from ganscope import evaluation, recipe, runs, training
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -105,7 +108,6 @@ def run_variant(args, name: str, seed: int) -> dict:
         run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
     )
     epochs = run.metrics("epoch")
-    histogram = result["class_histogram"]
     return {
         "model": args.model,
         "variant": name,
@@ -113,9 +115,7 @@ def run_variant(args, name: str, seed: int) -> dict:
         "seed": seed,
         "epochs": args.epochs,
         "limit": args.limit,
-        **{k: result[k] for k in KEYS if k in result},
-        "rarest_share": min(histogram) / sum(histogram),
-        "class_histogram": histogram,
+        **scores(result),
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
         "epoch_seconds": [r["seconds"] for r in epochs],
         "device": epochs[-1]["device"],
@@ -123,22 +123,33 @@ def run_variant(args, name: str, seed: int) -> dict:
     }
 
 
+def scores(result: dict) -> dict:
+    """A row's metrics from an evaluation's result."""
+    histogram = result["class_histogram"]
+    return {
+        **{k: result[k] for k in KEYS if k in result},
+        "rarest_share": min(histogram) / sum(histogram),
+        "class_histogram": histogram,
+    }
+
+
+@functools.cache
+def _real_side(data_dir: str | None) -> tuple[evaluation.Reference, torch.Tensor, torch.nn.Module]:
+    """The test set (without the memorisation check), the training images, the classifier:
+    loaded once for every seed of the real row."""
+    from ganscope.classifier import load_classifier
+
+    both = evaluation.load_reference(data_dir=data_dir, progress=False)
+    test_only = evaluation.Reference(both.test_images, both.test_labels, None, both.num_classes)
+    return test_only, both.train_images, load_classifier()
+
+
 def real_row(args, seed: int) -> dict:
     """The ``real`` row: ``args.n`` training images (a draw by ``seed``) scored as if generated,
     what a generator that reproduced the training set would get."""
-    import torch
-
-    from ganscope.classifier import load_classifier
-    from ganscope.data import load_split
-
-    test = load_split("fashion-mnist", "test", args.data_dir, progress=False)
-    train = load_split("fashion-mnist", "train", args.data_dir, progress=False)
-    reference = evaluation.Reference(test.images, test.labels, None, len(test.classes))
-    draw = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(seed))
-    result = evaluation.compare(
-        train.images[draw[: args.n]], reference, load_classifier(), seed=seed
-    )
-    histogram = result["class_histogram"]
+    reference, train_images, classifier = _real_side(args.data_dir)
+    draw = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))
+    result = evaluation.compare(train_images[draw[: args.n]], reference, classifier, seed=seed)
     return {
         "model": args.model,
         "variant": "real",
@@ -146,9 +157,7 @@ def real_row(args, seed: int) -> dict:
         "seed": seed,
         "epochs": 0,
         "limit": None,
-        **{k: result[k] for k in KEYS if k in result},
-        "rarest_share": min(histogram) / sum(histogram),
-        "class_histogram": histogram,
+        **scores(result),
         "seconds_per_epoch": None,
         "epoch_seconds": [],
         "device": "-",
