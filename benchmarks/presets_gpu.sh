@@ -8,22 +8,24 @@
 #
 # The runs go JOBS at a time (one process each, one CPU thread each). On an H100 seven at once
 # took 184-231 s each for 10 epochs (12-16 s per epoch: the GPU time-slices between
-# processes), so running several at once gains little if anything: default 2. Seconds per
-# epoch of runs that shared the GPU are not comparable with a run alone.
-# 1. screen (SCREEN, seed 0; default the improved preset with both learning rates x2, x3
-#    and x4, which the CPU found to train faster, then the preset's ablation rows still
-#    missing) and confirmation (CONFIRM, seeds 1 and 2; default the seed preset's, which the
-#    CNN's improved preset is compared with), 10 epochs, together, in that order;
-# 2. the best variant (BEST; BEST=, the default, picks the screen's: lowest FID among those
-#    that keep every class at 5% or more, else the lowest FID, and then runs its seeds 1 and
-#    2 if the confirmation did not have them; BEST=ema+r1+ttur is the improved preset);
-# 3. that variant's seed-0 run for 30 epochs (continuing a 10-epoch one if OUT holds it).
+# processes); two at once 7.1 s per epoch each, three at once 7.3-7.4 s: default 3. Seconds
+# per epoch of runs that shared the GPU are not comparable with a run alone.
+# 1. screen (SCREEN, seed 0; default the CNN's improved preset less one ingredient at a time,
+#    its ablation: without --ema, without R1, without --lr-d, without --lr) and confirmation
+#    (CONFIRM, seeds 1 and 2; default the seed preset's, the side the targets are halves of),
+#    10 epochs, together, in that order;
+# 2. the best variant (BEST, default `improved`; BEST= picks the screen's: lowest FID among
+#    those that keep every class at 5% or more, else the lowest FID, and then runs its seeds 1
+#    and 2 if the confirmation did not have them);
+# 3. that variant's seed-0 run for LONG (30) epochs (continuing a 10-epoch one if OUT holds it).
 # Every run has its own timeout (the budget left); what finished is in results.jsonl.
 # A dry run on the CPU, to check the script itself:
 #   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed BEST= \
 #     EXTRA="--limit 64 --n 100"
 # or, as the next GPU session will run it:
 #   DEVICE=cpu EPOCHS=1 LONG=2 EXTRA="--limit 64 --n 100"
+# The earlier screens: SCREEN="ema+r1+ttur-lr2x ema+r1+ttur-lr3x ema+r1+ttur-lr4x r1+ttur
+# ema+ttur" (both learning rates x2-x4, the improved preset's line before x3 became it).
 # Everything lands in $OUT (or ./presets-gpu): results.jsonl, table.md, log.txt, logs/.
 # Copy the table into docs/presets.md; a screen's better recipe replaces PRESETS["improved"]
 # ["cnn"] in recipe.py once 3 seeds confirm it.
@@ -33,12 +35,12 @@ mkdir -p "$out/logs"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 : "${GANSCOPE_DATA_DIR:?set it to the folder with Fashion-MNIST}"
 budget=${PRESETS_GPU_SECONDS:-530}
-jobs_at_once=${JOBS:-2}
+jobs_at_once=${JOBS:-3}
 epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
-# the improved preset with faster learning rates; then less --ema, less R1 (its ablation)
-screen=${SCREEN-"ema+r1+ttur-lr2x ema+r1+ttur-lr3x ema+r1+ttur-lr4x r1+ttur ema+ttur"}
+# the improved preset less one ingredient at a time (its ablation; benchmarks/presets.py)
+screen=${SCREEN-"improved-ema improved-r1_gamma improved-lr_d improved-lr"}
 confirm=${CONFIRM-seed}
 
 bench() {  # bench VARIANT SEED EPOCHS: one run of benchmarks/presets.py, budget-limited
@@ -70,7 +72,7 @@ runs=()
 for variant in $screen; do runs+=("$variant 0"); done
 for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
 ((${#runs[@]})) && pool "${runs[@]}"
-best=${BEST-}  # empty: the screen's best
+best=${BEST-improved}  # empty: the screen's best
 picked=0
 [[ -n $best ]] || picked=1 best=$(python3 - "$out/results.jsonl" "$epochs" <<'PY'
 import json, sys

@@ -53,6 +53,6 @@ def test_mechanics_may_change_on_resume_and_reuse():
         "tensorboard": "train",
         "checkpoint_minutes": "train",
     }
-    moved = RunConfig().with_changes(device="cpu", data_dir="/elsewhere", cuda_graph=True)
+    moved = RunConfig().with_changes(device="cpu", data_dir="/elsewhere", cuda_graph=False)
     assert moved.method() == RunConfig().method() and moved != RunConfig()
     assert RunConfig().with_changes(epochs=3).method() != RunConfig().method()

@@ -47,6 +47,21 @@ def _step_stats(run):
     return [[r[key] for key in training.STEP_STATS] for r in run.metrics("step")]
 
 
+def test_the_graph_is_on_by_default_and_steps_it_cannot_take_run_eagerly_with_a_note(capsys):
+    """--cuda-graph is on by default; with --ema (or R1, instance noise, dropout) the step
+    runs eagerly and says so in one plain line, not a warning; on a CPU nothing is said."""
+    assert TrainConfig().cuda_graph is True
+    cuda = torch.device("cuda")  # no GPU needed: the recipe is checked before any capture
+    for recipe_flags in ({"ema": 0.999}, {"r1_gamma": 1.0}, {"d_dropout": 0.3}):
+        assert training._graph_backend(_config(**recipe_flags), cuda, progress=True) is None
+        note = capsys.readouterr().err
+        assert note.startswith("CUDA graph: not used with") and "eagerly" in note
+        assert "warning" not in note.lower()
+    assert training._graph_backend(_config(ema=0.999), cuda, progress=False) is None
+    assert training._graph_backend(_config(), torch.device("cpu")) is None
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("model, precision", [("mlp", "fp32"), ("cnn", "fp32"), ("mlp", "bf16")])
 def test_captured_loop_trains_exactly_like_the_eager_loop(
     tmp_path, small_split, model, precision, monkeypatch
@@ -59,7 +74,7 @@ def test_captured_loop_trains_exactly_like_the_eager_loop(
     eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
 
     graphs = EmulatedGraphs()
-    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None: graphs)
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None, **_: graphs)
     captured = training.train(config, tmp_path / "captured", split=small_split, progress=False)
 
     # 2 epochs x 5 steps: 3 eager warm-up steps, one capture, 7 replays; every call one step.
@@ -91,7 +106,7 @@ def state_tensors(run) -> dict[str, torch.Tensor]:
 
 def test_resume_of_a_captured_run_is_bit_exact(tmp_path, small_split, monkeypatch):
     monkeypatch.setattr(
-        training, "_graph_backend", lambda config, device, world=None: EmulatedGraphs()
+        training, "_graph_backend", lambda config, device, world=None, **_: EmulatedGraphs()
     )
     config = _config(epochs=3)
     whole = training.train(config, tmp_path / "whole", split=small_split, progress=False)
@@ -104,7 +119,7 @@ def test_failed_capture_warns_and_goes_on_eagerly(tmp_path, small_split, monkeyp
     config = _config()
     eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
     graphs = EmulatedGraphs(fail=True)
-    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None: graphs)
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None, **_: graphs)
     with pytest.warns(UserWarning, match="capture of the training step failed.*--cuda-graph off"):
         fallback = training.train(config, tmp_path / "fallback", split=small_split, progress=False)
     assert graphs.captures == 1 and graphs.replays == 0 and graphs.eager_calls == 10

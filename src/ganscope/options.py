@@ -420,7 +420,7 @@ class BenchOptions(Checked):
         "auto", "precision of ganscope's path", choices=lambda: list(PRECISIONS)
     )
     cuda_graph: bool = option(
-        False,
+        True,
         "on CUDA, ganscope's path replays its step as a CUDA graph (as train's flag)",
         on_off=True,
     )

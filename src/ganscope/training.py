@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,27 +187,26 @@ def make_step(
 
 
 def _graph_backend(
-    config: RunConfig, device: torch.device, world: World = SINGLE
+    config: RunConfig, device: torch.device, world: World = SINGLE, *, progress: bool = True
 ) -> GraphBackend | None:
     if not wants_cuda_graph(config.train.cuda_graph, device):
         return None
     t = config.train
     if t.r1_gamma or t.instance_noise or t.d_dropout or t.ema:
-        warnings.warn(
-            "--cuda-graph on: not attempted with --r1-gamma, --instance-noise, --d-dropout or "
-            "--ema (the step changes from step to step, or draws from the noise stream "
-            "inside); the step runs eagerly",
-            stacklevel=2,
+        # --cuda-graph is on by default: a note, not a warning, for the recipes it cannot take
+        report_progress.say(
+            "CUDA graph: not used with --r1-gamma, --instance-noise, --d-dropout or --ema "
+            "(the step changes from step to step, or draws from the noise stream inside); "
+            "the step runs eagerly",
+            enabled=progress,
         )
         return None
     if world.joined:
-        if world.main:
-            warnings.warn(
-                "--cuda-graph on: not attempted under torchrun (capturing DDP's NCCL "
-                "all-reduce needs a set-up ganscope has not verified on GPUs yet); the step "
-                "runs eagerly",
-                stacklevel=2,
-            )
+        report_progress.say(
+            "CUDA graph: not used under torchrun (capturing DDP's NCCL all-reduce needs a "
+            "set-up ganscope has not verified on GPUs yet); the step runs eagerly",
+            enabled=progress and world.main,
+        )
         return None
     return CudaGraphBackend(device)
 
@@ -233,7 +231,7 @@ def _loop(
     # comparable and allow graph capture.
     steps_per_epoch = len(split) // batch_size
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
-    step = make_step(state, images, device, _graph_backend(cfg, device, world))
+    step = make_step(state, images, device, _graph_backend(cfg, device, world, progress=progress))
     evaluator = _evaluator(cfg, split, progress) if world.main else None
     partial_every = cfg.train.checkpoint_minutes * 60 if world.main else 0
     last_saved = time.monotonic()
