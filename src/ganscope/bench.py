@@ -98,7 +98,7 @@ def benchmark(
     steps: int = 100,
     device: str = "auto",
     precision: str = "auto",
-    cuda_graph: bool = False,
+    cuda_graph: bool = True,  # as `train` and `bench`: on CUDA only
     batch_size: int = 64,
     seed: int = 0,
     repeats: int = 3,
