@@ -6,10 +6,10 @@
 # Here, once:
 #   mkdir -p .gpu-data && cp ../shared/data/fashion-mnist/*.gz .gpu-data/
 #   echo /.gpu-data/ >> .git/info/exclude
-# then on the device (carry [".gpu-data"], timeout_s 560; the machine's start adds ~35 s):
+# then on the device (carry [".gpu-data"], timeout_s 580; the machine's start adds ~35 s):
 #   GANSCOPE_DATA_DIR=$PWD/.gpu-data bash benchmarks/device_session.sh
 #
-# SESSION_SECONDS (default 520) bounds the whole script; CHECK=0 skips gpu_check.sh (once it
+# SESSION_SECONDS (default 560) bounds the whole script; CHECK=0 skips gpu_check.sh (once it
 # has passed), PRESETS=0 the preset runs; presets_gpu.sh's variables (BEST, CONFIRM, SCREEN,
 # JOBS, ...) pass through. Comes back in $OUT: logs.tgz (every log, summary, result and
 # table; no weights), metrics.tgz (the runs' metrics.jsonl) and gens-*.tgz (the seed-0 runs'
@@ -19,10 +19,10 @@ dest=$(realpath -m "${OUT:-device-session}")
 mkdir -p "$dest"
 work=$(mktemp -d)
 : "${GANSCOPE_DATA_DIR:?set it to the folder with Fashion-MNIST}"
-total=${SESSION_SECONDS:-520}
+total=${SESSION_SECONDS:-560}
 
 if [[ ${CHECK:-1} != 0 ]]; then
-    OUT=$work/check timeout 300 bash benchmarks/gpu_check.sh > "$work/check.out" 2>&1
+    OUT=$work/check timeout 370 bash benchmarks/gpu_check.sh > "$work/check.out" 2>&1
     echo "gpu_check.sh: exit $? (failed steps) at ${SECONDS} s"
     cat "$work/check/summary.txt" "$work/check/"*-10.txt 2>/dev/null
 fi

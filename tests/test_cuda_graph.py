@@ -47,17 +47,23 @@ def _step_stats(run):
     return [[r[key] for key in training.STEP_STATS] for r in run.metrics("step")]
 
 
-def test_the_graph_is_on_by_default_and_steps_it_cannot_take_run_eagerly_with_a_note(capsys):
-    """--cuda-graph is on by default; with --ema (or R1, instance noise, dropout) the step
-    runs eagerly and says so in one plain line, not a warning; on a CPU nothing is said."""
+def test_the_graph_is_on_by_default_and_steps_it_cannot_take_run_eagerly_with_a_note(
+    capsys, monkeypatch
+):
+    """--cuda-graph is on by default; with instance noise or dropout the step runs eagerly
+    and says so in one plain line, not a warning; --ema and --r1-gamma (both presets) are
+    captured; on a CPU nothing is said."""
     assert TrainConfig().cuda_graph is True
+    monkeypatch.setattr(training, "CudaGraphBackend", lambda device: ("graphs on", device))
     cuda = torch.device("cuda")  # no GPU needed: the recipe is checked before any capture
-    for recipe_flags in ({"ema": 0.999}, {"r1_gamma": 1.0}, {"d_dropout": 0.3}):
+    for recipe_flags in ({"instance_noise": 0.1}, {"d_dropout": 0.3}):
         assert training._graph_backend(_config(**recipe_flags), cuda, progress=True) is None
         note = capsys.readouterr().err
         assert note.startswith("CUDA graph: not used with") and "eagerly" in note
         assert "warning" not in note.lower()
-    assert training._graph_backend(_config(ema=0.999), cuda, progress=False) is None
+    assert training._graph_backend(_config(d_dropout=0.3), cuda, progress=False) is None
+    for preset in ({}, {"ema": 0.999, "r1_gamma": 1.0, "lr_d": 1.2e-3}, {"spectral_norm": True}):
+        assert training._graph_backend(_config(**preset), cuda) == ("graphs on", cuda)
     assert training._graph_backend(_config(), torch.device("cpu")) is None
     assert capsys.readouterr().err == ""
 
@@ -88,13 +94,61 @@ def test_captured_loop_trains_exactly_like_the_eager_loop(
         torch.testing.assert_close(got[name], tensor, rtol=0, atol=0, msg=name)
 
 
+#: The improved presets' kinds of step: a moving average (a weight that changes every step)
+#: with spectral norm, and with lazy R1 every 2nd step (two graphs, with and without it).
+IMPROVED = [
+    ("mlp", {"ema": 0.999, "spectral_norm": True}),
+    ("cnn", {"ema": 0.999, "r1_gamma": 1.0, "r1_every": 2, "lr": 6e-4, "lr_d": 1.2e-3}),
+]
+
+
+@pytest.mark.parametrize("model, recipe_flags", IMPROVED, ids=["mlp-ema-sn", "cnn-ema-r1"])
+def test_improved_recipes_are_captured_and_train_exactly_like_the_eager_loop(
+    tmp_path, small_split, model, recipe_flags, monkeypatch
+):
+    config = _config(model, **recipe_flags)
+    eager = training.train(config, tmp_path / "eager", split=small_split, progress=False)
+    graphs = EmulatedGraphs()
+    monkeypatch.setattr(training, "_graph_backend", lambda config, device, world=None, **_: graphs)
+    captured = training.train(config, tmp_path / "captured", split=small_split, progress=False)
+
+    if "r1_gamma" in recipe_flags:
+        # Steps 0, 2, ... 8 with R1, 1, 3, ... 9 without: each form warms up 3 times, is
+        # captured on its 4th call and replayed there and on its 5th.
+        assert (graphs.eager_calls, graphs.captures, graphs.replays) == (6, 2, 4)
+        assert [r["cuda_graph"] for r in captured.metrics("epoch")] == [False, True]
+    else:
+        assert (graphs.eager_calls, graphs.captures, graphs.replays) == (3, 1, 7)
+        assert [r["cuda_graph"] for r in captured.metrics("epoch")] == [True, True]
+    assert _step_stats(captured) == _step_stats(eager)
+    expected, got = state_tensors(eager), state_tensors(captured)
+    assert expected.keys() == got.keys() and any(k.startswith("generator_ema") for k in got)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=0, atol=0, msg=name)
+
+    # Resumed from epoch 1 with graphs, training goes on from the same step of the table
+    # of average weights and the same R1 phase.
+    monkeypatch.setattr(
+        training, "_graph_backend", lambda config, device, world=None, **_: EmulatedGraphs()
+    )
+    first = training.train(
+        _config(model, epochs=1, **recipe_flags),
+        tmp_path / "part",
+        split=small_split,
+        progress=False,
+    )
+    resumed = training.resume(first.path, epochs=2, split=small_split, progress=False)
+    assert _step_stats(resumed) == _step_stats(eager)
+    for name, tensor in state_tensors(resumed).items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0, msg=name)
+
+
 def state_tensors(run) -> dict[str, torch.Tensor]:
-    """Every tensor of a run's training state: weights, BatchNorm buffers, Adam's moments
-    and step counts."""
+    """Every tensor of a run's training state: weights (and their moving average), BatchNorm
+    buffers, Adam's moments and step counts."""
     state = run.load_checkpoint()
-    tensors = {
-        f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in state[net].items()
-    }
+    nets = ("generator", "discriminator", "generator_ema")
+    tensors = {f"{net}.{k}": v for net in nets for k, v in state.get(net, {}).items()}
     for opt in ("opt_G", "opt_D"):
         for index, moments in state[opt]["state"].items():
             for key, value in moments.items():
@@ -198,28 +252,64 @@ def test_loaded_optimiser_keeps_this_process_adam_mechanics(tmp_path):
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def _cuda_run(tmp_path, split, name, model, cuda_graph, precision="fp32", epochs=2):
+def _cuda_run(
+    tmp_path, split, name, model, cuda_graph, precision="fp32", epochs=2, recipe_flags=None
+):
     config = RunConfig(
         model=ModelConfig(model),
         train=TrainConfig(
-            epochs=epochs, device="cuda", precision=precision, seed=3, cuda_graph=cuda_graph
+            epochs=epochs,
+            device="cuda",
+            precision=precision,
+            seed=3,
+            cuda_graph=cuda_graph,
+            **(recipe_flags or {}),
         ),
     )
     return training.train(config, tmp_path / name, split=split, progress=False)
 
 
 @needs_cuda
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_real_cuda_graph_matches_eager_on_the_gpu(tmp_path, small_split, model, precision):
+@pytest.mark.parametrize(
+    "model, precision, recipe_flags",
+    [
+        ("mlp", "fp32", None),
+        ("mlp", "bf16", None),
+        ("cnn", "fp32", None),
+        ("cnn", "bf16", None),
+        *[(model, "fp32", flags) for model, flags in IMPROVED],
+        (IMPROVED[1][0], "bf16", IMPROVED[1][1]),
+    ],
+    ids=[
+        "mlp-fp32",
+        "mlp-bf16",
+        "cnn-fp32",
+        "cnn-bf16",
+        "mlp-ema-sn",
+        "cnn-ema-r1",
+        "cnn-ema-r1-bf16",
+    ],
+)
+def test_real_cuda_graph_matches_eager_on_the_gpu(
+    tmp_path, small_split, model, precision, recipe_flags
+):
     """After 3 eager warm-up steps and 7 replays, every state tensor (weights, BatchNorm
-    buffers, Adam's moments and step counts) equals eager training's, in fp32 and bf16.
-    cuDNN runs deterministically here so that a difference is the graph's, not atomics'."""
+    buffers, Adam's moments and step counts, the moving average) equals eager training's,
+    in fp32 and bf16, for the seed recipe and the improved presets' kinds of step (with lazy
+    R1: two graphs). cuDNN runs deterministically here so that a difference is the graph's,
+    not atomics'."""
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    eager = _cuda_run(tmp_path, small_split, "eager", model, False, precision)
-    captured = _cuda_run(tmp_path, small_split, "captured", model, True, precision)
-    # A failed capture would have fallen back to eager steps and said so here.
-    assert [r["cuda_graph"] for r in captured.metrics("epoch")] == [True, True]
+    runs = {
+        name: _cuda_run(
+            tmp_path, small_split, name, model, graph, precision, recipe_flags=recipe_flags
+        )
+        for name, graph in (("eager", False), ("captured", True))
+    }
+    eager, captured = runs["eager"], runs["captured"]
+    # A failed capture would have fallen back to eager steps and said so here. With R1 every
+    # 2nd step, each form is captured on its 4th call: from epoch 2 on.
+    graphed = [False, True] if recipe_flags and "r1_gamma" in recipe_flags else [True, True]
+    assert [r["cuda_graph"] for r in captured.metrics("epoch")] == graphed
     assert [r["cuda_graph"] for r in eager.metrics("epoch")] == [False, False]
     tolerance = 1e-5 if precision == "fp32" else 1e-3
     expected, got = state_tensors(eager), state_tensors(captured)
@@ -240,8 +330,8 @@ def test_real_cuda_graph_matches_eager_on_the_gpu(tmp_path, small_split, model, 
 def test_a_failed_real_capture_leaves_cuda_usable(tmp_path, small_split, monkeypatch):
     step = training.train_step
 
-    def syncing(state, real, z):
-        stats = step(state, real, z)
+    def syncing(state, real, z, **plan):
+        stats = step(state, real, z, **plan)
         if torch.cuda.is_current_stream_capturing():
             stats.sum().item()  # a host sync: breaks the capture
         return stats

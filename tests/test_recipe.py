@@ -70,8 +70,14 @@ def test_losses_and_penalty_on_known_values():
 def test_ema_update_and_noise_schedule():
     generator, average = nn.Linear(2, 2), nn.Linear(2, 2)
     old = average.weight.detach().clone()
-    recipe.update_ema(average, generator, 0.9)
+    recipe.update_ema(average, generator, 0.1)  # the weight of G: 1 - decay
     assert torch.allclose(average.weight, 0.9 * old + 0.1 * generator.weight)
+    # A 0-dim tensor (what a CUDA graph reads) gives the very same numbers as the float.
+    twin = recipe.make_ema(average)
+    recipe.update_ema(average, generator, 0.3)
+    recipe.update_ema(twin, generator, torch.tensor(0.3))
+    assert torch.equal(twin.weight, average.weight) and torch.equal(twin.bias, average.bias)
+    assert not torch.equal(twin.weight, old)
     train = TrainConfig(epochs=4, instance_noise=0.2)
     assert [recipe.noise_std(train, e) for e in (1, 2, 4)] == pytest.approx([0.2, 0.15, 0.05])
     assert recipe.noise_std(TrainConfig(), 1) == 0
@@ -100,6 +106,21 @@ def test_dropout_masks_hidden_features_from_the_given_stream():
     assert torch.allclose(first, plain.fc2(hidden * keep / 0.5))
     dropped.eval()  # no dropout outside training
     assert torch.equal(dropped(images), plain(images))
+
+
+@pytest.mark.parametrize("decay", [0.999, 0.9999, 0.5, 0.01])
+def test_the_table_of_average_weights_holds_the_ramp_as_float32(decay):
+    """The weights a captured step reads are 1 - ema_decay(decay, step), rounded to float32
+    as a Python number is when it weighs float32 tensors; the table grows as the steps do
+    and its last entry holds once the ramp has reached ``decay``."""
+    weights = recipe.EmaWeights(decay, "cpu")
+    steps = [*range(0, 3000), 4095, 4096, 5000, 8989, 8990, 8991, 89990, 89991, 89992, 10**6]
+    got = torch.stack([weights[s] for s in steps])
+    expected = torch.tensor([1 - recipe.ema_decay(decay, s) for s in steps], dtype=torch.float32)
+    assert torch.equal(got, expected)
+    assert got.dtype == torch.float32 and got[0].dim() == 0
+    assert len(weights.table) <= weights.ramp_steps <= 89993
+    assert weights[10**9].item() == pytest.approx(1 - decay)
 
 
 def test_the_average_ramps_up_and_gets_its_own_batchnorm_statistics():

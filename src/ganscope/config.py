@@ -169,9 +169,9 @@ class TrainConfig:
     cuda_graph: bool = option(
         True,
         "on CUDA, capture the whole training step once as a CUDA graph and replay it (5-9x "
-        "the images per second of eager steps on an H100; not with --ema, --r1-gamma, "
-        "--instance-noise or --d-dropout, whose steps run eagerly); off launches every kernel "
-        "eagerly; ignored on other devices",
+        "the images per second of eager steps on an H100; not with --instance-noise or "
+        "--d-dropout, whose steps run eagerly); off launches every kernel eagerly; ignored "
+        "on other devices",
         mechanics=True,
         on_off=True,
     )

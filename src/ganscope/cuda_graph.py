@@ -5,7 +5,9 @@ to launching them from Python, not to running them. :class:`CapturedStep` record
 (data gather and normalisation, both players' forward and backward passes, both Adam updates)
 and then replays the recording with one call per step. What changes from step to step enters
 through static input buffers that the step reads: the batch's indices into the device-resident
-dataset and the latent batch, both copied in before each replay.
+dataset and the latent batch (and with ``--ema`` the average's weight), all copied in on the
+device before each replay. A step that takes different kernels on some steps (lazy R1) is one
+graph per form (:class:`CapturedForms`).
 
 The first ``warmup`` calls run eagerly on a side stream (CUDA's rule for anything to be
 captured: lazy initialisation such as the optimisers' state and autograd's stream set-up must
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Protocol
 
@@ -177,6 +179,41 @@ class CapturedStep:
         self.mode = "captured"
 
 
+class CapturedForms:
+    """A step that takes one of a few forms, each captured as its own graph.
+
+    A graph replays one fixed sequence of kernels; a step whose kernels change from step to
+    step (the lazy R1 penalty, every N steps) is one :class:`CapturedStep` per form, made by
+    ``make(form)`` when ``choose()`` first names that form. ``per_step()`` gives the inputs
+    that every call adds to the caller's (device tensors, e.g. the moving average's weight).
+    Each form warms up and captures on its own, and falls back to eager steps on its own.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[Hashable], CapturedStep],
+        choose: Callable[[], Hashable],
+        per_step: Callable[[], dict[str, torch.Tensor]] = dict,
+    ) -> None:
+        self._make, self._choose, self._per_step = make, choose, per_step
+        self.forms: dict[Hashable, CapturedStep] = {}
+
+    def __call__(self, **values: torch.Tensor) -> torch.Tensor:
+        form = self._choose()
+        if form not in self.forms:
+            self.forms[form] = self._make(form)
+        return self.forms[form](**values, **self._per_step())
+
+    @property
+    def mode(self) -> str:
+        """``captured`` once every form met so far replays, ``eager`` if any capture failed,
+        else ``warming up``."""
+        modes = {step.mode for step in self.forms.values()}
+        if "eager" in modes:
+            return "eager"
+        return "captured" if modes == {"captured"} else "warming up"
+
+
 def failing_operation(error: BaseException) -> str:
     """Where in the step ``error`` arose: the innermost frame of the traceback outside torch
     and this module, as ``file:line (source)`` (the operation that broke the capture)."""
@@ -190,4 +227,4 @@ def failing_operation(error: BaseException) -> str:
     return f"{Path(frame.filename).name}:{frame.lineno} ({source})"
 
 
-__all__ = ["CapturedStep", "CudaGraphBackend", "GraphBackend"]
+__all__ = ["CapturedForms", "CapturedStep", "CudaGraphBackend", "GraphBackend"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -206,13 +207,50 @@ def ema_decay(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
+def r1_due(train: TrainConfig, step: int) -> bool:
+    """Whether training step ``step`` (0-based) takes the lazy R1 penalty."""
+    return bool(train.r1_gamma) and step % train.r1_every == 0
+
+
+class EmaWeights:
+    """The moving average's weight ``1 - ema_decay(decay, step)`` per step, as 0-dim float32
+    tensors on ``device`` read from a table there: a captured training step takes its weight
+    as an input copied on the device, where a number from the host would need a synchronising
+    copy every step. The table grows as the steps do until the ramp reaches ``decay``; its
+    last entry holds from there. Each weight equals the float that :func:`ema_decay` gives,
+    rounded to float32 as a Python number is when it weighs float32 tensors."""
+
+    def __init__(self, decay: float, device: torch.device | str) -> None:
+        self.decay, self.device = decay, torch.device(device)
+        # (1 + s) / (10 + s) >= decay from step (10 decay - 1) / (1 - decay) on; one spare
+        # entry for that bound's rounding
+        self.ramp_steps = max(0, math.ceil((10 * decay - 1) / (1 - decay))) + 2
+        self.table = self._weights(0)
+
+    def _weights(self, steps: int) -> torch.Tensor:
+        n = min(max(2 * steps, 4096), self.ramp_steps)
+        s = torch.arange(n, dtype=torch.float64)
+        decay = torch.clamp((1 + s) / (10 + s), max=self.decay)  # IEEE double, as Python's
+        return (1 - decay).to(torch.float32).to(self.device)
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        if step >= len(self.table) and len(self.table) < self.ramp_steps:
+            self.table = self._weights(step + 1)
+        return self.table[min(step, len(self.table) - 1)]
+
+
 @torch.no_grad()
-def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
-    """``ema <- decay * ema + (1 - decay) * G`` for the weights; buffers (BatchNorm's
-    running statistics) are copied (:func:`standing_statistics` replaces them where the
-    average is used)."""
+def update_ema(ema: nn.Module, generator: nn.Module, weight: float | torch.Tensor) -> None:
+    """``ema <- (1 - weight) * ema + weight * G`` for the weights (``weight`` is ``1 -
+    decay``: a number, or a 0-dim tensor on the weights' device, which a CUDA graph can
+    capture); buffers (BatchNorm's running statistics) are copied
+    (:func:`standing_statistics` replaces them where the average is used)."""
     ema_params, params = list(ema.parameters()), list(generator.parameters())
-    torch._foreach_lerp_(ema_params, params, 1 - decay)
+    if isinstance(weight, torch.Tensor):
+        for average, param in zip(ema_params, params):
+            average.lerp_(param, weight)  # elementwise as the list kernel below, read on device
+    else:
+        torch._foreach_lerp_(ema_params, params, weight)
     for ema_buffer, buffer in zip(ema.buffers(), generator.buffers()):
         ema_buffer.copy_(buffer)
 

@@ -23,7 +23,7 @@ from . import checkpoints, distributed, logbook, recipe, runs
 from . import progress as report_progress
 from .checkpoints import TrainState
 from .config import RunConfig
-from .cuda_graph import CapturedStep, CudaGraphBackend, GraphBackend
+from .cuda_graph import CapturedForms, CapturedStep, CudaGraphBackend, GraphBackend
 from .data import Split, load_split, to_model_range
 from .devices import (
     adam_mechanics,
@@ -67,7 +67,8 @@ def init_state(
     adam = {
         "lr": config.train.lr,
         "betas": (config.train.beta1, config.train.beta2),
-        **adam_mechanics(fast, fast and wants_cuda_graph(config.train.cuda_graph, device)),
+        # Adam steps that a graph captures keep their state on the device (capturable)
+        **adam_mechanics(fast, fast and _captures(config, device, world)),
     }
     opt_G = torch.optim.Adam(generator.parameters(), **adam)
     opt_D = torch.optim.Adam(discriminator.parameters(), **{**adam, "lr": lr_d})
@@ -96,18 +97,28 @@ def init_state(
     return state
 
 
-def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def train_step(
+    state: TrainState,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    *,
+    r1: bool | None = None,
+    ema_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One D update then one G update on a batch. Returns ``STEP_STATS`` as a (4,) tensor.
 
     ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``. Nothing is read back to the
     host here, so the caller decides when to synchronise. ``state.train`` says which of
-    ``recipe``'s techniques apply (none in the report's recipe).
+    ``recipe``'s techniques apply (none in the report's recipe). Two of them change from step
+    to step, and by default follow ``state.step``: whether the lazy R1 penalty is due (``r1``)
+    and the moving average's weight (``ema_weight``, a 0-dim tensor on the device); a CUDA
+    graph, which cannot read ``state.step``, passes both (``make_step``).
     """
     G, D = state.replicas or (state.generator, state.discriminator)
     t = state.train
     fake = G(z)  # (B, 1, 28, 28)
     real_in, fake_in = _noisy(state, real), _noisy(state, fake.detach())
-    r1 = bool(t.r1_gamma) and state.step % t.r1_every == 0
+    r1 = recipe.r1_due(t, state.step) if r1 is None else r1
     if r1:
         real_in = real_in.detach().requires_grad_(True)
 
@@ -134,7 +145,8 @@ def train_step(state: TrainState, real: torch.Tensor, z: torch.Tensor) -> torch.
     state.opt_G.step()
     state.discriminator.requires_grad_(True)
     if state.ema_generator is not None:
-        recipe.update_ema(state.ema_generator, state.generator, recipe.ema_decay(t.ema, state.step))
+        weight = 1 - recipe.ema_decay(t.ema, state.step) if ema_weight is None else ema_weight
+        recipe.update_ema(state.ema_generator, state.generator, weight)
 
     return torch.stack(
         [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
@@ -165,16 +177,21 @@ def make_step(
     ``images``: the device-resident training set, ``(N, 28, 28)`` uint8; ``index``: ``(B,)``
     int64 on the device; returns ``STEP_STATS`` as a (4,) tensor. With a graph ``backend``
     (on CUDA: :class:`~ganscope.cuda_graph.CudaGraphBackend`) the whole step, data gather
-    included, is captured once and replayed; without one it runs eagerly.
+    included, is captured once and replayed; without one it runs eagerly. A step that changes
+    from step to step is captured once per form: with lazy R1, one graph with the penalty
+    and one without; with ``--ema``, the average's weight is an input read from a table on
+    the device (``recipe.EmaWeights``).
     """
 
-    def body(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def body(inputs: dict[str, torch.Tensor], **plan: Any) -> torch.Tensor:
         real = to_model_range(images.index_select(0, inputs["index"]))  # (B, 1, 28, 28)
         with autocast(state.precision, device):  # the same casts eager and captured
-            return train_step(state, real, inputs["z"])
+            return train_step(state, real, inputs["z"], **plan)
 
     if backend is None:
         return lambda **inputs: body(inputs)
+    t = state.train
+    ema_weights = recipe.EmaWeights(t.ema, device) if state.ema_generator is not None else None
 
     def reset_step_state() -> None:
         # Capture must start with no gradients (backward then allocates them in the graph's
@@ -183,32 +200,52 @@ def make_step(
         state.opt_G.zero_grad(set_to_none=True)
         state.discriminator.requires_grad_(True)
 
-    return CapturedStep(body, backend, reset=reset_step_state)
+    def captured(r1: bool) -> CapturedStep:
+        def form(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+            weight = {"ema_weight": inputs["ema_weight"]} if ema_weights is not None else {}
+            return body(inputs, r1=r1, **weight)
+
+        return CapturedStep(form, backend, reset=reset_step_state)
+
+    def per_step() -> dict[str, torch.Tensor]:
+        return {"ema_weight": ema_weights[state.step]} if ema_weights is not None else {}
+
+    return CapturedForms(captured, lambda: recipe.r1_due(t, state.step), per_step)
+
+
+def _captures(config: RunConfig, device: torch.device, world: World = SINGLE) -> bool:
+    """Whether the loop captures its step as a CUDA graph (``_graph_backend`` says why not)."""
+    t = config.train
+    return (
+        wants_cuda_graph(t.cuda_graph, device)
+        and not (t.instance_noise or t.d_dropout)
+        and not world.joined
+    )
 
 
 def _graph_backend(
     config: RunConfig, device: torch.device, world: World = SINGLE, *, progress: bool = True
 ) -> GraphBackend | None:
+    if _captures(config, device, world):
+        return CudaGraphBackend(device)
     if not wants_cuda_graph(config.train.cuda_graph, device):
         return None
     t = config.train
-    if t.r1_gamma or t.instance_noise or t.d_dropout or t.ema:
+    if t.instance_noise or t.d_dropout:
         # --cuda-graph is on by default: a note, not a warning, for the recipes it cannot take
         report_progress.say(
-            "CUDA graph: not used with --r1-gamma, --instance-noise, --d-dropout or --ema "
-            "(the step changes from step to step, or draws from the noise stream inside); "
-            "the step runs eagerly",
+            "CUDA graph: not used with --instance-noise or --d-dropout (the step draws from "
+            "the run's noise stream, which ganscope does not capture yet); the step runs "
+            "eagerly",
             enabled=progress,
         )
         return None
-    if world.joined:
-        report_progress.say(
-            "CUDA graph: not used under torchrun (capturing DDP's NCCL all-reduce needs a "
-            "set-up ganscope has not verified on GPUs yet); the step runs eagerly",
-            enabled=progress and world.main,
-        )
-        return None
-    return CudaGraphBackend(device)
+    report_progress.say(
+        "CUDA graph: not used under torchrun (capturing DDP's NCCL all-reduce needs a "
+        "set-up ganscope has not verified on GPUs yet); the step runs eagerly",
+        enabled=progress and world.main,
+    )
+    return None
 
 
 EpochCallback = Callable[[runs.Run, TrainState, dict[str, Any]], None]
