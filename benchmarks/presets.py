@@ -4,14 +4,17 @@
         --out /tmp/presets [--limit N] [--data-dir DIR]
 
 Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved``/``seed`` for
-the presets); ``real`` trains nothing and scores N real training images instead, the floor that
-every generator's row is read against. Results go to OUT/results.jsonl (one line per variant
-and seed: FID, KID, precision, recall, coverage, the rarest class's share, classes covered,
-seconds per epoch, device); ``--table`` prints the Markdown table of docs/presets.md from that
-file. Runs are kept in OUT/runs/ and reused when they exist; a run for more epochs continues a
-finished shorter one of the same variant and seed (a copy resumed: training never depends on
-the number of epochs asked for, so its first epochs are that run's). Train alone on the
-machine: seconds per epoch are part of the result.
+the presets, ``improved-FIELD`` for the improved preset without one ingredient, and
+``improved+FIELD=VALUE[+FIELD=VALUE...]`` for it with parts moved, e.g.
+``improved+beta1=0+beta2=0.99``); ``real`` trains nothing and scores N real training images
+instead, the floor that every generator's row is read against. Results go to
+OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
+rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
+``--table`` prints the Markdown table of docs/presets.md from that file. Runs are kept in
+OUT/runs/ and reused when they exist; a run for more epochs continues a finished shorter one
+of the same variant and seed (a copy resumed: training never depends on the number of epochs
+asked for, so its first epochs are that run's). Train alone on the machine: seconds per epoch
+are part of the result.
 """
 
 from __future__ import annotations
@@ -83,7 +86,27 @@ def changes_of(name: str, model: str) -> dict:
         values = recipe.preset_values("improved", model)
         values.pop(name.removeprefix("improved-"))
         return values
+    if name.startswith("improved+"):  # the preset with parts moved: improved+beta1=0+beta2=0.99
+        values = recipe.preset_values("improved", model)
+        for part in name.removeprefix("improved+").split("+"):
+            field, _, value = part.partition("=")
+            values[field] = _typed(field, value)
+        return values
     return VARIANTS[name]
+
+
+def _typed(field: str, text: str):
+    """``text`` as a value of TrainConfig's ``field`` (typed as the field's default is)."""
+    if field not in recipe.RECIPE_FIELDS:
+        raise SystemExit(
+            f"not a recipe field: {field!r} (one of {', '.join(recipe.RECIPE_FIELDS)})"
+        )
+    default = getattr(TrainConfig(), field)
+    if default is None:  # lr_d: None means G's rate
+        return float(text)
+    if isinstance(default, bool):
+        return {"true": True, "false": False}[text.lower()]
+    return type(default)(text)
 
 
 def run_variant(args, name: str, seed: int) -> dict:
@@ -120,6 +143,7 @@ def run_variant(args, name: str, seed: int) -> dict:
         "epoch_seconds": [r["seconds"] for r in epochs],
         "device": epochs[-1]["device"],
         "precision_mode": epochs[-1]["precision"],
+        "cuda_graph": epochs[-1].get("cuda_graph", False),
     }
 
 
