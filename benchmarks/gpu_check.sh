@@ -96,8 +96,9 @@ rm -rf "$out/ddp-run"
 # 4. The 10-epoch times of both GANs, graph on, each as a whole run.
 step mlp-10-epochs 60 bash -c "whole_run mlp"
 step cnn-10-epochs 90 bash -c "whole_run cnn"
-# The improved preset's step (moving average; lazy R1 as a second graph) captured too: its
-# time per epoch against the seed preset's just above (the issue allows 1.5x).
+# The improved presets' steps (moving average, spectral norm; lazy R1 as a second graph)
+# captured too: time per epoch against the seed preset's just above (the issue allows 1.5x).
+step mlp-improved-10-epochs 60 bash -c "whole_run mlp improved"
 step cnn-improved-10-epochs 90 bash -c "whole_run cnn improved"
 
 # 5. The main job on CUDA, quick profile.
