@@ -46,7 +46,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "seed": {"*": {}},  # every model family: nothing changes
     # Chosen from the variants measured in docs/presets.md, 10 epochs, 3 seeds each: the MLP
     # GAN's on a 2-core CPU; the CNN GAN's on an H100 (both learning rates x3 over the first
-    # recipe's; FID 8.52 +- 0.46 against the seed preset's 13.9-15.7, every class >= 5.6%).
+    # recipe's; FID 8.52 +- 0.46 against the seed preset's 15.58 +- 0.37, every class >= 5.6%).
     "improved": {
         "mlp": {"ema": 0.999, "spectral_norm": True},
         "cnn": {"ema": 0.999, "r1_gamma": 1.0, "lr": 6e-4, "lr_d": 1.2e-3},
