@@ -228,23 +228,19 @@ def _graph_backend(
 ) -> GraphBackend | None:
     if _captures(config, device, world):
         return CudaGraphBackend(device)
-    if not wants_cuda_graph(config.train.cuda_graph, device):
-        return None
-    t = config.train
-    if t.instance_noise or t.d_dropout:
-        # --cuda-graph is on by default: a note, not a warning, for the recipes it cannot take
-        report_progress.say(
-            "CUDA graph: not used with --instance-noise or --d-dropout (the step draws from "
-            "the run's noise stream, which ganscope does not capture yet); the step runs "
-            "eagerly",
-            enabled=progress,
+    if wants_cuda_graph(config.train.cuda_graph, device):
+        # --cuda-graph is on by default: a note, not a warning, for the steps it cannot take
+        t = config.train
+        why = (
+            "with --instance-noise or --d-dropout (the step draws from the run's noise stream, "
+            "which ganscope does not capture yet)"
+            if t.instance_noise or t.d_dropout
+            else "under torchrun (capturing DDP's NCCL all-reduce needs a set-up ganscope has "
+            "not verified on GPUs yet)"
         )
-        return None
-    report_progress.say(
-        "CUDA graph: not used under torchrun (capturing DDP's NCCL all-reduce needs a "
-        "set-up ganscope has not verified on GPUs yet); the step runs eagerly",
-        enabled=progress and world.main,
-    )
+        report_progress.say(
+            f"CUDA graph: not used {why}; the step runs eagerly", enabled=progress and world.main
+        )
     return None
 
 
