@@ -11,7 +11,8 @@ instead, the floor that every generator's row is read against. Results go to
 OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
 rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
 ``--table`` prints the Markdown table of docs/presets.md from that file. Runs are kept in
-OUT/runs/ and reused when they exist; a run for more epochs continues a finished shorter one
+OUT/runs/ and reused when they exist (one that was interrupted is resumed first, e.g. a CPU
+run stopped at a session's end); a run for more epochs continues a finished shorter one
 of the same variant and seed (a copy resumed: training never depends on the number of epochs
 asked for, so its first epochs are that run's). Train alone on the machine: seconds per epoch
 are part of the result.
@@ -126,6 +127,8 @@ def run_variant(args, name: str, seed: int) -> dict:
         else:
             shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
             training.resume(folder, epochs=args.epochs, progress=False)
+    elif not _finished(runs.load_run(folder), args.epochs):  # interrupted: continue it
+        training.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
         run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
@@ -187,6 +190,11 @@ def real_row(args, seed: int) -> dict:
         "device": "-",
         "precision_mode": None,
     }
+
+
+def _finished(run: runs.Run, epochs: int) -> bool:
+    """Whether ``run`` trained all ``epochs`` (a run killed on the way has fewer)."""
+    return run.has_checkpoint() and run.latest_epoch() >= epochs
 
 
 def _shorter_run(folder: Path, epochs: int) -> Path | None:
