@@ -204,7 +204,7 @@ def _shorter_run(folder: Path, epochs: int) -> Path | None:
     for other in folder.parent.glob(f"{glob.escape(stem)}-e*"):
         done = other.name.rsplit("-e", 1)[1]
         if done.isdigit() and best_epochs < int(done) < epochs:
-            if int(done) in runs.load_run(other).generator_epochs():  # finished
+            if _finished(runs.load_run(other), int(done)):
                 best, best_epochs = other, int(done)
     return best
 
