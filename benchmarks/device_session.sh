@@ -10,7 +10,7 @@
 #   GANSCOPE_DATA_DIR=$PWD/.gpu-data bash benchmarks/device_session.sh
 #
 # SESSION_SECONDS (default 560) bounds the whole script; CHECK=0 skips gpu_check.sh (once it
-# has passed), PRESETS=0 the preset runs; presets_gpu.sh's variables (BEST, CONFIRM, SCREEN,
+# has passed), PRESETS=0 the preset runs; presets_gpu.sh's variables (BEST, CONFIRM, LATER, SCREEN,
 # JOBS, ...) pass through. Comes back in $OUT: logs.tgz (every log, summary, result and
 # table; no weights), metrics.tgz (the runs' metrics.jsonl) and gens-*.tgz (the seed-0 runs'
 # generators after 10 and 30 epochs, for sample grids from the same z here).

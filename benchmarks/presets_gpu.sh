@@ -10,20 +10,20 @@
 # took 184-231 s each for 10 epochs (12-16 s per epoch: the GPU time-slices between
 # processes); two at once 7.1 s per epoch each, three at once 7.3-7.4 s: default 3. Seconds
 # per epoch of runs that shared the GPU are not comparable with a run alone.
-# 1. screen (SCREEN, seed 0) and confirmation (CONFIRM, seeds 1 and 2; default none), 10
-#    epochs, together, in that order. SCREEN's default, in order of need: the improved preset
-#    itself (seed 0 was 8.11 with eager steps; now its steps are CUDA-graph captured), four
-#    candidates towards the FID target, each the preset with one part moved (R1's weight 3,
-#    the lead: 0.86x the preset's FID from seed 0 on one CPU, and 10; Adam's (0, 0.99); the
-#    hinge loss), then the preset's ablation (without --ema, without R1, without --lr-d,
-#    without --lr);
+# 1. screen (SCREEN, seed 0), confirmation (CONFIRM, seeds 1 and 2) and the later screen
+#    (LATER, seed 0), 10 epochs, together, in that order. The defaults, in order of need: the
+#    improved preset itself (seed 0 was 8.11 with eager steps; now its steps are CUDA-graph
+#    captured), R1's weight 3 (the lead: 0.86x and 0.85x the preset's FID from seeds 0 and 1
+#    on one CPU) with its seeds 1 and 2 beside the preset's three on the H100, R1's weight
+#    10; then two more candidates (Adam's (0, 0.99); the hinge loss) and the preset's
+#    ablation (without --ema, without R1, without --lr-d, without --lr);
 # 2. the best variant (BEST; default empty: the screen's, lowest FID among those that keep
 #    every class at 5% or more, else the lowest FID; its seeds 1 and 2 unless it is
 #    `improved`, which has them, or the confirmation had them);
 # 3. that variant's seed-0 run for LONG (30) epochs (continuing a 10-epoch one if OUT holds it).
 # Every run has its own timeout (the budget left); what finished is in results.jsonl.
 # A dry run on the CPU, to check the script itself:
-#   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed BEST= \
+#   DEVICE=cpu JOBS=2 EPOCHS=1 LONG=2 SCREEN="seed ema" CONFIRM=seed LATER= BEST= \
 #     EXTRA="--limit 64 --n 100"
 # or, as the next GPU session will run it:
 #   DEVICE=cpu EPOCHS=1 LONG=2 EXTRA="--limit 64 --n 100"
@@ -43,9 +43,10 @@ epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
 # the preset, with one part moved, less one ingredient (benchmarks/presets.py's names)
-screen=${SCREEN-"improved improved+r1_gamma=3 improved+r1_gamma=10 improved+beta1=0+beta2=0.99
-improved+loss=hinge improved-ema improved-r1_gamma improved-lr_d improved-lr"}
-confirm=${CONFIRM-}
+screen=${SCREEN-"improved improved+r1_gamma=3 improved+r1_gamma=10"}
+confirm=${CONFIRM-"improved+r1_gamma=3"}
+later=${LATER-"improved+beta1=0+beta2=0.99 improved+loss=hinge improved-ema improved-r1_gamma
+improved-lr_d improved-lr"}
 
 bench() {  # bench VARIANT SEED EPOCHS: one run of benchmarks/presets.py, budget-limited
     local limit=$((budget - SECONDS)) name="$1-s$2-e$3"
@@ -75,6 +76,7 @@ torch.cuda.get_device_name())" | tee "$log"
 runs=()
 for variant in $screen; do runs+=("$variant 0"); done
 for variant in $confirm; do runs+=("$variant 1" "$variant 2"); done
+for variant in $later; do runs+=("$variant 0"); done
 ((${#runs[@]})) && pool "${runs[@]}"
 best=${BEST-}  # empty: the screen's best
 picked=0
