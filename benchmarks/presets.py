@@ -125,10 +125,13 @@ def run_variant(args, name: str, seed: int) -> dict:
         if shorter is None:
             training.train(config, folder, progress=False)
         else:
+            check_same_recipe(shorter, config.train)
             shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
             training.resume(folder, epochs=args.epochs, progress=False)
-    elif not _finished(runs.load_run(folder), args.epochs):  # interrupted: continue it
-        training.resume(folder, epochs=args.epochs, progress=False)
+    else:
+        check_same_recipe(folder, config.train)
+        if not _finished(runs.load_run(folder), args.epochs):  # interrupted: continue it
+            training.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
         run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
@@ -192,6 +195,28 @@ def real_row(args, seed: int) -> dict:
     }
 
 
+def recipe_of(train: TrainConfig) -> dict:
+    """The values of ``train`` that make its recipe (what a variant changes)."""
+    return {field: getattr(train, field) for field in recipe.RECIPE_FIELDS}
+
+
+def check_same_recipe(folder: Path, train: TrainConfig) -> None:
+    """Stop when the run kept in ``folder`` was trained with another recipe than ``train``'s:
+    a variant's name can mean another recipe later (``improved`` once the preset changes),
+    and reusing the old run would score it under the new name."""
+    saved = recipe_of(runs.load_run(folder).config.train)
+    wanted = recipe_of(train)
+    if saved != wanted:
+        moved = ", ".join(
+            f"{field} {saved[field]} there, {wanted[field]} now"
+            for field in wanted
+            if saved[field] != wanted[field]
+        )
+        raise SystemExit(
+            f"{folder} holds a run of another recipe ({moved}); move it away or use another --out"
+        )
+
+
 def _finished(run: runs.Run, epochs: int) -> bool:
     """Whether ``run`` trained all ``epochs`` (a run killed on the way has fewer)."""
     return run.has_checkpoint() and run.latest_epoch() >= epochs
@@ -210,17 +235,16 @@ def _shorter_run(folder: Path, epochs: int) -> Path | None:
 
 
 def table(path: Path) -> str:
-    latest = {}  # a variant evaluated again replaces its earlier line
+    # A variant evaluated again replaces its earlier line; a name whose recipe changed (the
+    # improved preset's, once a better one became it) keeps a row per recipe.
+    latest = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            latest[(row["model"], row["variant"], row["seed"], row["epochs"], row["limit"])] = row
-    rows = list(latest.values())
+            latest[(*_group_key(row), row["seed"])] = row
     groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["model"], row["variant"], row["epochs"], row["limit"]), []).append(
-            row
-        )
+    for row in latest.values():
+        groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| model | variant | what changed | FID | KID | precision | recall | coverage "
         "| rarest class | s/epoch | seeds | epochs | device |",
@@ -243,7 +267,7 @@ def table(path: Path) -> str:
             for d in devices
         )
 
-    for (model, variant, epochs, limit), group in groups.items():
+    for (model, variant, _, epochs, limit), group in groups.items():
         changed = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "(report)"
         lines.append(
             f"| {model} | {variant} | {changed} | {cell([r['fid'] for r in group], 2)} "
@@ -258,6 +282,12 @@ def table(path: Path) -> str:
             f"| {', '.join(dict.fromkeys(r['device'] for r in group))} |"
         )
     return "\n".join(lines)
+
+
+def _group_key(row: dict) -> tuple:
+    """Rows of one variant, recipe, length and slice: the seeds of one table row."""
+    changes = json.dumps(row["changes"], sort_keys=True)
+    return row["model"], row["variant"], changes, row["epochs"], row["limit"]
 
 
 def main() -> None:

@@ -1,0 +1,59 @@
+"""The benchmark scripts' own bookkeeping (their runs are long; what they decide is not)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from ganscope import recipe, runs
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def presets():
+    """benchmarks/presets.py as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("presets_bench", ROOT / "benchmarks/presets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_kept_run_of_another_recipe_is_not_scored_under_the_name(tmp_path, presets):
+    """`improved` names another recipe once the preset changes: the run kept from the old
+    one must stop the screen instead of being scored as the new one."""
+    old = recipe.with_preset(TrainConfig(preset="improved"), "cnn")
+    folder = tmp_path / "cnn-improved-s0-e10"
+    runs.create_run(folder, RunConfig(model=ModelConfig("cnn"), train=old))
+    presets.check_same_recipe(folder, old)  # the same recipe: reused
+    moved = TrainConfig(**{**presets.recipe_of(old), "r1_gamma": old.r1_gamma + 2, "seed": 3})
+    with pytest.raises(SystemExit, match=f"r1_gamma {old.r1_gamma} there, {moved.r1_gamma} now"):
+        presets.check_same_recipe(folder, moved)
+    # what is not the recipe (seed, device, epochs) does not count
+    presets.check_same_recipe(folder, TrainConfig(**{**presets.recipe_of(old), "epochs": 30}))
+
+
+def _row(variant, changes, seed, fid):
+    return {
+        "model": "cnn", "variant": variant, "changes": changes, "seed": seed, "epochs": 10,
+        "limit": None, "fid": fid, "kid": 0.1, "precision": 0.6, "recall": 0.4,
+        "coverage": 0.3, "rarest_share": 0.05, "seconds_per_epoch": 400.0, "device": "cpu",
+    }  # fmt: skip
+
+
+def test_the_table_keeps_a_row_per_recipe_and_the_latest_line_per_seed(tmp_path, presets):
+    old, new = {"preset": "improved", "r1_gamma": 1.0}, {"preset": "improved", "r1_gamma": 3.0}
+    lines = [
+        _row("improved", old, 0, 10.0),
+        _row("improved", old, 1, 12.0),
+        _row("improved", new, 0, 8.0),
+        _row("improved", new, 0, 7.0),  # evaluated again: replaces the line before
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    rows = [line for line in presets.table(path).splitlines() if line.startswith("| cnn")]
+    assert len(rows) == 2
+    assert "r1_gamma=1.0" in rows[0] and "| 11.00 ± 1.41 |" in rows[0] and "| 0,1 |" in rows[0]
+    assert "r1_gamma=3.0" in rows[1] and "| 7.00 |" in rows[1] and "| 0 |" in rows[1]
