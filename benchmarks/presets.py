@@ -125,12 +125,13 @@ def run_variant(args, name: str, seed: int) -> dict:
         if shorter is None:
             training.train(config, folder, progress=False)
         else:
-            check_same_recipe(shorter, config.train)
+            check_same_recipe(runs.load_run(shorter), config.train)
             shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
             training.resume(folder, epochs=args.epochs, progress=False)
     else:
-        check_same_recipe(folder, config.train)
-        if not _finished(runs.load_run(folder), args.epochs):  # interrupted: continue it
+        kept = runs.load_run(folder)
+        check_same_recipe(kept, config.train)
+        if not _finished(kept, args.epochs):  # interrupted: continue it
             training.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
@@ -200,11 +201,11 @@ def recipe_of(train: TrainConfig) -> dict:
     return {field: getattr(train, field) for field in recipe.RECIPE_FIELDS}
 
 
-def check_same_recipe(folder: Path, train: TrainConfig) -> None:
-    """Stop when the run kept in ``folder`` was trained with another recipe than ``train``'s:
+def check_same_recipe(kept: runs.Run, train: TrainConfig) -> None:
+    """Stop when the ``kept`` run was trained with another recipe than ``train``'s:
     a variant's name can mean another recipe later (``improved`` once the preset changes),
     and reusing the old run would score it under the new name."""
-    saved = recipe_of(runs.load_run(folder).config.train)
+    saved = recipe_of(kept.config.train)
     wanted = recipe_of(train)
     if saved != wanted:
         moved = ", ".join(
@@ -213,7 +214,8 @@ def check_same_recipe(folder: Path, train: TrainConfig) -> None:
             if saved[field] != wanted[field]
         )
         raise SystemExit(
-            f"{folder} holds a run of another recipe ({moved}); move it away or use another --out"
+            f"{kept.path} holds a run of another recipe ({moved}); "
+            "move it away or use another --out"
         )
 
 

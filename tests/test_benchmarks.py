@@ -26,13 +26,13 @@ def test_a_kept_run_of_another_recipe_is_not_scored_under_the_name(tmp_path, pre
     one must stop the screen instead of being scored as the new one."""
     old = recipe.with_preset(TrainConfig(preset="improved"), "cnn")
     folder = tmp_path / "cnn-improved-s0-e10"
-    runs.create_run(folder, RunConfig(model=ModelConfig("cnn"), train=old))
-    presets.check_same_recipe(folder, old)  # the same recipe: reused
+    kept = runs.create_run(folder, RunConfig(model=ModelConfig("cnn"), train=old))
+    presets.check_same_recipe(kept, old)  # the same recipe: reused
     moved = TrainConfig(**{**presets.recipe_of(old), "r1_gamma": old.r1_gamma + 2, "seed": 3})
     with pytest.raises(SystemExit, match=f"r1_gamma {old.r1_gamma} there, {moved.r1_gamma} now"):
-        presets.check_same_recipe(folder, moved)
+        presets.check_same_recipe(kept, moved)
     # what is not the recipe (seed, device, epochs) does not count
-    presets.check_same_recipe(folder, TrainConfig(**{**presets.recipe_of(old), "epochs": 30}))
+    presets.check_same_recipe(kept, TrainConfig(**{**presets.recipe_of(old), "epochs": 30}))
 
 
 def _row(variant, changes, seed, fid):
