@@ -10,12 +10,13 @@ the presets, ``improved-FIELD`` for the improved preset without one ingredient, 
 instead, the floor that every generator's row is read against. Results go to
 OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
 rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
-``--table`` prints the Markdown table of docs/presets.md from that file. Runs are kept in
-OUT/runs/ and reused when they exist (one that was interrupted is resumed first, e.g. a CPU
-run stopped at a session's end); a run for more epochs continues a finished shorter one
-of the same variant and seed (a copy resumed: training never depends on the number of epochs
-asked for, so its first epochs are that run's). Train alone on the machine: seconds per epoch
-are part of the result.
+``--table`` prints the Markdown table of docs/presets.md from that file, then each
+recipe against the seed preset on the seeds both ran on one device, with the issue's
+targets. Runs are kept in OUT/runs/ and reused when they exist (one that was interrupted is
+resumed first, e.g. a CPU run stopped at a session's end); a run for more epochs continues a
+finished shorter one of the same variant and seed (a copy resumed: training never depends on
+the number of epochs asked for, so its first epochs are that run's). Train alone on the
+machine: seconds per epoch are part of the result.
 """
 
 from __future__ import annotations
@@ -286,6 +287,82 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+#: The issue's targets per model, against the seed preset on the same device and seeds: FID at
+#: most this share of its FID, every class at least this share of samples, recall at least this
+#: many times its recall.
+TARGETS: dict[str, dict[str, float]] = {
+    "cnn": {"fid_ratio": 0.5, "rarest": 0.05},
+    "mlp": {"fid_ratio": 2 / 3, "rarest": 0.02, "recall_ratio": 5.0},
+}
+#: Seeds the targets are measured over.
+TARGET_SEEDS = 3
+
+
+def against_seed(path: Path) -> str:
+    """Each recipe against the seed preset on the seeds both ran on one device, at one length
+    and slice (a run from one seed on two devices is two different runs), with the targets."""
+    latest = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            where = (row["device"], row.get("precision_mode"), row["seed"])
+            latest[(*_group_key(row), *where)] = row
+    setting = {}  # (model, epochs, limit, device, precision) -> {group key: {seed: row}}
+    for row in latest.values():
+        where = (row["model"], row["epochs"], row["limit"], row["device"])
+        where += (row.get("precision_mode"),)
+        setting.setdefault(where, {}).setdefault(_group_key(row), {})[row["seed"]] = row
+    lines = [
+        "| model | variant | epochs | device | seeds | FID (variant / seed preset) | ratio "
+        "| per seed | recall ratio | rarest class | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, epochs, limit, device, precision), groups in setting.items():
+        base = {}  # the seed preset's runs here, by seed
+        for key, group in groups.items():
+            if key[1] == "seed":
+                base.update(group)
+        for key, group in groups.items():
+            seeds = sorted(set(group) & set(base))
+            if key[1] in ("seed", "real") or not seeds:
+                continue
+            ours = [group[s] for s in seeds]
+            theirs = [base[s] for s in seeds]
+            fid = statistics.mean(r["fid"] for r in ours)
+            fid_seed = statistics.mean(r["fid"] for r in theirs)
+            recall_seed = statistics.mean(r["recall"] for r in theirs)
+            recall = statistics.mean(r["recall"] for r in ours) / max(recall_seed, 1e-12)
+            rarest = min(r["rarest_share"] for r in ours)
+            per_seed = ", ".join(f"{a['fid'] / b['fid']:.2f}" for a, b in zip(ours, theirs))
+            verdict = _verdict(model, fid / fid_seed, recall, rarest, len(seeds))
+            lines.append(
+                f"| {model} | {key[1]} | {epochs}{'' if limit is None else f' ({limit:,} images)'} "
+                f"| {device}{f' {precision}' if precision else ''} "
+                f"| {','.join(map(str, seeds))} | {fid:.2f} / {fid_seed:.2f} "
+                f"| {fid / fid_seed:.2f}x "
+                f"| {per_seed} "
+                f"| {recall:.1f}x | {100 * rarest:.1f}% | {verdict} |"
+            )
+    return "\n".join(lines)
+
+
+def _verdict(model: str, fid_ratio: float, recall_ratio: float, rarest: float, n: int) -> str:
+    target = TARGETS.get(model)
+    if target is None:
+        return "-"
+    missed = []
+    if fid_ratio > target["fid_ratio"]:
+        missed.append(f"FID {fid_ratio:.2f}x > {target['fid_ratio']:.2f}x")
+    if rarest < target["rarest"]:
+        missed.append(f"rarest class {100 * rarest:.1f}% < {100 * target['rarest']:.0f}%")
+    if recall_ratio < target.get("recall_ratio", 0.0):
+        missed.append(f"recall {recall_ratio:.1f}x < {target['recall_ratio']:.0f}x")
+    verdict = "not met: " + "; ".join(missed) if missed else "met"
+    if n < TARGET_SEEDS:
+        verdict += f" ({n} seed{'s' if n > 1 else ''}; the targets ask {TARGET_SEEDS})"
+    return verdict
+
+
 def _group_key(row: dict) -> tuple:
     """Rows of one variant, recipe, length and slice: the seeds of one table row."""
     changes = json.dumps(row["changes"], sort_keys=True)
@@ -309,6 +386,8 @@ def main() -> None:
     results = Path(args.out) / "results.jsonl"
     if args.table:
         print(table(results))
+        print("\nAgainst the seed preset (same device, length and seeds):\n")
+        print(against_seed(results))
         return
     results.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:

@@ -57,3 +57,31 @@ def test_the_table_keeps_a_row_per_recipe_and_the_latest_line_per_seed(tmp_path,
     assert len(rows) == 2
     assert "r1_gamma=1.0" in rows[0] and "| 11.00 ± 1.41 |" in rows[0] and "| 0,1 |" in rows[0]
     assert "r1_gamma=3.0" in rows[1] and "| 7.00 |" in rows[1] and "| 0 |" in rows[1]
+
+
+def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(tmp_path, presets):
+    improved = {"preset": "improved", "r1_gamma": 1.0}
+    lines = [
+        _row("seed", {"preset": "seed"}, 0, 16.0),
+        _row("seed", {"preset": "seed"}, 1, 14.0),
+        _row("improved", improved, 0, 7.0),
+        _row("improved", improved, 1, 8.0),
+        _row("improved", improved, 2, 1.0),  # no seed-preset run from seed 2: left out
+        {**_row("improved", improved, 0, 2.0), "device": "cuda"},  # no seed preset there
+        {**_row("ema", {"ema": 0.999}, 0, 4.0), "rarest_share": 0.03},
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    rows = [line for line in presets.against_seed(path).splitlines() if line.startswith("| cnn")]
+    assert len(rows) == 2
+    cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
+    assert cells[1:6] == ["improved", "10", "cpu", "0,1", "7.50 / 15.00"]
+    assert cells[6:8] == ["0.50x", "0.44, 0.57"]
+    assert cells[-1] == "met (2 seeds; the targets ask 3)"
+    assert rows[1].endswith("| not met: rarest class 3.0% < 5% (1 seed; the targets ask 3) |")
+
+
+def test_the_mlp_targets_ask_for_recall_too(presets):
+    assert presets._verdict("mlp", 0.6, 4.0, 0.02, 3) == "not met: recall 4.0x < 5x"
+    assert presets._verdict("mlp", 0.7, 13.0, 0.025, 3) == "not met: FID 0.70x > 0.67x"
+    assert presets._verdict("mlp", 0.54, 13.0, 0.02, 3) == "met"
