@@ -240,13 +240,8 @@ def _shorter_run(folder: Path, epochs: int) -> Path | None:
 def table(path: Path) -> str:
     # A variant evaluated again replaces its earlier line; a name whose recipe changed (the
     # improved preset's, once a better one became it) keeps a row per recipe.
-    latest = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            latest[(*_group_key(row), row["seed"])] = row
     groups: dict[tuple, list[dict]] = {}
-    for row in latest.values():
+    for row in _latest(path, "seed"):
         groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| model | variant | what changed | FID | KID | precision | recall | coverage "
@@ -301,14 +296,8 @@ TARGET_SEEDS = 3
 def against_seed(path: Path) -> str:
     """Each recipe against the seed preset on the seeds both ran on one device, at one length
     and slice (a run from one seed on two devices is two different runs), with the targets."""
-    latest = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            where = (row["device"], row.get("precision_mode"), row["seed"])
-            latest[(*_group_key(row), *where)] = row
     setting = {}  # (model, epochs, limit, device, precision) -> {group key: {seed: row}}
-    for row in latest.values():
+    for row in _latest(path, "device", "precision_mode", "seed"):
         where = (row["model"], row["epochs"], row["limit"], row["device"])
         where += (row.get("precision_mode"),)
         setting.setdefault(where, {}).setdefault(_group_key(row), {})[row["seed"]] = row
@@ -361,6 +350,17 @@ def _verdict(model: str, fid_ratio: float, recall_ratio: float, rarest: float, n
     if n < TARGET_SEEDS:
         verdict += f" ({n} seed{'s' if n > 1 else ''}; the targets ask {TARGET_SEEDS})"
     return verdict
+
+
+def _latest(path: Path, *fields: str) -> list[dict]:
+    """The results' lines, the last one of each recipe and `fields` (a run evaluated again
+    replaces its earlier line)."""
+    latest = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            latest[(*_group_key(row), *(row.get(field) for field in fields))] = row
+    return list(latest.values())
 
 
 def _group_key(row: dict) -> tuple:
