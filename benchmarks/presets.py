@@ -276,7 +276,7 @@ def table(path: Path) -> str:
             f"| {cell([100 * r['rarest_share'] for r in group], 1)}% "
             f"| {seconds(group)} "
             f"| {','.join(str(r['seed']) for r in group)} "
-            f"| {epochs or '-'}{'' if limit is None else f' ({limit:,} images)'} "
+            f"| {_length(epochs, limit)} "
             f"| {', '.join(dict.fromkeys(r['device'] for r in group))} |"
         )
     return "\n".join(lines)
@@ -298,8 +298,7 @@ def against_seed(path: Path) -> str:
     and slice (a run from one seed on two devices is two different runs), with the targets."""
     setting = {}  # (model, epochs, limit, device, precision) -> {group key: {seed: row}}
     for row in _latest(path, "device", "precision_mode", "seed"):
-        where = (row["model"], row["epochs"], row["limit"], row["device"])
-        where += (row.get("precision_mode"),)
+        where = tuple(row.get(f) for f in ("model", "epochs", "limit", "device", "precision_mode"))
         setting.setdefault(where, {}).setdefault(_group_key(row), {})[row["seed"]] = row
     lines = [
         "| model | variant | epochs | device | seeds | FID (variant / seed preset) | ratio "
@@ -325,7 +324,7 @@ def against_seed(path: Path) -> str:
             per_seed = ", ".join(f"{a['fid'] / b['fid']:.2f}" for a, b in zip(ours, theirs))
             verdict = _verdict(model, fid / fid_seed, recall, rarest, len(seeds))
             lines.append(
-                f"| {model} | {key[1]} | {epochs}{'' if limit is None else f' ({limit:,} images)'} "
+                f"| {model} | {key[1]} | {_length(epochs, limit)} "
                 f"| {device}{f' {precision}' if precision else ''} "
                 f"| {','.join(map(str, seeds))} | {fid:.2f} / {fid_seed:.2f} "
                 f"| {fid / fid_seed:.2f}x "
@@ -350,6 +349,11 @@ def _verdict(model: str, fid_ratio: float, recall_ratio: float, rarest: float, n
     if n < TARGET_SEEDS:
         verdict += f" ({n} seed{'s' if n > 1 else ''}; the targets ask {TARGET_SEEDS})"
     return verdict
+
+
+def _length(epochs: int | None, limit: int | None) -> str:
+    """A table's epochs cell: the epochs, and the slice of the training set if one was used."""
+    return f"{epochs or '-'}{'' if limit is None else f' ({limit:,} images)'}"
 
 
 def _latest(path: Path, *fields: str) -> list[dict]:
