@@ -125,3 +125,49 @@ def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir,
     saved = json.loads((run.path / "evaluation" / "epoch_001_seed0_n300.json").read_text())
     assert printed == saved and saved["n"] == 300 and saved["classifier_test_accuracy"] >= 0.92
     assert (run.path / "evaluation" / "epoch_001_seed0_n300_closest.png").is_file()
+
+
+def test_evaluate_trained_weights_of_an_ema_run(tmp_path, small_split, fashion_dir, capsys):
+    """``--trained-weights``: G's own weights of an ``--ema`` run are those of the same run
+    without ``--ema`` (the average never feeds back), so they score what that run scores."""
+    from ganscope import cli, training
+    from ganscope.checkpoints import load
+    from ganscope.config import DataConfig, RunConfig, TrainConfig
+
+    def train(name: str, ema: float):
+        config = RunConfig(
+            data=DataConfig(data_dir=str(fashion_dir)),
+            train=TrainConfig(epochs=2, device="cpu", ema=ema),
+        )
+        return training.train(config, tmp_path / name, split=small_split, progress=False)
+
+    plain, averaged = train("plain", 0.0), train("ema", 0.9)
+    own = load(averaged.checkpoint_path)
+    assert "generator_ema" in own
+    for key, value in load(plain.checkpoint_path)["generator"].items():
+        assert torch.equal(own["generator"][key], value), key
+    assert any(
+        not torch.equal(own["generator"][key], own["generator_ema"][key])
+        for key in own["generator"]
+    )
+
+    def evaluate(run, *extra: str) -> dict:
+        assert cli.main(["evaluate", str(run.path), "--n", "300", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    trained, average, reference = (
+        evaluate(averaged, "--trained-weights"), evaluate(averaged), evaluate(plain)
+    )  # fmt: skip
+    assert trained["weights"] == "trained" and "weights" not in average
+    assert trained["fid"] == reference["fid"] and trained["kid"] == reference["kid"]
+    assert trained["fid"] != average["fid"]
+    saved = averaged.path / "evaluation" / "epoch_002_seed0_n300_trained.json"
+    assert json.loads(saved.read_text()) == trained
+    # The run's own results are the average's: the trained weights' record is never one.
+    assert [r["fid"] for r in averaged.evaluations()] == [average["fid"]]
+    assert averaged.find_evaluation(epoch=2, seed=0)["fid"] == average["fid"]
+
+    assert cli.main(["evaluate", str(plain.path), "--trained-weights"]) == 2
+    assert "not trained with --ema" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(averaged.path), "--trained-weights", "--epoch", "1"]) == 2
+    assert "only for its latest epoch (2)" in capsys.readouterr().err

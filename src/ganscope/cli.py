@@ -235,8 +235,9 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     result = evaluate_run(load_run(args.run_dir), opts)
 
     def text() -> str:
+        weights = " (G's own weights)" if result.get("weights") == "trained" else ""
         lines = [
-            f"{result['model']} run {result['run']}, epoch {result['epoch']}, "
+            f"{result['model']} run {result['run']}, epoch {result['epoch']}{weights}, "
             f"{result['n']} samples (seed {result['seed']}):"
         ]
         for key in _SUMMARY_KEYS:

@@ -156,14 +156,15 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
 
     opts = resolve(EvaluateOptions, options, overrides)
     classifier = load_classifier(opts.classifier_path, device=opts.device)
-    generator, epoch = run.generator_at(opts.epoch, opts.device)
+    generator, epoch = run.generator_at(opts.epoch, opts.device, trained=opts.trained_weights)
     reference = load_reference(
         run.config.data.dataset,
         opts.data_dir if opts.data_dir is not None else run.config.data.data_dir,
         progress=opts.progress,
     )
+    weights = ", G's own weights, not their moving average" if opts.trained_weights else ""
     report_progress.say(
-        f"evaluating {run.path} (epoch {epoch}, {opts.n} samples)", enabled=opts.progress
+        f"evaluating {run.path} (epoch {epoch}{weights}, {opts.n} samples)", enabled=opts.progress
     )
     result, fake = evaluate_generator(
         generator, reference, classifier, n=opts.n, seed=opts.seed, batch_size=opts.batch_size
@@ -171,9 +172,10 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
     result = {
         **run.result_header(epoch, opts.n, opts.seed, classifier.meta["sha256"]),
         "classifier_test_accuracy": classifier.meta["test_accuracy"],
+        **({"weights": "trained"} if opts.trained_weights else {}),
         **result,
     }
-    path = run.evaluation_path(epoch, opts.seed, opts.n)
+    path = run.evaluation_path(epoch, opts.seed, opts.n, trained=opts.trained_weights)
     pairs = result.get("closest_pairs", [])
     if pairs:
         rows = torch.stack(

@@ -228,6 +228,12 @@ class EvaluateOptions(GeneratorOptions):
     data_dir: str | None = data_dir_option("the one the run trained on")
     batch_size: int = option(256, "images per forward pass", cli=False, minimum=1)
     progress: bool = progress_option()
+    trained_weights: bool = option(
+        False,
+        "in a run trained with --ema: evaluate G's own weights after the latest epoch instead "
+        "of their moving average (what the same run without --ema ends with; the record is "
+        "kept apart, as ..._trained.json)",
+    )
 
     def check(self) -> None:
         # The samples, their features and a memorisation chunk against 60,000 training images.

@@ -99,8 +99,11 @@ class Run:
     def interpolation_path(self, seeds: Iterable[int], method: str) -> Path:
         return self.figure_path(f"interpolate_{'_'.join(map(str, seeds))}_{method}.png")
 
-    def evaluation_path(self, epoch: int, seed: int, n: int) -> Path:
-        return self.evaluation_dir / f"epoch_{epoch:03d}_seed{seed}_n{n}.json"
+    def evaluation_path(self, epoch: int, seed: int, n: int, trained: bool = False) -> Path:
+        """An evaluation's record; ``trained``: of G's own weights in a run with ``--ema``
+        (``ganscope evaluate --trained-weights``), kept apart from the run's own results."""
+        suffix = "_trained" if trained else ""
+        return self.evaluation_dir / f"epoch_{epoch:03d}_seed{seed}_n{n}{suffix}.json"
 
     def is_state_file(self, path: str | Path) -> bool:
         """Whether ``path`` is one of the files only training may write."""
@@ -160,16 +163,23 @@ class Run:
         return sorted(epochs)
 
     def generator_at(
-        self, epoch: int | None = None, device: str | torch.device = "cpu"
+        self, epoch: int | None = None, device: str | torch.device = "cpu", trained: bool = False
     ) -> tuple[nn.Module, int]:
         """The generator in eval mode and the epoch whose weights it holds (``None``: the
         latest). Results must be labelled with this epoch, read from the same file as the
-        weights, not with one looked up again later."""
+        weights, not with one looked up again later.
+
+        A run trained with ``--ema`` samples from the moving average of G's weights; with
+        ``trained`` this gives G's own weights instead, which only the latest epoch's
+        checkpoint keeps. The moving average never feeds back into training, so they are
+        the weights the same run without ``--ema`` ends with."""
         from .devices import prepare_module, resolve_device
         from .models import build_generator
 
         device = resolve_device(str(device))
-        if epoch is None:
+        if trained:
+            path = self._trained_weights_path(epoch)
+        elif epoch is None:
             self._require_checkpoint()
             path = self.checkpoint_path
         else:
@@ -182,10 +192,26 @@ class Run:
             path = self.snapshot_path(epoch)
         state = checkpoints.load(path, "cpu", checkpoints.SNAPSHOT_KEYS)
         generator = build_generator(self.config.model.name, self.config.model.z_dim)
-        weights = state.get("generator_ema", state["generator"])  # --ema: the average
+        # --ema: the average, unless G's own weights are asked for
+        weights = state["generator"] if trained else state.get("generator_ema", state["generator"])
         checkpoints.load_generator(generator, weights, path)
         generator = prepare_module(generator, self.config.model.name, device)
         return generator.eval(), int(state["epoch"])
+
+    def _trained_weights_path(self, epoch: int | None) -> Path:
+        """The checkpoint that holds G's own weights besides their moving average."""
+        if not self.config.train.ema:
+            raise GanscopeError(
+                f"run {self.path} was not trained with --ema: its generator is G's own "
+                "weights already (drop --trained-weights)"
+            )
+        latest = self.latest_epoch()
+        if epoch is not None and epoch != latest:
+            raise GanscopeError(
+                f"run {self.path} keeps G's own weights only for its latest epoch ({latest}); "
+                f"the snapshot of epoch {epoch} holds the moving average alone"
+            )
+        return self.checkpoint_path
 
     def generator(self, epoch: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
         """The trained generator in eval mode, usable without any trainer.
@@ -214,7 +240,8 @@ class Run:
         }
 
     def evaluations(self) -> list[dict[str, Any]]:
-        """Every readable evaluation record of this run (damaged ones are skipped)."""
+        """Every readable evaluation record of this run's generator (damaged ones, and
+        those of G's own weights in an ``--ema`` run, are skipped)."""
         records = []
         for path in sorted(self.evaluation_dir.glob("epoch_*_seed*_n*.json")):
             try:
@@ -224,6 +251,8 @@ class Run:
             usable = isinstance(record, dict) and all(
                 isinstance(record.get(k), int) for k in ("epoch", "n", "seed")
             )
+            # G's own weights of an --ema run are not the run's generator: never its result.
+            usable = usable and record.get("weights") != "trained"
             if usable and isinstance(record.get("fid"), float | int):
                 records.append(record)
         return records
