@@ -6,7 +6,8 @@
 Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved``/``seed`` for
 the presets, ``improved-FIELD`` for the improved preset without one ingredient, and
 ``improved+FIELD=VALUE[+FIELD=VALUE...]`` for it with parts moved, e.g.
-``improved+beta1=0+beta2=0.99``); ``real`` trains nothing and scores N real training images
+``improved+beta1=0+beta2=0.99``; a variant without ``ema`` whose recipe a kept run trained
+with ``ema`` is that run's G weights, evaluated without training); ``real`` trains nothing and scores N real training images
 instead, the floor that every generator's row is read against. Results go to
 OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
 rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
@@ -22,6 +23,7 @@ machine: seconds per epoch are part of the result.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import glob
 import json
@@ -121,7 +123,11 @@ def run_variant(args, name: str, seed: int) -> dict:
         ),
     )
     folder = Path(args.out) / "runs" / f"{args.model}-{name}-s{seed}-e{args.epochs}"
-    if not (folder / runs.CONFIG_FILE).is_file():
+    twin = None if (folder / runs.CONFIG_FILE).is_file() else averaged_twin(args, config)
+    if twin is not None:  # G's own weights there are this variant's run: nothing to train
+        print(f"{name} seed {seed}: G's own weights of {twin.path}", flush=True)
+        folder = twin.path
+    elif not (folder / runs.CONFIG_FILE).is_file():
         shorter = _shorter_run(folder, args.epochs)
         if shorter is None:
             training.train(config, folder, progress=False)
@@ -136,7 +142,10 @@ def run_variant(args, name: str, seed: int) -> dict:
             training.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
-        run, EvaluateOptions(n=args.n, data_dir=args.data_dir, progress=False)
+        run,
+        EvaluateOptions(
+            n=args.n, data_dir=args.data_dir, progress=False, trained_weights=twin is not None
+        ),
     )
     epochs = run.metrics("epoch")
     return {
@@ -146,6 +155,7 @@ def run_variant(args, name: str, seed: int) -> dict:
         "seed": seed,
         "epochs": args.epochs,
         "limit": args.limit,
+        **({"trained_weights_of": twin.path.name} if twin is not None else {}),
         **scores(result),
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
         "epoch_seconds": [r["seconds"] for r in epochs],
@@ -218,6 +228,31 @@ def check_same_recipe(kept: runs.Run, train: TrainConfig) -> None:
             f"{kept.path} holds a run of another recipe ({moved}); "
             "move it away or use another --out"
         )
+
+
+def averaged_twin(args, config: RunConfig) -> runs.Run | None:
+    """A finished run in OUT/runs that trained ``config``'s recipe with ``--ema`` added, on
+    the same device, data and seed, for as many epochs; or None. The moving average never
+    feeds back into training, so G's own weights there are exactly what ``config`` would
+    train (``ganscope evaluate --trained-weights``; tests/test_evaluation.py checks it):
+    a variant without the average, e.g. ``improved-ema``, costs an evaluation, not a run."""
+    if config.train.ema:
+        return None
+    wanted = recipe_of(config.train)
+    pattern = f"{glob.escape(args.model)}-*-s{config.train.seed}-e{args.epochs}"
+    for folder in sorted((Path(args.out) / "runs").glob(pattern)):
+        if not (folder / runs.CONFIG_FILE).is_file():
+            continue
+        other = runs.load_run(folder)
+        train = other.config.train
+        if not train.ema or recipe_of(dataclasses.replace(train, ema=0.0)) != wanted:
+            continue
+        same = (train.seed, train.device, train.precision, other.config.data.limit) == (
+            config.train.seed, config.train.device, config.train.precision, config.data.limit
+        )  # fmt: skip
+        if same and _finished(other, args.epochs):
+            return other
+    return None
 
 
 def _finished(run: runs.Run, epochs: int) -> bool:

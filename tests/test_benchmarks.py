@@ -1,5 +1,6 @@
 """The benchmark scripts' own bookkeeping (their runs are long; what they decide is not)."""
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganscope import recipe, runs
-from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.config import FORMAT_VERSION, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,43 @@ def test_a_kept_run_of_another_recipe_is_not_scored_under_the_name(tmp_path, pre
         presets.check_same_recipe(kept, moved)
     # what is not the recipe (seed, device, epochs) does not count
     presets.check_same_recipe(kept, TrainConfig(**{**presets.recipe_of(old), "epochs": 30}))
+
+
+def test_a_variant_without_the_average_is_read_from_its_averaged_twin(tmp_path, presets):
+    """`improved-ema` is the improved run's own G weights (the average never feeds back):
+    found only in a finished run of the same recipe plus --ema, seed, device and data."""
+    import argparse
+
+    import torch
+
+    def kept(name, train, epochs_done=10, limit=None):
+        config = RunConfig(DataConfig(limit=limit), ModelConfig("cnn"), train)
+        run = runs.create_run(tmp_path / "runs" / f"cnn-{name}-e10", config)
+        if epochs_done:
+            # read for its epoch only
+            torch.save(
+                {"format_version": FORMAT_VERSION, "epoch": epochs_done}, run.checkpoint_path
+            )
+        return run
+
+    improved = TrainConfig(**presets.changes_of("improved", "cnn"), device="cpu")
+    ablated = RunConfig(
+        DataConfig(), ModelConfig("cnn"),
+        TrainConfig(**presets.changes_of("improved-ema", "cnn"), device="cpu"),
+    )  # fmt: skip
+    args = argparse.Namespace(model="cnn", out=str(tmp_path), epochs=10)
+    assert presets.averaged_twin(args, ablated) is None  # nothing kept yet
+    kept("unfinished-s0", improved, epochs_done=4)
+    kept("sliced-s0", improved, limit=640)
+    kept("other-s0", TrainConfig(**{**presets.recipe_of(improved), "r1_gamma": 3.0}))
+    kept("improved-s1", TrainConfig(**{**presets.recipe_of(improved), "seed": 1}))
+    assert presets.averaged_twin(args, ablated) is None
+    twin = kept("improved-s0", improved)
+    assert presets.averaged_twin(args, ablated).path == twin.path
+    # a variant with its own average has no twin; nor does one on another device
+    assert presets.averaged_twin(args, RunConfig(model=ModelConfig("cnn"), train=improved)) is None
+    on_gpu = dataclasses.replace(ablated, train=dataclasses.replace(ablated.train, device="cuda"))
+    assert presets.averaged_twin(args, on_gpu) is None
 
 
 def _row(variant, changes, seed, fid):
