@@ -7,8 +7,9 @@ Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved`
 the presets, ``improved-FIELD`` for the improved preset without one ingredient, and
 ``improved+FIELD=VALUE[+FIELD=VALUE...]`` for it with parts moved, e.g.
 ``improved+beta1=0+beta2=0.99``; a variant without ``ema`` whose recipe a kept run trained
-with ``ema`` is that run's G weights, evaluated without training); ``real`` trains nothing and scores N real training images
-instead, the floor that every generator's row is read against. Results go to
+with ``ema`` is that run's G weights, evaluated without training); ``real`` trains nothing
+and scores N real training images instead, the floor that every generator's row is read
+against. Results go to
 OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
 rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
 ``--table`` prints the Markdown table of docs/presets.md from that file, then each
@@ -292,6 +293,8 @@ def table(path: Path) -> str:
     def seconds(group: list[dict]) -> str:  # per device: a GPU's and a CPU's do not average
         if group[0]["seconds_per_epoch"] is None:  # the real row trains nothing
             return "-"
+        if "trained_weights_of" in group[0]:  # nothing trained: the averaged twin's seconds
+            return "-"
         devices = dict.fromkeys(r["device"] for r in group)
         if len(devices) == 1:
             return cell([r["seconds_per_epoch"] for r in group], 1)
@@ -302,6 +305,8 @@ def table(path: Path) -> str:
 
     for (model, variant, _, epochs, limit), group in groups.items():
         changed = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "(report)"
+        if "trained_weights_of" in group[0]:
+            changed += " (G's own weights of the same runs with ema)"
         lines.append(
             f"| {model} | {variant} | {changed} | {cell([r['fid'] for r in group], 2)} "
             f"| {cell([r['kid'] for r in group], 4)} "

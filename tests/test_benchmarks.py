@@ -88,13 +88,17 @@ def test_the_table_keeps_a_row_per_recipe_and_the_latest_line_per_seed(tmp_path,
         _row("improved", old, 1, 12.0),
         _row("improved", new, 0, 8.0),
         _row("improved", new, 0, 7.0),  # evaluated again: replaces the line before
+        # scored from the averaged runs' own weights: it trained nothing, so no seconds
+        {**_row("improved-ema", {"r1_gamma": 1.0}, 0, 9.0), "trained_weights_of": "x"},
     ]
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in lines))
     rows = [line for line in presets.table(path).splitlines() if line.startswith("| cnn")]
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert "r1_gamma=1.0" in rows[0] and "| 11.00 ± 1.41 |" in rows[0] and "| 0,1 |" in rows[0]
     assert "r1_gamma=3.0" in rows[1] and "| 7.00 |" in rows[1] and "| 0 |" in rows[1]
+    assert "400.0" in rows[1] and "G's own weights" not in rows[1]
+    assert "G's own weights of the same runs with ema" in rows[2] and "| - |" in rows[2]
 
 
 def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(tmp_path, presets):
