@@ -129,14 +129,16 @@ def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir,
 
 def test_evaluate_trained_weights_of_an_ema_run(tmp_path, small_split, fashion_dir, capsys):
     """``--trained-weights``: G's own weights of an ``--ema`` run are those of the same run
-    without ``--ema`` (the average never feeds back), so they score what that run scores."""
+    without ``--ema`` (the average, and its BatchNorm statistics gathered at each epoch's end,
+    never feed back), so they score what that run scores."""
     from ganscope import cli, training
     from ganscope.checkpoints import load
-    from ganscope.config import DataConfig, RunConfig, TrainConfig
+    from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     def train(name: str, ema: float):
         config = RunConfig(
             data=DataConfig(data_dir=str(fashion_dir)),
+            model=ModelConfig("cnn"),  # with BatchNorm, whose statistics the average gathers
             train=TrainConfig(epochs=2, device="cpu", ema=ema),
         )
         return training.train(config, tmp_path / name, split=small_split, progress=False)
