@@ -367,7 +367,7 @@ def against_seed(path: Path) -> str:
                 f"| {model} | {key[1]} | {_length(epochs, limit)} "
                 f"| {device}{f' {precision}' if precision else ''} "
                 f"| {','.join(map(str, seeds))} | {fid:.2f} / {fid_seed:.2f} "
-                f"| {fid / fid_seed:.2f}x "
+                f"| {fid / fid_seed:.3f}x "
                 f"| {per_seed} "
                 f"| {recall:.1f}x | {100 * rarest:.1f}% | {verdict} |"
             )
@@ -380,7 +380,8 @@ def _verdict(model: str, fid_ratio: float, recall_ratio: float, rarest: float, n
         return "-"
     missed = []
     if fid_ratio > target["fid_ratio"]:
-        missed.append(f"FID {fid_ratio:.2f}x > {target['fid_ratio']:.2f}x")
+        # three digits: a ratio just over the target must not read as equal to it
+        missed.append(f"FID {fid_ratio:.3f}x > {target['fid_ratio']:.3f}x")
     if rarest < target["rarest"]:
         missed.append(f"rarest class {100 * rarest:.1f}% < {100 * target['rarest']:.0f}%")
     if recall_ratio < target.get("recall_ratio", 0.0):

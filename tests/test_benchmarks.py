@@ -118,12 +118,13 @@ def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(
     assert len(rows) == 2
     cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
     assert cells[1:6] == ["improved", "10", "cpu", "0,1", "7.50 / 15.00"]
-    assert cells[6:8] == ["0.50x", "0.44, 0.57"]
+    assert cells[6:8] == ["0.500x", "0.44, 0.57"]
     assert cells[-1] == "met (2 seeds; the targets ask 3)"
     assert rows[1].endswith("| not met: rarest class 3.0% < 5% (1 seed; the targets ask 3) |")
 
 
 def test_the_mlp_targets_ask_for_recall_too(presets):
     assert presets._verdict("mlp", 0.6, 4.0, 0.02, 3) == "not met: recall 4.0x < 5x"
-    assert presets._verdict("mlp", 0.7, 13.0, 0.025, 3) == "not met: FID 0.70x > 0.67x"
+    assert presets._verdict("mlp", 0.7, 13.0, 0.025, 3) == "not met: FID 0.700x > 0.667x"
+    assert presets._verdict("cnn", 0.5011, 2.0, 0.05, 3) == "not met: FID 0.501x > 0.500x"
     assert presets._verdict("mlp", 0.54, 13.0, 0.02, 3) == "met"
