@@ -12,11 +12,12 @@
 # per epoch of runs that shared the GPU are not comparable with a run alone.
 # 1. screen (SCREEN, seed 0), confirmation (CONFIRM, seeds 1 and 2) and the later screen
 #    (LATER, seed 0), 10 epochs, together, in that order. The defaults, in order of need: the
-#    improved preset, the seed preset and R1's weight 3, seeds 0-2 of each on one device (the
-#    target, improved's FID at most half the seed preset's, has not been measured on one
-#    device; R1 3 beat the preset from seeds 0 and 1 on one CPU and lost from seed 2:
-#    docs/presets.md), R1's weight 10; then two more candidates (Adam's (0, 0.99); the hinge
-#    loss) and the preset's ablation (without --ema, without R1, without --lr-d, without --lr);
+#    improved preset, the seed preset and R1's weight 1 (the preset before), seeds 0-2 of
+#    each on one GPU (the preset, R1 3, met the target, FID at most half the seed preset's,
+#    on one CPU over 3 seeds, and has not run on a GPU: docs/presets.md), R1's weight 10;
+#    then two more candidates (Adam's (0, 0.99); the hinge loss) and the preset's ablation
+#    (without --ema, which is read from the improved runs' own weights; without R1, without
+#    --lr-d, without --lr);
 # 2. the best variant (BEST; default empty: the screen's, lowest FID among those that keep
 #    every class at 5% or more, else the lowest FID; its seeds 1 and 2 unless the
 #    confirmation had them);
@@ -43,8 +44,8 @@ epochs=${EPOCHS:-10}
 long=${LONG:-30}
 log="$out/log.txt"
 # the preset, with one part moved, less one ingredient (benchmarks/presets.py's names)
-screen=${SCREEN-"improved seed improved+r1_gamma=3 improved+r1_gamma=10"}
-confirm=${CONFIRM-"improved seed improved+r1_gamma=3"}
+screen=${SCREEN-"improved seed improved+r1_gamma=1 improved+r1_gamma=10"}
+confirm=${CONFIRM-"improved seed improved+r1_gamma=1"}
 later=${LATER-"improved+beta1=0+beta2=0.99 improved+loss=hinge improved-ema improved-r1_gamma
 improved-lr_d improved-lr"}
 
