@@ -191,6 +191,11 @@ class Run:
                 )
             path = self.snapshot_path(epoch)
         state = checkpoints.load(path, "cpu", checkpoints.SNAPSHOT_KEYS)
+        if trained and epoch is not None and state["epoch"] != epoch:  # training went on
+            raise GanscopeError(
+                f"run {self.path} moved on to epoch {state['epoch']} while its checkpoint was "
+                f"read; G's own weights of epoch {epoch} are gone"
+            )
         generator = build_generator(self.config.model.name, self.config.model.z_dim)
         # --ema: the average, unless G's own weights are asked for
         weights = state["generator"] if trained else state.get("generator_ema", state["generator"])
