@@ -127,13 +127,16 @@ def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir,
     assert (run.path / "evaluation" / "epoch_001_seed0_n300_closest.png").is_file()
 
 
-def test_evaluate_trained_weights_of_an_ema_run(tmp_path, small_split, fashion_dir, capsys):
+def test_evaluate_trained_weights_of_an_ema_run(
+    tmp_path, small_split, fashion_dir, capsys, monkeypatch
+):
     """``--trained-weights``: G's own weights of an ``--ema`` run are those of the same run
     without ``--ema`` (the average, and its BatchNorm statistics gathered at each epoch's end,
     never feed back), so they score what that run scores."""
     from ganscope import cli, training
     from ganscope.checkpoints import load
     from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from ganscope.errors import GanscopeError
 
     def train(name: str, ema: float):
         config = RunConfig(
@@ -173,3 +176,7 @@ def test_evaluate_trained_weights_of_an_ema_run(tmp_path, small_split, fashion_d
     assert "not trained with --ema" in capsys.readouterr().err
     assert cli.main(["evaluate", str(averaged.path), "--trained-weights", "--epoch", "1"]) == 2
     assert "only for its latest epoch (2)" in capsys.readouterr().err
+    # training finishing epoch 2 between reading the latest epoch (1) and the weights
+    monkeypatch.setattr(type(averaged), "latest_epoch", lambda run: 1)
+    with pytest.raises(GanscopeError, match="moved on to epoch 2 while its checkpoint was read"):
+        averaged.generator_at(1, trained=True)
