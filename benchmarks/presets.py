@@ -291,9 +291,8 @@ def table(path: Path) -> str:
         return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
     def seconds(group: list[dict]) -> str:  # per device: a GPU's and a CPU's do not average
-        if group[0]["seconds_per_epoch"] is None:  # the real row trains nothing
-            return "-"
-        if "trained_weights_of" in group[0]:  # nothing trained: the averaged twin's seconds
+        # the real row trains nothing, nor does one read from an averaged twin's own weights
+        if group[0]["seconds_per_epoch"] is None or "trained_weights_of" in group[0]:
             return "-"
         devices = dict.fromkeys(r["device"] for r in group)
         if len(devices) == 1:
