@@ -16,11 +16,12 @@ import copy
 
 import torch
 
-from ganscope import recipe, runs, training
+from ganscope import objective, runs
 from ganscope.classifier import load_classifier
 from ganscope.evaluation import evaluate_generator, load_reference
 from ganscope.models import build_generator
 from ganscope.options import EvaluateOptions
+from ganscope.state import init_state
 
 
 def main() -> None:
@@ -38,10 +39,10 @@ def main() -> None:
         module = build_generator(model, z_dim)
         module.load_state_dict(weights)
         if standing:
-            recipe.standing_statistics(module, z_dim, run.config.train.batch_size)
+            objective.standing_statistics(module, z_dim, run.config.train.batch_size)
         return module.eval()
 
-    initial = training.init_state(run.config, torch.device("cpu")).generator.state_dict()
+    initial = init_state(run.config, torch.device("cpu")).generator.state_dict()
     left = decay**steps  # the initial weights' share of a plain average after `steps`
     debiased = {
         key: (value - left * initial[key]) / (1 - left) if "running" not in key else value

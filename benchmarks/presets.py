@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from ganscope import evaluation, recipe, runs, training
+from ganscope import evaluation, presets, runs, trainer
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.options import EvaluateOptions
 
@@ -85,14 +85,14 @@ KEYS = ("fid", "kid", "precision", "recall", "coverage", "rarest_share", "classe
 
 
 def changes_of(name: str, model: str) -> dict:
-    if name in recipe.PRESETS:
-        return {"preset": name, **recipe.preset_values(name, model)}
+    if name in presets.PRESETS:
+        return {"preset": name, **presets.preset_values(name, model)}
     if name.startswith("improved-"):  # the ablation: the improved preset less one ingredient
-        values = recipe.preset_values("improved", model)
+        values = presets.preset_values("improved", model)
         values.pop(name.removeprefix("improved-"))
         return values
     if name.startswith("improved+"):  # the preset with parts moved: improved+beta1=0+beta2=0.99
-        values = recipe.preset_values("improved", model)
+        values = presets.preset_values("improved", model)
         for part in name.removeprefix("improved+").split("+"):
             field, _, value = part.partition("=")
             values[field] = _typed(field, value)
@@ -102,9 +102,9 @@ def changes_of(name: str, model: str) -> dict:
 
 def _typed(field: str, text: str):
     """``text`` as a value of TrainConfig's ``field`` (typed as the field's default is)."""
-    if field not in recipe.RECIPE_FIELDS:
+    if field not in presets.RECIPE_FIELDS:
         raise SystemExit(
-            f"not a recipe field: {field!r} (one of {', '.join(recipe.RECIPE_FIELDS)})"
+            f"not a recipe field: {field!r} (one of {', '.join(presets.RECIPE_FIELDS)})"
         )
     default = getattr(TrainConfig(), field)
     if default is None:  # lr_d: None means G's rate
@@ -131,16 +131,16 @@ def run_variant(args, name: str, seed: int) -> dict:
     elif not (folder / runs.CONFIG_FILE).is_file():
         shorter = _shorter_run(folder, args.epochs)
         if shorter is None:
-            training.train(config, folder, progress=False)
+            trainer.train(config, folder, progress=False)
         else:
             check_same_recipe(runs.load_run(shorter), config.train)
             shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
-            training.resume(folder, epochs=args.epochs, progress=False)
+            trainer.resume(folder, epochs=args.epochs, progress=False)
     else:
         kept = runs.load_run(folder)
         check_same_recipe(kept, config.train)
         if not _finished(kept, args.epochs):  # interrupted: continue it
-            training.resume(folder, epochs=args.epochs, progress=False)
+            trainer.resume(folder, epochs=args.epochs, progress=False)
     run = runs.load_run(folder)
     result = evaluation.evaluate_run(
         run,
@@ -210,7 +210,7 @@ def real_row(args, seed: int) -> dict:
 
 def recipe_of(train: TrainConfig) -> dict:
     """The values of ``train`` that make its recipe (what a variant changes)."""
-    return {field: getattr(train, field) for field in recipe.RECIPE_FIELDS}
+    return {field: getattr(train, field) for field in presets.RECIPE_FIELDS}
 
 
 def check_same_recipe(kept: runs.Run, train: TrainConfig) -> None:
@@ -281,8 +281,8 @@ def table(path: Path) -> str:
         groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| model | variant | what changed | FID | KID | precision | recall | coverage "
-        "| rarest class | s/epoch | seeds | epochs | device |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rarest class | s/epoch (mean) | s/epoch (median) | seeds | epochs | device |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(values: list[float], digits: int) -> str:
@@ -302,6 +302,18 @@ def table(path: Path) -> str:
             for d in devices
         )
 
+    def median(group: list[dict]) -> str:  # of every epoch of the group's runs, per device
+        if group[0]["seconds_per_epoch"] is None or "trained_weights_of" in group[0]:
+            return "-"
+        devices = dict.fromkeys(r["device"] for r in group)
+        cells = []
+        for d in devices:
+            epochs = [s for r in group if r["device"] == d for s in r.get("epoch_seconds", [])]
+            cells.append(f"{statistics.median(epochs):.1f}" if epochs else "?")
+        if len(devices) == 1:
+            return cells[0]
+        return "; ".join(f"{c} ({d})" for c, d in zip(cells, devices))
+
     for (model, variant, _, epochs, limit), group in groups.items():
         changed = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "(report)"
         if "trained_weights_of" in group[0]:
@@ -313,7 +325,7 @@ def table(path: Path) -> str:
             f"| {cell([r['recall'] for r in group], 3)} "
             f"| {cell([r['coverage'] for r in group], 3)} "
             f"| {cell([100 * r['rarest_share'] for r in group], 1)}% "
-            f"| {seconds(group)} "
+            f"| {seconds(group)} | {median(group)} "
             f"| {','.join(str(r['seed']) for r in group)} "
             f"| {_length(epochs, limit)} "
             f"| {', '.join(dict.fromkeys(r['device'] for r in group))} |"

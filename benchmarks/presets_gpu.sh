@@ -32,7 +32,7 @@
 # ema+ttur" (both learning rates x2-x4, the improved preset's line before x3 became it).
 # Everything lands in $OUT (or ./presets-gpu): results.jsonl, table.md, log.txt, logs/.
 # Copy the table into docs/presets.md; a screen's better recipe replaces PRESETS["improved"]
-# ["cnn"] in recipe.py once 3 seeds confirm it.
+# ["cnn"] in presets.py once 3 seeds confirm it.
 set -uo pipefail
 out=${OUT:-presets-gpu}
 mkdir -p "$out/logs"

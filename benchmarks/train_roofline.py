@@ -21,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from ganscope.bench import device_name
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.devices import autocast, resolve_device
-from ganscope.training import init_state, train_step
+from ganscope.state import init_state
+from ganscope.training import train_step
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

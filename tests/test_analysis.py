@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganscope import analysis, cli, text, training
+from ganscope import analysis, cli, readings, text, trainer
+from ganscope import directions as dirs
 from ganscope.classifier import classify, load_classifier
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split, to_model_range
@@ -47,10 +48,10 @@ def switch(fashion_dir, classifier):
 
 
 def test_wired_dimension_is_named_and_others_are_not(switch, classifier):
-    rows = analysis.analyze(
+    rows = dirs.analyze(
         switch,
         classifier,
-        analysis.axis_directions([7, 3, 42], 100),
+        dirs.axis_directions([7, 3, 42], 100),
         deltas=[10.0],
         n=64,
         seed=0,
@@ -75,10 +76,10 @@ def test_wired_dimension_is_named_and_others_are_not(switch, classifier):
 
 
 def test_deterministic_for_a_seed(switch, classifier):
-    directions = analysis.axis_directions([7, 8], 100)
-    a = analysis.analyze(switch, classifier, directions, n=16, seed=3, bootstrap=50)
-    b = analysis.analyze(switch, classifier, directions, n=16, seed=3, bootstrap=50)
-    c = analysis.analyze(switch, classifier, directions, n=16, seed=4, bootstrap=50)
+    directions = dirs.axis_directions([7, 8], 100)
+    a = dirs.analyze(switch, classifier, directions, n=16, seed=3, bootstrap=50)
+    b = dirs.analyze(switch, classifier, directions, n=16, seed=3, bootstrap=50)
+    c = dirs.analyze(switch, classifier, directions, n=16, seed=4, bootstrap=50)
     assert a == b and a != c
 
 
@@ -93,20 +94,20 @@ def test_deterministic_for_a_seed(switch, classifier):
 )
 def test_bad_input(switch, classifier, dims, deltas, n, message):
     with pytest.raises(GanscopeError, match=message):
-        analysis.analyze(switch, classifier, analysis.axis_directions(dims, 100), deltas, n)
+        dirs.analyze(switch, classifier, dirs.axis_directions(dims, 100), deltas, n)
 
 
 def test_parse_dims():
-    assert analysis.parse_dims("all", 5) == [0, 1, 2, 3, 4]
-    assert analysis.parse_dims(["20,50", "60"], 100) == [20, 50, 60]
+    assert readings.parse_dims("all", 5) == [0, 1, 2, 3, 4]
+    assert readings.parse_dims(["20,50", "60"], 100) == [20, 50, 60]
     with pytest.raises(GanscopeError, match="'all' or integers"):
-        analysis.parse_dims(["twenty"], 100)
+        readings.parse_dims(["twenty"], 100)
 
 
 def test_sefa_directions_are_orthonormal():
     torch.manual_seed(0)
     generator = nn.Sequential(nn.Linear(100, 30))
-    directions = analysis.sefa_directions(generator, k=5)
+    directions = dirs.sefa_directions(generator, k=5)
     matrix = torch.stack([d.vector for d in directions])
     torch.testing.assert_close(matrix @ matrix.T, torch.eye(5), atol=1e-5, rtol=0)
     # The first direction moves the first layer's (normalised) output the most.
@@ -117,7 +118,7 @@ def test_sefa_directions_are_orthonormal():
 
 def test_analyze_run_writes_everything(tmp_path, small_split, capsys):
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=2, device="cpu"))
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     code = cli.main(
         [
             "analyze",
@@ -172,7 +173,7 @@ def test_analyze_run_writes_everything(tmp_path, small_split, capsys):
 )
 def test_cli_errors(tmp_path, small_split, capsys, argv, message):
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=1, device="cpu"))
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert cli.main(["analyze", str(run.path), "--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err
 
@@ -186,15 +187,15 @@ def test_batch_size_reaches_the_classifier(switch, classifier, monkeypatch):
         sizes.append(batch_size)
         return real_classify(model, images, batch_size)
 
-    monkeypatch.setattr(classifier_module, "classify", spy)
-    directions = analysis.axis_directions([7], 100)
-    analysis.analyze(switch, classifier, directions, n=16, bootstrap=10, batch_size=5)
+    monkeypatch.setattr(dirs, "classify", spy)
+    directions = dirs.axis_directions([7], 100)
+    dirs.analyze(switch, classifier, directions, n=16, bootstrap=10, batch_size=5)
     assert sizes == [5, 5]  # the base images, then the shifted ones
 
 
 def test_results_carry_the_epoch_whose_weights_were_used(tmp_path, small_split):
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=2, device="cpu"))
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     record = analysis.analyze_run(run, epoch=1, dims=("3",), n=4, sefa=0, progress=False)
     assert record["epoch"] == 1 and record["dims"] == [3]
 
@@ -204,8 +205,8 @@ def test_ganspace_directions():
 
     torch.manual_seed(0)
     generator = build_generator("mlp")
-    directions = analysis.pca_directions(generator, k=4, seed=1)
-    again = analysis.pca_directions(generator, k=4, seed=1)
+    directions = dirs.pca_directions(generator, k=4, seed=1)
+    again = dirs.pca_directions(generator, k=4, seed=1)
     vectors = torch.stack([d.vector for d in directions])  # (4, 100)
     assert [d.name for d in directions] == ["PCA 1", "PCA 2", "PCA 3", "PCA 4"]
     assert torch.equal(vectors, torch.stack([d.vector for d in again]))  # seeded
@@ -217,7 +218,7 @@ def test_ganspace_directions():
 
 def test_analyze_run_labels_ganspace_directions(tmp_path, small_split):
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=1, device="cpu"))
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     record = analysis.analyze_run(
         run, dims=("3",), n=4, sefa=0, pca=3, bootstrap=10, progress=False
     )

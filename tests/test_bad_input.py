@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganscope import cli, runs, training
+from ganscope import cli, runs, trainer
 from ganscope.config import RunConfig, TrainConfig
 
 TRAIN = ["train", "--data-dir", "{fashion}", "--limit", "64", "--no-progress"]
@@ -249,7 +249,7 @@ DAMAGED = {
 def trained(tmp_path_factory, small_split):
     path = tmp_path_factory.mktemp("bad-input") / "run"
     config = RunConfig(train=TrainConfig(epochs=1, device="cpu"))
-    return training.train(config, path, split=small_split, progress=False).path
+    return trainer.train(config, path, split=small_split, progress=False).path
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganscope import bench, devices, training
+from ganscope import bench, devices, trainer, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 
 
@@ -15,7 +15,7 @@ def test_fast_path_computes_the_textbook_function(tmp_path, small_split, model):
     )
     textbook, speed = bench.textbook_loop(config, small_split, steps=5)
     assert speed > 0
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     fast = [[r[key] for key in training.STEP_STATS] for r in run.metrics("step")]
     assert len(fast) == len(textbook) == 5
     fast, textbook = torch.tensor(fast), torch.tensor(textbook)
@@ -34,7 +34,7 @@ def test_bf16_path_runs_where_supported(tmp_path, small_split):
     config = RunConfig(
         model=ModelConfig("cnn"), train=TrainConfig(epochs=1, device="cpu", precision="bf16")
     )
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert run.metrics("epoch")[0]["precision"] == "bf16"
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ganscope import recipe, runs
+from ganscope import presets as preset_table
+from ganscope import runs
 from ganscope.config import FORMAT_VERSION, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def presets():
 def test_a_kept_run_of_another_recipe_is_not_scored_under_the_name(tmp_path, presets):
     """`improved` names another recipe once the preset changes: the run kept from the old
     one must stop the screen instead of being scored as the new one."""
-    old = recipe.with_preset(TrainConfig(preset="improved"), "cnn")
+    old = preset_table.with_preset(TrainConfig(preset="improved"), "cnn")
     folder = tmp_path / "cnn-improved-s0-e10"
     kept = runs.create_run(folder, RunConfig(model=ModelConfig("cnn"), train=old))
     presets.check_same_recipe(kept, old)  # the same recipe: reused
@@ -78,6 +79,7 @@ def _row(variant, changes, seed, fid):
         "model": "cnn", "variant": variant, "changes": changes, "seed": seed, "epochs": 10,
         "limit": None, "fid": fid, "kid": 0.1, "precision": 0.6, "recall": 0.4,
         "coverage": 0.3, "rarest_share": 0.05, "seconds_per_epoch": 400.0, "device": "cpu",
+        "epoch_seconds": [390.0, 395.0, 415.0],
     }  # fmt: skip
 
 
@@ -97,8 +99,9 @@ def test_the_table_keeps_a_row_per_recipe_and_the_latest_line_per_seed(tmp_path,
     assert len(rows) == 3
     assert "r1_gamma=1.0" in rows[0] and "| 11.00 ± 1.41 |" in rows[0] and "| 0,1 |" in rows[0]
     assert "r1_gamma=3.0" in rows[1] and "| 7.00 |" in rows[1] and "| 0 |" in rows[1]
-    assert "400.0" in rows[1] and "G's own weights" not in rows[1]
-    assert "G's own weights of the same runs with ema" in rows[2] and "| - |" in rows[2]
+    assert "| 400.0 | 395.0 |" in rows[1] and "G's own weights" not in rows[1]  # mean, median
+    assert "| 395.0 |" in rows[0]  # the median of both seeds' epochs
+    assert "G's own weights of the same runs with ema" in rows[2] and "| - | - |" in rows[2]
 
 
 def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(tmp_path, presets):

@@ -6,7 +6,8 @@ from ganscope import comparison, report
 from ganscope.config import TrainConfig
 from ganscope.data import get_dataset
 from ganscope.document import Heading, Table
-from ganscope.recipe import with_preset
+from ganscope.metrics import REPORT_METRICS
+from ganscope.presets import with_preset
 
 CLASSES = get_dataset("fashion-mnist").classes
 
@@ -14,7 +15,7 @@ CLASSES = get_dataset("fashion-mnist").classes
 def summary(model, preset, seed, fid, recall, histogram, seconds=(5.0,)):
     train = with_preset(TrainConfig(seed=seed, preset=preset), model)
     run = SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(name=model), train=train))
-    evaluation = {key: 0.5 for key in report.METRICS_TABLE}
+    evaluation = {key: 0.5 for key in REPORT_METRICS}
     evaluation.update(fid=fid, recall=recall, class_histogram=list(histogram))
     epochs = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]
     return report.RunSummary(run, epochs, evaluation, None, b"png")
@@ -34,7 +35,7 @@ def test_the_paragraph_is_computed_from_the_numbers():
     assert "its recall from 0.020 to 0.200 (10.00x)" in text
     assert "rarest class from 0.0% to 2.0% of the samples" in text
     # Better: fid (lower) and recall (higher); the other metrics are equal.
-    assert f"better on 2 of {len(report.METRICS_TABLE)} metrics" in text
+    assert f"better on 2 of {len(REPORT_METRICS)} metrics" in text
     assert "an epoch takes 1.20x the time (5.0 s to 6.0 s)" in text
 
 

@@ -50,6 +50,7 @@ def test_mechanics_may_change_on_resume_and_reuse():
         "device": "train",
         "log_every": "train",
         "cuda_graph": "train",
+        "cuda_graph_unchecked": "train",
         "tensorboard": "train",
         "checkpoint_minutes": "train",
     }

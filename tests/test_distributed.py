@@ -17,9 +17,10 @@ import time
 import pytest
 import torch
 
-from ganscope import distributed, runs, training
+from ganscope import distributed, runs, trainer, training
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split, to_model_range
+from ganscope.state import init_state
 
 pytestmark = pytest.mark.slow
 STATS = training.STEP_STATS
@@ -41,7 +42,7 @@ def one_process(tmp_path, fashion_dir, name, model, limit, epochs=1, **train):
         TrainConfig(epochs=epochs, device="cpu", precision="fp32", **train),
     )
     split = load_split("fashion-mnist", "train", fashion_dir, limit=limit, progress=False)
-    return training.train(config, tmp_path / name, split=split, progress=False)
+    return trainer.train(config, tmp_path / name, split=split, progress=False)
 
 
 def two_ranks(tmp_path, fashion_dir, name, model, limit, *extra):
@@ -95,7 +96,7 @@ def _first_step_gradients(run) -> dict[str, dict[int, torch.Tensor]]:
 def _textbook_first_step(run, split) -> dict[str, dict[int, torch.Tensor]]:
     """The same first step in one process, in NCHW layout (torch's other BatchNorm and
     convolution kernels): how far rounding alone moves the gradients, the noise floor."""
-    state = training.init_state(run.config, torch.device("cpu"), fast=False)
+    state = init_state(run.config, torch.device("cpu"), fast=False)
     order = torch.randperm(len(split), generator=state.data_rng)
     z = torch.randn(64, run.config.model.z_dim, generator=state.noise_rng)
     training.train_step(state, to_model_range(split.images[order]), z)
@@ -160,7 +161,7 @@ def test_a_run_resumes_across_world_sizes(tmp_path, fashion_dir):
     uninterrupted one-process run, and every record once."""
     reference = one_process(tmp_path, fashion_dir, "one", "mlp", 640, epochs=3)
     run, _ = two_ranks(tmp_path, fashion_dir, "mixed", "mlp", 640)
-    training.resume(run.path, epochs=2, progress=False)
+    trainer.resume(run.path, epochs=2, progress=False)
     result = torchrun("--resume", run.path, "--epochs", 3, "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     run = runs.load_run(run.path)

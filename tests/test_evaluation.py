@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from ganscope import evaluation
+from ganscope import evaluation, trainer
 from ganscope.classifier import load_classifier
 
 
@@ -91,11 +91,11 @@ def test_deterministic_and_batch_size_independent(real_sets, classifier):
 
 
 def test_evaluate_cli_bad_input(tmp_path, small_split, capsys):
-    from ganscope import cli, training
+    from ganscope import cli
     from ganscope.config import RunConfig, TrainConfig
     from ganscope.runs import create_run
 
-    run = training.train(
+    run = trainer.train(
         RunConfig(train=TrainConfig(epochs=1, device="cpu")),
         tmp_path / "run",
         split=small_split,
@@ -113,13 +113,13 @@ def test_evaluate_cli_bad_input(tmp_path, small_split, capsys):
 
 def test_evaluate_cli_writes_json_and_figure(tmp_path, small_split, fashion_dir, capsys):
 
-    from ganscope import cli, training
+    from ganscope import cli
     from ganscope.config import DataConfig, RunConfig, TrainConfig
 
     config = RunConfig(
         data=DataConfig(data_dir=str(fashion_dir)), train=TrainConfig(epochs=1, device="cpu")
     )
-    run = training.train(config, tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert cli.main(["evaluate", str(run.path), "--n", "300", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((run.path / "evaluation" / "epoch_001_seed0_n300.json").read_text())
@@ -133,7 +133,7 @@ def test_evaluate_trained_weights_of_an_ema_run(
     """``--trained-weights``: G's own weights of an ``--ema`` run are those of the same run
     without ``--ema`` (the average, and its BatchNorm statistics gathered at each epoch's end,
     never feed back), so they score what that run scores."""
-    from ganscope import cli, training
+    from ganscope import cli
     from ganscope.checkpoints import load
     from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from ganscope.errors import GanscopeError
@@ -144,7 +144,7 @@ def test_evaluate_trained_weights_of_an_ema_run(
             model=ModelConfig("cnn"),  # with BatchNorm, whose statistics the average gathers
             train=TrainConfig(epochs=2, device="cpu", ema=ema),
         )
-        return training.train(config, tmp_path / name, split=small_split, progress=False)
+        return trainer.train(config, tmp_path / name, split=small_split, progress=False)
 
     plain, averaged = train("plain", 0.0), train("ema", 0.9)
     own = load(averaged.checkpoint_path)

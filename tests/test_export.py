@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganscope import cli, training
+from ganscope import cli, trainer
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.export import export_generator, read_metadata
 from ganscope.options import ExportOptions
@@ -23,7 +23,7 @@ def trained(request, tmp_path_factory, small_split):
         model=ModelConfig(request.param), train=TrainConfig(epochs=2, device="cpu", seed=4)
     )
     out = tmp_path_factory.mktemp("export") / request.param
-    return training.train(config, out, split=small_split, progress=False)
+    return trainer.train(config, out, split=small_split, progress=False)
 
 
 def _latents(n: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ minute on two cores. New input surfaces (the web explorer, torchrun, export) joi
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import struct
@@ -19,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ganscope import checkpoints, runs
-from ganscope.analysis import is_complete
 from ganscope.config import FORMAT_VERSION, RunConfig
 from ganscope.data import parse_idx
 from ganscope.errors import GanscopeError
+from ganscope.readings import is_complete, rows_to_csv
 
 
 def examples(n: int) -> settings:
@@ -185,12 +186,38 @@ def test_result_records_on_any_content(content, header):
         path = run.evaluation_path(1, 0, 10)
         path.parent.mkdir(parents=True)
         path.write_bytes(content)
-        run.analysis_record_path.parent.mkdir(parents=True)
-        run.analysis_record_path.write_bytes(content)
+        run.analysis.record.parent.mkdir(parents=True)
+        run.analysis.record.write_bytes(content)
         header = header if isinstance(header, dict) else {}
         for record in run.evaluations():
             assert isinstance(record["n"], int) and isinstance(record["epoch"], int)
         _loads_or_refuses(lambda: run.find_evaluation(**header))
         record = run.analysis_record()
         assert record is None or isinstance(record, dict)
-        assert is_complete(record) in (True, False)
+        if is_complete(record):  # (never raises on any content) then its readers work
+            rows_to_csv(record["rows"])
+
+
+def test_an_analysis_record_is_complete_only_with_what_its_readers_use():
+    """Rows as ``directions.analyze`` makes them are complete; without any field that the
+    CSV, the sentences (``text.describe``) or the explorer read, or without a delta, not."""
+    from ganscope.classifier import load_classifier
+    from ganscope.directions import analyze, axis_directions
+    from ganscope.models import build_generator
+    from ganscope.readings import _CSV_FIELDS
+
+    torch.manual_seed(0)
+    generator = build_generator("mlp", 100).eval()
+    rows = analyze(
+        generator, load_classifier(), axis_directions([3, 7], 100), [5.0], n=4, bootstrap=5
+    )
+    record = {"deltas": [5.0], "rows": rows}
+    assert is_complete(record)
+    read = {*_CSV_FIELDS, "minus_class_index", "plus_class_index"}
+    for key in sorted(read):
+        broken = copy.deepcopy(record)
+        del broken["rows"][1][key]
+        assert not is_complete(broken), key
+    assert not is_complete({**record, "deltas": []})
+    assert not is_complete({**record, "rows": {"0": rows[0]}})
+    assert not is_complete(None) and not is_complete([record])

@@ -5,6 +5,7 @@ import pytest
 from ganscope import report
 from ganscope.config import TrainConfig
 from ganscope.data import get_dataset
+from ganscope.metrics import REPORT_METRICS, format_metric
 
 
 def test_plateau_epoch():
@@ -36,7 +37,7 @@ def test_metric_table_mean_and_std_over_seeds():
         run = SimpleNamespace(
             config=SimpleNamespace(model=SimpleNamespace(name=model), train=TrainConfig(seed=seed))
         )
-        evaluation = {key: 0.5 for key in report.METRICS_TABLE}
+        evaluation = {key: 0.5 for key in REPORT_METRICS}
         evaluation["fid"] = fid
         return report.RunSummary(run, [], evaluation, None, b"")
 
@@ -45,6 +46,6 @@ def test_metric_table_mean_and_std_over_seeds():
     )
     assert table[("mlp", "seed")]["fid"] == (12.0, pytest.approx(2.8284271))
     assert table[("cnn", "seed")]["fid"] == (5.0, None)
-    assert report._format(12.0, 2.8284271, "fid") == "12.000 ± 2.828"
+    assert format_metric(12.0, 2.8284271, "fid") == "12.000 ± 2.828"
     lines = report.observations([], table, "en", get_dataset("fashion-mnist").classes)
     assert "CNN GAN is better on fid: 5.000 vs 12.000." in lines

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from conftest import keep_artefact
-from ganscope import atomic, cli, reproduce
+from ganscope import atomic, cli, presets, reproduce
 from ganscope.analysis import analyze_run
 from ganscope.errors import GanscopeError
-from ganscope.options import ReportOptions
+from ganscope.reproduce import ReportOptions
 from ganscope.runs import load_run
 
 TINY = reproduce.Profile(
@@ -81,7 +81,7 @@ def test_reproduce_reuses_finished_work(reproduced, fashion_dir):
 
 
 def test_interrupted_reproduction_continues(tmp_path, fashion_dir):
-    from ganscope.training import train
+    from ganscope.trainer import train
 
     out = tmp_path / "out"
     two_epochs = dataclass_replace(TINY, epochs=2)
@@ -142,9 +142,8 @@ def test_presets_side_by_side(reproduced, tmp_path, fashion_dir):
 
 
 def test_presets_refused_before_anything_trains(tmp_path, fashion_dir, monkeypatch):
-    from ganscope import recipe
 
-    monkeypatch.setitem(recipe.PRESETS, "mlp-only", {"mlp": {"ema": 0.9}})
+    monkeypatch.setitem(presets.PRESETS, "mlp-only", {"mlp": {"ema": 0.9}})
     with pytest.raises(GanscopeError, match="no recipe for the cnn GAN.*--models mlp leaves"):
         reproduce.reproduce(
             out=tmp_path / "out",

@@ -1,8 +1,12 @@
 import json
+import pickle
+import shutil
+import warnings
 
 import pytest
+import torch
 
-from ganscope import runs, training
+from ganscope import cli, runs, trainer
 from ganscope.config import RunConfig, TrainConfig
 from ganscope.errors import GanscopeError
 
@@ -11,7 +15,7 @@ from ganscope.errors import GanscopeError
 def trained(tmp_path_factory, small_split):
     path = tmp_path_factory.mktemp("runs") / "run"
     config = RunConfig(train=TrainConfig(epochs=1, device="cpu"))
-    return training.train(config, path, split=small_split, progress=False)
+    return trainer.train(config, path, split=small_split, progress=False)
 
 
 def test_missing_and_foreign_folders(tmp_path):
@@ -33,19 +37,50 @@ def test_run_without_checkpoint(tmp_path):
         run.generator()
 
 
-def test_truncated_checkpoint_is_a_clear_error(trained, tmp_path):
-    import shutil
-
+def _damaged(trained, tmp_path, content: bytes):
     copy = tmp_path / "copy"
     shutil.copytree(trained.path, copy)
     checkpoint = copy / "checkpoints" / "last.pt"
-    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(GanscopeError, match="unreadable"):
+    checkpoint.write_bytes(content(checkpoint.read_bytes()))
+    return copy
+
+
+def test_truncated_checkpoint_is_a_clear_error_in_ganscope_words(trained, tmp_path, capsys):
+    copy = _damaged(trained, tmp_path, lambda data: data[:1000])
+    with pytest.raises(GanscopeError, match="last.pt is unreadable: the file is cut off"):
         runs.load_run(copy).generator()
+    for argv in (["sample", str(copy)], ["export", str(copy), "--format", "torchscript"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cut off" in err, err
+        assert "miniz" not in err and "PytorchStreamReader" not in err
 
 
-def test_generator_by_epoch(trained):
-    assert trained.generator(epoch=1) is not None
+def test_a_checkpoint_of_foreign_pickles_is_one_line_with_no_warning(trained, tmp_path, capsys):
+    """Protocol 5 and an opcode torch's safe unpickler refuses: torch would warn about the
+    protocol before failing; ganscope says one line."""
+    copy = _damaged(trained, tmp_path, lambda data: pickle.dumps({"a": 1}, protocol=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked warning fails the test
+        assert cli.main(["sample", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "never unpickles" in err, err
+
+
+def test_generator_by_epoch(trained, tmp_path, small_split):
+    """Each epoch's generator holds the weights saved after that epoch, in eval mode; the
+    latest is the last epoch's."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained.path, copy)
+    run = trainer.resume(copy, epochs=2, split=small_split, progress=False)
+    first, second, latest = run.generator(epoch=1), run.generator(epoch=2), run.generator()
+    saved = torch.load(run.snapshot_path(1), weights_only=True)["generator"]
+    assert first.state_dict().keys() == saved.keys()
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    assert torch.equal(latest.fc1.weight, second.fc1.weight)
+    assert not torch.equal(first.fc1.weight, second.fc1.weight)
+    assert not first.training and not latest.training
     with pytest.raises(GanscopeError, match="no generator for epoch 5"):
         trained.generator(epoch=5)
 
@@ -89,3 +124,17 @@ def test_find_evaluation_by_header_not_by_name(tmp_path, trained):
     finally:
         for n in (10000, 2000):
             run.evaluation_path(1, 0, n).unlink()
+
+
+def test_grids_beside_the_epoch_grids_are_left_out(trained, tmp_path, capsys):
+    """A stray samples/epoch_abc.png (or a copy someone made) is not an epoch's grid:
+    `animate` builds its GIF from the real ones instead of failing."""
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.path, copy)
+    grid = copy / "samples" / "epoch_001.png"
+    for stray in ("epoch_abc.png", "epoch_001 copy.png", "epoch_.png", "epoch_٣.png"):
+        shutil.copy(grid, grid.with_name(stray))
+    run = runs.load_run(copy)
+    assert run.sample_grid_paths() == {1: grid}
+    assert cli.main(["animate", str(copy), "--out", str(tmp_path / "a.gif")]) == 0
+    assert (tmp_path / "a.gif").stat().st_size > 0

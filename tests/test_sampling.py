@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganscope import cli, sampling, training
+from ganscope import cli, sampling, trainer
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError
 from ganscope.models import build_generator
@@ -25,7 +25,7 @@ def cnn_generator():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, small_split):
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=2, device="cpu"))
-    return training.train(
+    return trainer.train(
         config, tmp_path_factory.mktemp("s") / "run", split=small_split, progress=False
     )
 
@@ -211,3 +211,10 @@ def test_json_output_lists_the_written_files(run, tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert cli.main(["sample", str(run.path), "--n", "4", "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [str(out)]
+
+
+def test_interpolate_offers_exactly_the_paths_it_draws():
+    from ganscope.checks import INTERPOLATION_METHODS
+    from ganscope.sampling import INTERPOLATIONS
+
+    assert tuple(INTERPOLATIONS) == INTERPOLATION_METHODS

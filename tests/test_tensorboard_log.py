@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from ganscope import cli, training
+from ganscope import cli, trainer, training
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError
 
@@ -41,9 +41,9 @@ def test_steps_epochs_quality_and_grids_with_their_steps_and_resume_appends_once
 
     monkeypatch.setattr(training, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path / "run", split=small_split, progress=False)
+        trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     monkeypatch.setattr(training, "train_step", real_step)
-    run = training.resume(tmp_path / "run", split=small_split, progress=False)
+    run = trainer.resume(tmp_path / "run", split=small_split, progress=False)
 
     events = _events(run)
     tags = events.Tags()

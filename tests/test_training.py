@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from ganscope import atomic, runs, training
+from ganscope import atomic, runs, trainer, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError, TrainingDiverged
+from ganscope.state import init_state
 
 
 def _config(model="mlp", epochs=3, seed=0, **train):
@@ -26,7 +27,7 @@ def _weights(run):
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_one_step_updates_both_players(model, small_split):
     config = _config(model)
-    state = training.init_state(config, torch.device("cpu"))
+    state = init_state(config, torch.device("cpu"))
     before_G = [p.clone() for p in state.generator.parameters()]
     before_D = [p.clone() for p in state.discriminator.parameters()]
     real = training.to_model_range(small_split.images[:64])
@@ -45,7 +46,7 @@ def test_g_update_leaves_no_gradient_on_d(small_split):
 
     import torch.nn.functional as F
 
-    state = training.init_state(_config("cnn"), torch.device("cpu"))
+    state = init_state(_config("cnn"), torch.device("cpu"))
     G, D = copy.deepcopy(state.generator), copy.deepcopy(state.discriminator)
     real = training.to_model_range(small_split.images[:64])
     z = torch.randn(64, 100, generator=torch.Generator().manual_seed(5))
@@ -61,7 +62,7 @@ def test_g_update_leaves_no_gradient_on_d(small_split):
 
 def test_step_losses_match_the_textbook_formulas(small_split):
     config = _config("mlp")
-    state = training.init_state(config, torch.device("cpu"))
+    state = init_state(config, torch.device("cpu"))
     real = training.to_model_range(small_split.images[:64])
     z = torch.randn(64, 100, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -75,7 +76,7 @@ def test_step_losses_match_the_textbook_formulas(small_split):
 
 
 def test_run_folder_contents(tmp_path, small_split):
-    run = training.train(
+    run = trainer.train(
         _config(epochs=2),
         tmp_path / "run",
         split=small_split,
@@ -103,9 +104,9 @@ def test_run_folder_contents(tmp_path, small_split):
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path, small_split):
-    a = training.train(_config(epochs=1), tmp_path / "a", split=small_split, progress=False)
-    b = training.train(_config(epochs=1), tmp_path / "b", split=small_split, progress=False)
-    c = training.train(_config(epochs=1, seed=1), tmp_path / "c", split=small_split, progress=False)
+    a = trainer.train(_config(epochs=1), tmp_path / "a", split=small_split, progress=False)
+    b = trainer.train(_config(epochs=1), tmp_path / "b", split=small_split, progress=False)
+    c = trainer.train(_config(epochs=1, seed=1), tmp_path / "c", split=small_split, progress=False)
     wa, wb, wc = _weights(a), _weights(b), _weights(c)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
@@ -118,18 +119,18 @@ class StopAfterEpoch(Exception):
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_resume_after_epoch_is_bit_exact(tmp_path, small_split, model):
     config = _config(model, epochs=3)
-    full = training.train(config, tmp_path / "full", split=small_split, progress=False)
+    full = trainer.train(config, tmp_path / "full", split=small_split, progress=False)
 
     def interrupt(run, state, record):
         if record["epoch"] == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        training.train(
+        trainer.train(
             config, tmp_path / "cut", split=small_split, progress=False, callbacks=[interrupt]
         )
     assert runs.load_run(tmp_path / "cut").load_checkpoint()["epoch"] == 1
-    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
     w_full, w_resumed = _weights(full), _weights(resumed)
     assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
     assert _without_timing(resumed.metrics()) == _without_timing(full.metrics())
@@ -142,7 +143,7 @@ def _without_timing(records):
 
 
 def test_resume_after_mid_epoch_kill(tmp_path, small_split, monkeypatch):
-    full = training.train(
+    full = trainer.train(
         _config("mlp", epochs=2), tmp_path / "full", split=small_split, progress=False
     )
     real_step = training.train_step
@@ -158,11 +159,11 @@ def test_resume_after_mid_epoch_kill(tmp_path, small_split, monkeypatch):
     # log_every=1 so that the steps of the unfinished epoch reach the log before the kill.
     logged_each_step = _config("mlp", epochs=2, log_every=1)
     with pytest.raises(KeyboardInterrupt):
-        training.train(logged_each_step, tmp_path / "cut", split=small_split, progress=False)
+        trainer.train(logged_each_step, tmp_path / "cut", split=small_split, progress=False)
     monkeypatch.setattr(training, "train_step", real_step)
     cut = runs.load_run(tmp_path / "cut")
     assert max(r["step"] for r in cut.metrics()) == 7  # steps of the unfinished epoch logged
-    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
     assert [r["step"] for r in resumed.metrics("step")] == list(range(1, 11))
     w_full, w_resumed = _weights(full), _weights(resumed)
     assert all(torch.equal(w_full[k], w_resumed[k]) for k in w_full)
@@ -186,18 +187,18 @@ def _kill_at_call(monkeypatch, n):
 def test_mid_epoch_checkpoint_resumes_where_it_stopped(tmp_path, small_split, monkeypatch, model):
     # log_every=2 and a tiny interval: a mid-epoch checkpoint after every logged pair of steps.
     config = _config(model, epochs=2, log_every=2, checkpoint_minutes=1e-9)
-    full = training.train(config, tmp_path / "full", split=small_split, progress=False)
+    full = trainer.train(config, tmp_path / "full", split=small_split, progress=False)
     assert not full.partial_checkpoint_path.exists()  # removed when its epoch finished
 
     _kill_at_call(monkeypatch, 9)  # epoch 2 (steps 6-10): dies in step 9
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path / "cut", split=small_split, progress=False)
+        trainer.train(config, tmp_path / "cut", split=small_split, progress=False)
     cut = runs.load_run(tmp_path / "cut")
     partial = cut.load_partial_checkpoint()
     assert (partial["epoch"], partial["step"], partial["position"]) == (1, 7, 2)
 
     calls = _kill_at_call(monkeypatch, 0)  # count the steps the resumed run redoes
-    resumed = training.resume(tmp_path / "cut", split=small_split, progress=False)
+    resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
     assert calls["n"] == 3  # steps 8, 9, 10: nothing before the kill is trained twice
     assert not resumed.partial_checkpoint_path.exists()
     w_full, w_resumed = _weights(full), _weights(resumed)
@@ -209,23 +210,23 @@ def test_no_mid_epoch_checkpoint_when_off(tmp_path, small_split, monkeypatch):
     config = _config(epochs=2, log_every=1, checkpoint_minutes=0)
     _kill_at_call(monkeypatch, 9)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, tmp_path / "cut", split=small_split, progress=False)
+        trainer.train(config, tmp_path / "cut", split=small_split, progress=False)
     assert not runs.load_run(tmp_path / "cut").partial_checkpoint_path.exists()
 
 
 def test_unreadable_mid_epoch_checkpoint_falls_back_to_the_epoch(tmp_path, small_split):
-    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     run.partial_checkpoint_path.write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="partial.pt is unreadable.*last finished epoch"):
-        resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+        resumed = trainer.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     assert [r["epoch"] for r in resumed.metrics("epoch")] == [1, 2]
 
 
 def test_resume_can_extend_and_refuses_a_finished_run(tmp_path, small_split):
-    training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     with pytest.raises(GanscopeError, match="already finished 1 of 1"):
-        training.resume(tmp_path / "run", split=small_split, progress=False)
-    run = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+        trainer.resume(tmp_path / "run", split=small_split, progress=False)
+    run = trainer.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     assert run.config.train.epochs == 2
     assert runs.load_run(tmp_path / "run").config.train.epochs == 2
     assert [r["epoch"] for r in run.metrics("epoch")] == [1, 2]
@@ -244,7 +245,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_split, monkeyp
 
     monkeypatch.setattr(training, "train_step", poisoning_step)
     with pytest.raises(TrainingDiverged, match="non-finite at step 7 .*epoch 2.*last.pt"):
-        training.train(_config(epochs=3), tmp_path / "run", split=small_split, progress=False)
+        trainer.train(_config(epochs=3), tmp_path / "run", split=small_split, progress=False)
     run = runs.load_run(tmp_path / "run")
     checkpoint = run.load_checkpoint()
     assert checkpoint["epoch"] == 1
@@ -254,23 +255,23 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_split, monkeyp
 
 def test_too_little_data_for_one_batch(tmp_path, small_split):
     with pytest.raises(GanscopeError, match="fewer than one batch"):
-        training.train(
+        trainer.train(
             _config(batch_size=1000), tmp_path / "run", split=small_split, progress=False
         )
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path, small_split):
-    training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     with pytest.raises(GanscopeError, match="already holds a run.*--resume"):
-        training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+        trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
 
 
 def test_resume_rebuilds_an_epoch_record_lost_to_a_kill(tmp_path, small_split):
     # A kill right after last.pt was replaced, before the epoch record reached the log.
-    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     kept = [r for r in run.metrics() if r["kind"] != "epoch"]
     atomic.write_bytes(run.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-    resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+    resumed = trainer.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     epochs = resumed.metrics("epoch")
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert epochs[0]["reconstructed"] is True
@@ -280,12 +281,12 @@ def test_resume_rebuilds_an_epoch_record_lost_to_a_kill(tmp_path, small_split):
 
 
 def test_resume_on_another_device_type_warns_and_continues(tmp_path, small_split):
-    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     checkpoint = run.load_checkpoint()
     checkpoint["rng"]["noise_device"] = "cuda"  # as if trained on a GPU
     atomic.torch_save(checkpoint, run.checkpoint_path)
     with pytest.warns(UserWarning, match="trained on cuda"):
-        resumed = training.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
+        resumed = trainer.resume(tmp_path / "run", epochs=2, split=small_split, progress=False)
     assert [r["epoch"] for r in resumed.metrics("epoch")] == [1, 2]
 
 
@@ -299,7 +300,7 @@ def test_resume_on_another_device_type_warns_and_continues(tmp_path, small_split
 )
 def test_a_bad_config_makes_no_folder(tmp_path, small_split, config, message):
     with pytest.raises(GanscopeError, match=message):
-        training.train(config, tmp_path / "run", split=small_split, progress=False)
+        trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert not (tmp_path / "run").exists()
 
 
@@ -309,15 +310,15 @@ def test_bf16_without_hardware_support_makes_no_folder(tmp_path, small_split, mo
     monkeypatch.setattr(devices, "native_bf16", lambda device: False)
     config = RunConfig(model=ModelConfig("cnn"), train=TrainConfig(device="cpu", precision="bf16"))
     with pytest.raises(GanscopeError, match="needs native bf16"):
-        training.train(config, tmp_path / "run", split=small_split, progress=False)
+        trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_failed_resume_leaves_the_config_alone(tmp_path, small_split):
-    run = training.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
+    run = trainer.train(_config(epochs=1), tmp_path / "run", split=small_split, progress=False)
     before = run.config_path.read_bytes()
     with pytest.raises(GanscopeError, match="cannot change"):
-        training.resume(run.path, batch_size=32, epochs=2, split=small_split, progress=False)
+        trainer.resume(run.path, batch_size=32, epochs=2, split=small_split, progress=False)
     tiny = small_split.__class__(
         small_split.images[:10],
         small_split.labels[:10],
@@ -326,5 +327,5 @@ def test_a_failed_resume_leaves_the_config_alone(tmp_path, small_split):
         "train",
     )
     with pytest.raises(GanscopeError, match="fewer than one batch"):
-        training.resume(run.path, epochs=2, split=tiny, progress=False)
+        trainer.resume(run.path, epochs=2, split=tiny, progress=False)
     assert run.config_path.read_bytes() == before

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ganscope import training, web
+from ganscope import trainer, web
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import to_uint8
 from ganscope.sampling import generate, latent
@@ -29,7 +29,7 @@ def served(tmp_path_factory, small_split):
     for name, model in (("mlp", "mlp"), ("cnn", "cnn")):
         config = RunConfig(model=ModelConfig(model), train=TrainConfig(epochs=2, device="cpu"))
         paths.append(
-            str(training.train(config, folder / name, split=small_split, progress=False).path)
+            str(trainer.train(config, folder / name, split=small_split, progress=False).path)
         )
     from ganscope.analysis import analyze_run
     from ganscope.runs import load_run
@@ -38,7 +38,9 @@ def served(tmp_path_factory, small_split):
         load_run(paths[0]), dims=("3", "20"), n=4, sefa=2, pca=2, bootstrap=10, progress=False
     )
     explorer = web.Explorer(paths)
-    return explorer, TestClient(web.create_app(explorer))
+    # A browser on this machine names the server 127.0.0.1 (TestClient's own default,
+    # "testserver", is what a rebinding page would send: refused, see below).
+    return explorer, TestClient(web.create_app(explorer), base_url="http://127.0.0.1:8000")
 
 
 def _pixels(uri: str) -> np.ndarray:
@@ -247,3 +249,53 @@ def test_the_page_in_a_browser(server_url, tmp_path):
     assert errors == []
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
     keep_artefact(tmp_path / "explorer.png")
+
+
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("127.0.0.1:8000", True),
+        ("localhost:8000", True),
+        ("LOCALHOST", True),
+        ("[::1]:8000", True),
+        ("evil.example:8000", False),  # a page from elsewhere, its name rebound to 127.0.0.1
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+    ],
+)
+def test_only_loopback_host_names_are_served(served, host, allowed):
+    """DNS rebinding: a page from another site whose name now points at 127.0.0.1 sends its
+    own name as Host; the explorer answers only to loopback names."""
+    _, client = served
+    response = client.get("/api/runs", headers={"host": host})
+    assert response.status_code == (200 if allowed else 421), host
+    if not allowed:
+        assert "is not served here" in response.json()["detail"]
+
+
+def test_another_host_serves_any_name(served):
+    explorer, _ = served
+    client = TestClient(web.create_app(explorer, allowed_hosts=None))
+    assert client.get("/api/runs", headers={"host": "workstation.lan"}).status_code == 200
+
+
+def test_a_port_in_use_is_one_line_before_anything_is_announced(served, capsys):
+    """`serve --port P` with P taken: no address announced, one line, exit status 2."""
+    import socket
+
+    from ganscope import cli
+
+    explorer, _ = served
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        code = cli.main(["serve", str(explorer.runs[0].run.path), "--port", str(port)])
+    finally:
+        taken.close()
+    out, err = capsys.readouterr()
+    assert code == 2 and "http://" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ganscope: error: cannot serve on 127.0.0.1")
+    assert "choose another --port" in lines[0]

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import GanscopeError, TrainingDiverged
 from .runs import Run, load_run
-from .training import resume, train
+from .trainer import resume, train
 
 __all__ = [
     "__version__",

@@ -14,17 +14,64 @@ import dataclasses
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .data import Split
+from .config import MODEL_NAMES, PRECISIONS, DataConfig, ModelConfig, RunConfig, TrainConfig, option
+from .data import Split, load_split
 from .devices import resolve_device
-from .options import BENCH_STEPS, BenchOptions
+from .errors import GanscopeError
+from .logbook import STEP_STATS
+from .options import Checked, data_dir_option, device_option
 from .progress import say
-from .training import STEP_STATS, init_state, train, train_step
+from .state import init_state
+from .trainer import train
+from .training import train_step
+
+#: ``bench``'s steps per loop and trial by device type: a few seconds to a minute each.
+BENCH_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
+
+
+@dataclass(frozen=True)
+class BenchOptions(Checked):
+    """training speed: a textbook loop against ganscope's, same process
+
+    Time a textbook GAN training loop (DataLoader, per-batch copies, fp32, a host sync every
+    step) and ganscope's training path on the same device, data, models and seed; print
+    images per second, the speed-up and peak memory.
+    """
+
+    models: tuple[str, ...] = option(("mlp", "cnn"), "model families", choices=MODEL_NAMES)
+    steps: int | None = option(
+        None,
+        "training steps per loop and trial (default: "
+        + "; ".join(
+            f"{device}: " + ", ".join(f"{n} for {model}" for model, n in steps.items())
+            for device, steps in BENCH_STEPS.items()
+        )
+        + ")",
+        type=int,
+        minimum=1,
+    )
+    repeats: int = option(3, "trials per loop, taken in turns; each reports its median", minimum=1)
+    batch_size: int = option(64, "images per step", minimum=1)
+    device: str = device_option("auto")
+    precision: str = option(
+        "auto", "precision of ganscope's path", choices=lambda: list(PRECISIONS)
+    )
+    cuda_graph: bool = option(
+        True,
+        "on CUDA, ganscope's path replays its step as a CUDA graph (as train's flag)",
+        on_off=True,
+    )
+    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
+
+    def check(self) -> None:
+        if not self.models:
+            raise GanscopeError("--models needs at least one model")
 
 
 class _TextbookDataset(torch.utils.data.Dataset):
@@ -105,41 +152,18 @@ def benchmark(
 ) -> dict[str, Any]:
     """Images per second and peak memory of both loops for ``steps`` steps of one model.
 
-    The two loops take turns ``repeats`` times and each reports its median, so a burst of
-    other work on a shared machine moves one trial, not the result. More steps than one pass
-    over ``split`` holds run as several epochs.
-    """
+    The loops take turns ``repeats`` times and each reports its median (a burst of other
+    work moves one trial, not the result); more steps than ``split`` holds run as epochs."""
     per_epoch = min(steps, len(split) // batch_size)
     epochs = -(-steps // per_epoch)
     steps = epochs * per_epoch
-    subset = Split(
-        split.images[: per_epoch * batch_size],
-        split.labels[: per_epoch * batch_size],
-        split.classes,
-        split.dataset,
-        split.split,
-    )
-    config = RunConfig(
-        data=DataConfig(limit=per_epoch * batch_size),
-        model=ModelConfig(model),
-        train=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            precision=precision,
-            cuda_graph=cuda_graph,
-        ),
-    )
+    subset = _first(split, per_epoch * batch_size)
+    recipe = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+                         precision=precision, cuda_graph=cuda_graph)  # fmt: skip
+    config = RunConfig(DataConfig(limit=per_epoch * batch_size), ModelConfig(model), recipe)
     torch_device = resolve_device(device)
     warmup = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=1))
-    warmup_split = Split(
-        subset.images[: 5 * batch_size],
-        subset.labels[: 5 * batch_size],
-        split.classes,
-        split.dataset,
-        split.split,
-    )
+    warmup_split = _first(subset, 5 * batch_size)
     textbook_speeds, ganscope_speeds = [], []
     textbook_peak = ganscope_peak = None
     with tempfile.TemporaryDirectory() as folder:
@@ -157,8 +181,6 @@ def benchmark(
             records = run.metrics("epoch")
             # Steps only: the end-of-epoch grid, curves and checkpoint are not training speed.
             ganscope_speeds.append(steps * batch_size / sum(r["seconds"] for r in records))
-    textbook_speed = statistics.median(textbook_speeds)
-    speed = statistics.median(ganscope_speeds)
     return {
         "model": model,
         "device": str(torch_device),
@@ -169,11 +191,7 @@ def benchmark(
         "repeats": repeats,
         "precision": records[-1]["precision"],
         "cuda_graph": records[-1].get("cuda_graph", False),
-        "textbook_img_per_s": round(textbook_speed, 1),
-        "ganscope_img_per_s": round(speed, 1),
-        "speedup": round(speed / textbook_speed, 2),
-        "textbook_trials": [round(v, 1) for v in textbook_speeds],
-        "ganscope_trials": [round(v, 1) for v in ganscope_speeds],
+        **_speeds(textbook_speeds, ganscope_speeds),
         "textbook_peak_mb": textbook_peak,
         "ganscope_peak_mb": ganscope_peak,
         "peak_memory_kind": "max_memory_allocated"
@@ -182,9 +200,25 @@ def benchmark(
     }
 
 
+def _first(split: Split, n: int) -> Split:
+    """The first ``n`` images of ``split``."""
+    return Split(split.images[:n], split.labels[:n], split.classes, split.dataset, split.split)
+
+
+def _speeds(textbook: list[float], ganscope: list[float]) -> dict[str, Any]:
+    """Both loops' trials in images per second, their medians and the speed-up."""
+    textbook_speed, speed = statistics.median(textbook), statistics.median(ganscope)
+    return {
+        "textbook_img_per_s": round(textbook_speed, 1),
+        "ganscope_img_per_s": round(speed, 1),
+        "speedup": round(speed / textbook_speed, 2),
+        "textbook_trials": [round(v, 1) for v in textbook],
+        "ganscope_trials": [round(v, 1) for v in ganscope],
+    }
+
+
 def run_benchmarks(options: BenchOptions, progress: bool = True) -> list[dict[str, Any]]:
     """``benchmark`` for each of ``options.models``; each result has a readable ``line``."""
-    from .data import load_split
 
     device_type = "cuda" if resolve_device(options.device).type == "cuda" else "cpu"
     split = load_split("fashion-mnist", "train", options.data_dir, progress=progress)

@@ -7,6 +7,7 @@ machine. :class:`Checked` runs them when an options object is made (``options``)
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 from typing import Any, TypeVar
@@ -18,6 +19,16 @@ MAX_ABS_DELTA = 1000.0
 #: Seeds are 64-bit; this keeps them non-negative and portable.
 MAX_SEED = 2**63 - 1
 LANGS = ("en", "zh")
+#: The paths ``interpolate`` draws between latent vectors (``sampling.INTERPOLATIONS``).
+INTERPOLATION_METHODS = ("slerp", "lerp")
+#: How to install the optional TensorBoard writer.
+TENSORBOARD_INSTALL = "pip install 'ganscope[tensorboard]'"
+
+
+def require_tensorboard() -> None:
+    """A one-line error naming the install command when TensorBoard is missing."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise GanscopeError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_INSTALL}")
 
 
 def flag_of(field: dataclasses.Field) -> str:

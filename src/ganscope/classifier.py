@@ -22,10 +22,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import progress as report_progress
 from .atomic import read_json
-from .checkpoints import one_line
+from .atomic import torch_save as atomic_torch_save
+from .atomic import write_json as atomic_write_json
+from .config import option
+from .data import Split, get_dataset, load_split, to_model_range
 from .devices import resolve_device
-from .errors import GanscopeError
+from .errors import GanscopeError, one_line
+from .options import Checked, data_dir_option, progress_option, seed_option
+
+
+@dataclass(frozen=True)
+class ClassifierTrainOptions(Checked):
+    """train the classifier (a few minutes on a CPU)
+
+    Train the feature-space classifier with ganscope's fixed, seeded recipe and write its
+    weights and their metadata record (recipe, data checksum, test accuracy, sha256).
+    """
+
+    out: str = option(
+        None, "weights file to write (.pt; its .json record goes beside it)", type=str,
+        required=True,
+    )  # fmt: skip
+    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
+    epochs: int | None = option(None, "override the recipe's epochs", type=int, minimum=1)
+    seed: int | None = seed_option("the recipe (default: the recipe's)", default=None)
+    progress: bool = progress_option()
+
 
 #: Bumped whenever the architecture or the recipe changes; recorded with the weights.
 RECIPE_VERSION = 1
@@ -194,7 +218,6 @@ def _augment(images: torch.Tensor, max_shift: int, rng: torch.Generator) -> torc
 def accuracy(
     classifier: FashionClassifier, images_uint8: torch.Tensor, labels: torch.Tensor
 ) -> float:
-    from .data import to_model_range
 
     probs = classify(classifier, to_model_range(images_uint8))
     return (probs.argmax(1) == labels).float().mean().item()
@@ -210,10 +233,6 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Train with ``recipe`` on the training split, test on the test split, write weights and
     their metadata record to ``out`` (``.pt`` and ``.json``). Returns the record."""
-    from . import progress as report_progress
-    from .atomic import torch_save as atomic_torch_save
-    from .atomic import write_json as atomic_write_json
-    from .data import get_dataset, load_split, to_model_range
 
     out = Path(out)
     train = load_split(dataset, "train", data_dir, progress=progress, limit=limit)
@@ -231,20 +250,7 @@ def train_classifier(
         )
         started = time.perf_counter()
         for epoch in range(1, recipe.epochs + 1):
-            model.train()
-            order = torch.randperm(len(train), generator=rng)
-            for index in report_progress.bar(
-                range(steps_per_epoch), desc=f"classifier epoch {epoch}", enabled=progress
-            ):
-                batch = order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
-                images = _augment(to_model_range(train.images[batch]), recipe.max_shift, rng)
-                loss = F.cross_entropy(
-                    model(images), train.labels[batch], label_smoothing=recipe.label_smoothing
-                )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
+            _train_epoch(model, optimiser, schedule, train, recipe, rng, epoch, progress)
             model.eval()
             if progress:
                 report_progress.say(
@@ -272,3 +278,32 @@ def train_classifier(
     }
     atomic_write_json(metadata_path(out), record)
     return record
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    train: Split,
+    recipe: ClassifierRecipe,
+    rng: torch.Generator,
+    epoch: int,
+    progress: bool,
+) -> None:
+    """One pass over ``train`` in shuffled, augmented batches (dropout masks and initial
+    weights come from torch's global RNG, which the caller forks and seeds)."""
+    model.train()
+    steps_per_epoch = len(train) // recipe.batch_size
+    order = torch.randperm(len(train), generator=rng)
+    for index in report_progress.bar(
+        range(steps_per_epoch), desc=f"classifier epoch {epoch}", enabled=progress
+    ):
+        batch = order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
+        images = _augment(to_model_range(train.images[batch]), recipe.max_shift, rng)
+        loss = F.cross_entropy(
+            model(images), train.labels[batch], label_smoothing=recipe.label_smoothing
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()

@@ -14,14 +14,24 @@ import dataclasses
 import inspect
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, options
-from .config import RESUMABLE, SECTIONS, RunConfig, TrainConfig
+from . import __version__, distributed, options, trainer
+from .analysis import analyze_run
+from .bench import BenchOptions, run_benchmarks
+from .classifier import ClassifierRecipe, ClassifierTrainOptions, train_classifier
+from .config import SECTIONS, RunConfig
 from .errors import GanscopeError
+from .evaluation import evaluate_run
+from .export import export_generator
+from .gallery import write_interpolation, write_progress_gif, write_samples, write_traversals
+from .metrics import METRICS
+from .reproduce import ReportOptions, ReproduceOptions, report, reproduce
+from .runs import TRAINED_WEIGHTS, load_run
+from .trainer import TrainOptions
+from .web import ServeOptions, serve
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -96,68 +106,28 @@ def _print_result(args: argparse.Namespace, value: Any, text: Callable[[], str])
 
 # -- train ------------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace, argv: list[str]) -> int:
-    from . import distributed, recipe
-    from .training import resume, train
-
     command = ["ganscope", *argv]
-    opts: options.TrainOptions = options_from(args, options.TrainOptions)
+    opts: TrainOptions = options_from(args, TrainOptions)
+    given = {
+        field.name: getattr(args, f"{section}.{field.name}")
+        for section, cls in SECTIONS.items()
+        for field in dataclasses.fields(cls)
+        if getattr(args, f"{section}.{field.name}", None) is not None
+    }
     if opts.resume:
-        flags = {
-            (section, field.name): options.flag_of(field)
-            for section, cls in SECTIONS.items()
-            for field in dataclasses.fields(cls)
-            if field.metadata.get("cli", True)
-        }
-        fixed = (
-            [
-                flag
-                for (section, name), flag in flags.items()
-                if getattr(args, f"{section}.{name}", None) is not None
-                and RESUMABLE.get(name) != section
-            ]
-            + (["--out"] if opts.out else [])
-            + (["--per-rank-batch"] if opts.per_rank_batch else [])
-        )
-        if fixed:
-            resumable = [flag for (s, name), flag in flags.items() if RESUMABLE.get(name) == s]
-            raise GanscopeError(
-                f"--resume continues a run with its saved settings; {', '.join(fixed)} cannot "
-                f"change (only {', '.join(resumable)} can)"
-            )
         args.interrupt_hint = f"continue with: ganscope train --resume {opts.resume}"
-        changes = {
-            name: getattr(args, f"{section}.{name}", None) for name, section in RESUMABLE.items()
-        }
-        if changes.get("data_dir"):
-            changes["data_dir"] = str(Path(changes["data_dir"]).expanduser().resolve())
-        run = resume(opts.resume, command=command, progress=opts.progress, **changes)
+        run = trainer.resume(opts.resume, command=command, progress=opts.progress, **given)
     else:
         sections = {name: options_from(args, cls, f"{name}.") for name, cls in SECTIONS.items()}
-        given = {
-            f.name
-            for f in dataclasses.fields(TrainConfig)
-            if getattr(args, f"train.{f.name}", None) is not None
-        }
-        sections["model"].validate()  # an unknown model is named before any preset
-        sections["train"] = recipe.with_preset(sections["train"], sections["model"].name, given)
-        if opts.per_rank_batch:  # the config holds the global batch, whatever the launch
-            sections["train"] = dataclasses.replace(
-                sections["train"],
-                batch_size=sections["train"].batch_size * distributed.launched_size(),
-            )
-        config = RunConfig(**sections)
-        if config.data.data_dir is not None:  # stored absolute: later commands run elsewhere
-            resolved = str(Path(config.data.data_dir).expanduser().resolve())
-            config = dataclasses.replace(
-                config, data=dataclasses.replace(config.data, data_dir=resolved)
-            )
-        config.validate()
-        out = opts.out or f"runs/{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config = trainer.plan_config(
+            RunConfig(**sections), given, per_rank_batch=opts.per_rank_batch
+        )
+        out = opts.out or trainer.default_out(config)
         args.interrupt_hint = (
             f"training is saved up to its last checkpoint; continue with: "
             f"ganscope train --resume {out}"
         )
-        run = train(config, out, command=command, progress=opts.progress)
+        run = trainer.train(config, out, command=command, progress=opts.progress)
     if not distributed.launched_rank_main():
         return 0  # rank 0 reports for all
     last = run.metrics("epoch")[-1]
@@ -177,36 +147,26 @@ def _paths(args: argparse.Namespace, paths: list) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace, argv: list[str]) -> int:
-    from .gallery import write_samples
-    from .runs import load_run
 
     return _paths(args, write_samples(load_run(args.run_dir), args.options))
 
 
 def _cmd_traverse(args: argparse.Namespace, argv: list[str]) -> int:
-    from .gallery import write_traversals
-    from .runs import load_run
 
     return _paths(args, write_traversals(load_run(args.run_dir), args.options))
 
 
 def _cmd_interpolate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .gallery import write_interpolation
-    from .runs import load_run
 
     return _paths(args, [write_interpolation(load_run(args.run_dir), args.options)])
 
 
 def _cmd_animate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .gallery import write_progress_gif
-    from .runs import load_run
 
     return _paths(args, [write_progress_gif(load_run(args.run_dir), args.options)])
 
 
 def _cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
-    from .export import export_generator
-    from .runs import load_run
 
     result = export_generator(load_run(args.run_dir), args.options)
     return _print_result(
@@ -219,15 +179,11 @@ def _cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
     )
 
 
-_SUMMARY_KEYS = (
-    "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classes_covered",
-    "class_entropy", "class_kl_to_real", "classifier_score", "memorisation_share", "seconds",
-)  # fmt: skip
+#: What ``evaluate`` prints: every metric, then the time it took.
+_SUMMARY_KEYS = (*(metric.name for metric in METRICS), "seconds")
 
 
 def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .evaluation import evaluate_run
-    from .runs import load_run
 
     opts = args.options
     if args.json:
@@ -235,7 +191,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     result = evaluate_run(load_run(args.run_dir), opts)
 
     def text() -> str:
-        weights = " (G's own weights)" if result.get("weights") == "trained" else ""
+        weights = " (G's own weights)" if result.get("weights") == TRAINED_WEIGHTS else ""
         lines = [
             f"{result['model']} run {result['run']}, epoch {result['epoch']}{weights}, "
             f"{result['n']} samples (seed {result['seed']}):"
@@ -254,8 +210,6 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace, argv: list[str]) -> int:
-    from .analysis import analyze_run
-    from .runs import load_run
 
     result = analyze_run(load_run(args.run_dir), args.options)
     return _print_result(
@@ -270,7 +224,6 @@ def _cmd_analyze(args: argparse.Namespace, argv: list[str]) -> int:
 
 # -- the report -------------------------------------------------------------------------------
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
-    from .reproduce import reproduce
 
     args.interrupt_hint = "finished steps are kept; run the same command again to continue"
     paths = reproduce(args.options)
@@ -278,14 +231,12 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from .reproduce import report
 
     paths = report(args.run_dirs, args.options)
     return _print_result(args, paths, lambda: f"report: {paths['html']}\n        {paths['md']}")
 
 
 def _cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
-    from .web import serve
 
     args.interrupt_hint = "the explorer stopped"
     serve(args.run_dirs, args.options)
@@ -294,9 +245,8 @@ def _cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
 
 # -- tools ------------------------------------------------------------------------------------
 def _cmd_classifier_train(args: argparse.Namespace, argv: list[str]) -> int:
-    from .classifier import ClassifierRecipe, train_classifier
 
-    opts: options.ClassifierTrainOptions = args.options
+    opts: ClassifierTrainOptions = args.options
     changes = {k: getattr(opts, k) for k in ("epochs", "seed") if getattr(opts, k) is not None}
     recipe = dataclasses.replace(ClassifierRecipe(), **changes)
     record = train_classifier(opts.out, recipe, data_dir=opts.data_dir, progress=opts.progress)
@@ -311,7 +261,6 @@ def _cmd_classifier_train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
-    from .bench import run_benchmarks
 
     results = run_benchmarks(args.options, progress=not args.json)
     return _print_result(args, results, lambda: "\n".join(r["line"] for r in results))
@@ -330,10 +279,10 @@ COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
     "export": (_cmd_export, options.ExportOptions, "run_dir"),
     "evaluate": (_cmd_evaluate, options.EvaluateOptions, "run_dir"),
     "analyze": (_cmd_analyze, options.AnalyzeOptions, "run_dir"),
-    "reproduce": (_cmd_reproduce, options.ReproduceOptions, None),
-    "report": (_cmd_report, options.ReportOptions, "run_dirs"),
-    "bench": (_cmd_bench, options.BenchOptions, None),
-    "serve": (_cmd_serve, options.ServeOptions, "run_dirs"),
+    "reproduce": (_cmd_reproduce, ReproduceOptions, None),
+    "report": (_cmd_report, ReportOptions, "run_dirs"),
+    "bench": (_cmd_bench, BenchOptions, None),
+    "serve": (_cmd_serve, ServeOptions, "run_dirs"),
 }
 
 
@@ -355,7 +304,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     for name, cls in SECTIONS.items():
         add_options(parser, cls, f"{name}.")
-    add_options(parser, options.TrainOptions)
+    add_options(parser, TrainOptions)
     _add_json(parser)
     parser.set_defaults(handler=_cmd_train, options_class=None)
 
@@ -368,10 +317,10 @@ def _add_classifier_parser(sub: argparse._SubParsersAction) -> None:
     )
     actions = classifier.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    train = _add_command(actions, "train", options.ClassifierTrainOptions)
-    add_options(train, options.ClassifierTrainOptions)
+    train = _add_command(actions, "train", ClassifierTrainOptions)
+    add_options(train, ClassifierTrainOptions)
     _add_json(train)
-    train.set_defaults(handler=_cmd_classifier_train, options_class=options.ClassifierTrainOptions)
+    train.set_defaults(handler=_cmd_classifier_train, options_class=ClassifierTrainOptions)
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:

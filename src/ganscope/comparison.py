@@ -2,8 +2,8 @@
 
 For each model trained with several presets: a paragraph computed from the numbers, the
 metrics of each preset, sample grids from the same latent vectors, each class's share of the
-samples and the latent readings of the report's dimensions. Gathering is ``report``'s; this
-module only builds blocks from its summaries.
+samples and the latent readings of the report's dimensions. Gathering is ``summary``'s; this
+module only builds blocks from their summaries (``summary``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import statistics
 from collections.abc import Sequence
 
 from .document import Block, Figure, Figures, Heading, Paragraph, Table
+from .metrics import REPORT_METRICS, format_metric
 from .models import display_name
 from .options import REPORT_DIMS
-from .report import METRICS_TABLE, RunSummary, _format
+from .summary import RunSummary
 from .text import TEXT, describe
 
 
@@ -50,20 +51,21 @@ def compare_sentence(
     """What preset ``other`` changed against ``base`` for ``model``, in numbers."""
     t = TEXT[lang]
     a, b = table[(model, base[0].preset)], table[(model, other[0].preset)]
-    shared = [key for key in METRICS_TABLE if key in a and key in b]
+    shared = [key for key in REPORT_METRICS if key in a and key in b]
     better = sum(
-        (b[key][0] > a[key][0]) if METRICS_TABLE[key] else (b[key][0] < a[key][0]) for key in shared
+        (b[key][0] > a[key][0]) if REPORT_METRICS[key] else (b[key][0] < a[key][0])
+        for key in shared
     )
     seconds_a = _mean([s.seconds_per_epoch for s in base])
     seconds_b = _mean([s.seconds_per_epoch for s in other])
     return t["compare"].format(
         preset=other[0].preset,
         model=display_name(model),
-        fid_a=_format(a["fid"][0], None, "fid"),
-        fid_b=_format(b["fid"][0], None, "fid"),
+        fid_a=format_metric(a["fid"][0], None, "fid"),
+        fid_b=format_metric(b["fid"][0], None, "fid"),
         fid_ratio=_ratio(a["fid"][0], b["fid"][0], t),
-        recall_a=_format(a["recall"][0], None, "recall"),
-        recall_b=_format(b["recall"][0], None, "recall"),
+        recall_a=format_metric(a["recall"][0], None, "recall"),
+        recall_b=format_metric(b["recall"][0], None, "recall"),
         recall_ratio=_ratio(a["recall"][0], b["recall"][0], t),
         rare_a=statistics.fmean(rarest_share(s) for s in base),
         rare_b=statistics.fmean(rarest_share(s) for s in other),
@@ -86,65 +88,74 @@ def preset_blocks(
         for s in summaries:
             if s.model == model and s.evaluation:
                 groups.setdefault(s.preset, []).append(s)
-        if len(groups) < 2:
-            continue
-        presets = list(groups)
-        base = "seed" if "seed" in groups else presets[0]
-        columns = tuple(t["preset_column"].format(preset=p) for p in presets)
-        blocks.append(Heading(3, display_name(model)))
-        blocks.append(
-            Paragraph(
-                " ".join(
-                    compare_sentence(model, groups[base], groups[p], table, lang)
-                    for p in presets
-                    if p != base
-                )
-            )
-        )
-        metrics = [table[(model, p)] for p in presets]
-        rows = [
-            (f"{key} {'↑' if higher else '↓'}", *(_format(*m[key], key) for m in metrics))
-            for key, higher in METRICS_TABLE.items()
-            if all(key in m for m in metrics)
-        ]
-        rows.append(
-            (
-                t["rarest_row"],
-                *(f"{statistics.fmean(rarest_share(s) for s in groups[p]):.1%}" for p in presets),
-            )
-        )
-        seconds = [_mean([s.seconds_per_epoch for s in groups[p]]) for p in presets]
-        rows.append((t["seconds_row"], *("?" if v is None else f"{v:.1f}" for v in seconds)))
-        blocks.append(Table((t["metric"], *columns), tuple(rows), f"presets-{model}"))
-        firsts = [groups[p][0] for p in presets]
-        blocks.append(
-            Figures(
-                tuple(
-                    Figure(f"{s.label}-preset-samples.png", s.samples_png, column)
-                    for s, column in zip(firsts, columns)
-                )
-            )
-        )
-        shares = [class_shares(groups[p]) for p in presets]
-        blocks.append(
-            Table(
-                (t["class"], *columns),
-                tuple(
-                    (name, *(f"{share[i]:.1%}" for share in shares))
-                    for i, name in enumerate(classes)
-                ),
-                f"classes-{model}",
-            )
-        )
-        found = [readings(s, lang, classes) for s in firsts]
-        blocks.append(
-            Table(
-                (t["dimension"], *columns),
-                tuple((str(dim), *(r.get(dim, "") for r in found)) for dim in REPORT_DIMS),
-                f"readings-{model}",
-            )
-        )
+        if len(groups) >= 2:
+            blocks += _model_blocks(model, groups, table, lang, classes)
     return blocks
+
+
+def _model_blocks(
+    model: str,
+    groups: dict[str, list[RunSummary]],
+    table: dict,
+    lang: str,
+    classes: Sequence[str],
+) -> list[Block]:
+    """One model's presets: the computed paragraph, metrics, grids, class shares, readings."""
+    t = TEXT[lang]
+    presets = list(groups)
+    base = "seed" if "seed" in groups else presets[0]
+    columns = tuple(t["preset_column"].format(preset=p) for p in presets)
+    sentences = [
+        compare_sentence(model, groups[base], groups[p], table, lang) for p in presets if p != base
+    ]
+    firsts = [groups[p][0] for p in presets]
+    shares = [class_shares(groups[p]) for p in presets]
+    found = [readings(s, lang, classes) for s in firsts]
+    return [
+        Heading(3, display_name(model)),
+        Paragraph(" ".join(sentences)),
+        Table((t["metric"], *columns), _metric_rows(model, groups, table, t), f"presets-{model}"),
+        Figures(
+            tuple(
+                Figure(f"{s.label}-preset-samples.png", s.samples_png, column)
+                for s, column in zip(firsts, columns)
+            )
+        ),
+        Table(
+            (t["class"], *columns),
+            tuple(
+                (name, *(f"{share[i]:.1%}" for share in shares)) for i, name in enumerate(classes)
+            ),
+            f"classes-{model}",
+        ),
+        Table(
+            (t["dimension"], *columns),
+            tuple((str(dim), *(r.get(dim, "") for r in found)) for dim in REPORT_DIMS),
+            f"readings-{model}",
+        ),
+    ]
+
+
+def _metric_rows(
+    model: str, groups: dict[str, list[RunSummary]], table: dict, t: dict
+) -> tuple[tuple[str, ...], ...]:
+    """The report's metrics per preset, then the rarest class's share and seconds per epoch."""
+    presets = list(groups)
+    metrics = [table[(model, p)] for p in presets]
+    rows = [
+        (f"{key} {'↑' if higher else '↓'}", *(format_metric(*m[key], key) for m in metrics))
+        for key, higher in REPORT_METRICS.items()
+        if all(key in m for m in metrics)
+    ]
+    rows.append(
+        (
+            t["rarest_row"],
+            *(f"{statistics.fmean(rarest_share(s) for s in groups[p]):.1%}" for p in presets),
+        )
+    )
+    seconds = [_mean([s.seconds_per_epoch for s in groups[p]]) for p in presets]
+    rows.append((t["seconds_row"], *("?" if v is None else f"{v:.1f}" for v in seconds)))
+    return tuple(rows)
 
 
 def readings(summary: RunSummary, lang: str, classes: Sequence[str]) -> dict[int, str]:

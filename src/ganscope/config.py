@@ -17,7 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .checks import require_tensorboard
+from .data import DATASETS, get_dataset
 from .errors import GanscopeError, lookup
+from .models import MODELS, get_family
+from .presets import PRESETS, describe_presets
 
 #: Version of the run-folder layout and checkpoint format; bumped on incompatible changes.
 FORMAT_VERSION = 1
@@ -39,25 +43,18 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
     return field(default=default, metadata={"help": help, **spec})
 
 
-def _registered(module: str, name: str):
-    def names() -> list[str]:
-        import importlib
-
-        return sorted(getattr(importlib.import_module(f"ganscope.{module}"), name))
-
-    return names
+def _names(registry: Any):
+    return lambda: sorted(registry)
 
 
-MODEL_NAMES = _registered("models", "MODELS")
-PRESET_NAMES = _registered("recipe", "PRESETS")
-DATASET_NAMES = _registered("data", "DATASETS")
+MODEL_NAMES = _names(MODELS)
+PRESET_NAMES = _names(PRESETS)
+DATASET_NAMES = _names(DATASETS)
 
 
 def preset_recipes() -> str:
     """Each preset's recipe as flags (the help of the options that name presets)."""
-    from .recipe import describe_presets
-
-    return describe_presets()
+    return describe_presets(TrainConfig)
 
 
 @dataclass(frozen=True)
@@ -77,8 +74,6 @@ class DataConfig:
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
             raise GanscopeError(f"--limit must be at least 1 image, got {self.limit}")
-        from .data import get_dataset
-
         get_dataset(self.dataset)
 
 
@@ -92,8 +87,6 @@ class ModelConfig:
     def validate(self) -> None:
         if not 1 <= self.z_dim <= 4096:
             raise GanscopeError(f"z_dim must be in 1..4096, got {self.z_dim}")
-        from .models import get_family
-
         get_family(self.name)
 
 
@@ -109,7 +102,7 @@ class TrainConfig:
     seed: int = option(0, "seed for weights, shuffling and noise (CPU runs repeat exactly)")
     # -- beyond the report: each a standard technique, off by default (docs/presets.md) ----
     # ``preset`` names the recipe the fields below started from; the CLI fills them in from
-    # it, a Python caller with ``recipe.with_preset(train, model)``.
+    # it, a Python caller with ``presets.with_preset(train, model)``.
     preset: str = option(
         "seed",
         "training recipe: seed (the report's, exactly) or improved (docs/presets.md); the "
@@ -169,11 +162,18 @@ class TrainConfig:
     cuda_graph: bool = option(
         True,
         "on CUDA, capture the whole training step once as a CUDA graph and replay it (5-9x "
-        "the images per second of eager steps on an H100; not with --instance-noise or "
-        "--d-dropout, whose steps run eagerly); off launches every kernel eagerly; ignored "
-        "on other devices",
+        "the images per second of eager steps on an H100, measured before the moving "
+        "average and lazy R1 were captured; not with --instance-noise or --d-dropout, and "
+        "--ema or --r1-gamma only with --cuda-graph-unchecked: those steps run eagerly); off "
+        "launches every kernel eagerly; ignored on other devices",
         mechanics=True,
         on_off=True,
+    )
+    cuda_graph_unchecked: bool = option(
+        False,
+        "with --cuda-graph on, also capture the steps of --ema and --r1-gamma, whose capture "
+        "has not passed benchmarks/gpu_check.sh on a GPU since it was last rewritten",
+        mechanics=True,
     )
     tensorboard: bool = option(
         False,
@@ -216,8 +216,6 @@ class TrainConfig:
             )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
-        from .recipe import PRESETS
-
         lookup(PRESETS, self.preset, "preset")
         if self.loss not in LOSSES:
             raise GanscopeError(f"--loss must be {' or '.join(LOSSES)}, got {self.loss!r}")
@@ -238,9 +236,7 @@ class TrainConfig:
                 f"--instance-noise must be 0 (off) or more, got {self.instance_noise}"
             )
         if self.tensorboard:
-            from .tensorboard_log import check_available
-
-            check_available()
+            require_tensorboard()
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

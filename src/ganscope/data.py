@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .errors import GanscopeError, lookup
+from .progress import bar as progress_bar
 
 ENV_DATA_DIR = "GANSCOPE_DATA_DIR"
 
@@ -311,7 +312,6 @@ def download_file(
     progress: bool = True,
 ) -> Path:
     """Fetch one file from the first mirror that answers; checked by md5, written atomically."""
-    from .progress import bar as progress_bar
 
     opener = opener or urllib.request.urlopen
     root.mkdir(parents=True, exist_ok=True)

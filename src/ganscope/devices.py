@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import GanscopeError
+from .models import get_family
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
 
@@ -65,7 +66,6 @@ def resolve_precision(name: str, device: torch.device, model_name: str) -> str:
     matrix units (measured on a 2-core AVX512-BF16 CPU: the CNN GAN trains 1.9x faster, the
     MLP GAN not at all, its matrices being too small).
     """
-    from .models import get_family
 
     if name == "fp32":
         return "fp32"
@@ -100,7 +100,6 @@ def prepare_module(module: nn.Module, model_name: str, device: torch.device | st
     """Move a model's network to ``device``, in channels_last memory for convolutional
     families: NHWC lets oneDNN / cuDNN skip layout conversions around every convolution (CPU,
     CNN GAN, batch 64: 141 -> 170 img/s in fp32). Training and loading both go through here."""
-    from .models import get_family
 
     if get_family(model_name).convolutional:
         module.to(memory_format=torch.channels_last)

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .devices import resolve_device
 from .errors import GanscopeError
 
 T = TypeVar("T")
@@ -131,7 +132,6 @@ def session(device_name: str) -> Iterator[tuple[World, torch.device]]:
     Yields this rank's world and device (``--device`` resolved; ``cuda:LOCAL_RANK`` for
     CUDA). The group is left on exit if this call joined it.
     """
-    from .devices import resolve_device
 
     if not launched():
         yield World(), resolve_device(device_name)

@@ -18,6 +18,8 @@ from torch import nn
 
 from . import atomic
 from . import progress as report_progress
+from .classifier import features_and_probabilities, load_classifier
+from .data import load_split, to_model_range, to_uint8
 from .errors import GanscopeError
 from .metrics import (
     class_statistics,
@@ -29,6 +31,9 @@ from .metrics import (
     precision_recall_density_coverage,
 )
 from .options import EvaluateOptions, resolve
+from .plots import labelled_grid, save_png
+from .runs import TRAINED_WEIGHTS, append_metrics, closest_pairs_path
+from .sampling import generate, latent, z_dim_of
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,6 @@ class Reference:
         return self.cache["test_nn"]
 
     def test_features(self, classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        from .classifier import features_and_probabilities
-        from .data import to_model_range
 
         key = (
             "features",
@@ -82,8 +85,6 @@ def compare(
     batch_size: int = EvaluateOptions.batch_size,
 ) -> dict[str, Any]:
     """All metrics for generated images ``(M, 28, 28)`` uint8 against ``reference``."""
-    from .classifier import features_and_probabilities
-    from .data import to_model_range
 
     if fake_uint8.shape[0] < 2:
         raise GanscopeError(f"need at least 2 generated images, got {fake_uint8.shape[0]}")
@@ -116,7 +117,6 @@ def load_reference(
     memorisation_check: bool = True,
     progress: bool = True,
 ) -> Reference:
-    from .data import load_split
 
     test = load_split(dataset, "test", data_dir, progress=progress)
     train = (
@@ -135,8 +135,6 @@ def evaluate_generator(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples.
     ``compare_options`` go to :func:`compare` (``batch_size``, ``kid_subsets``, ``k``)."""
-    from .data import to_uint8
-    from .sampling import generate, latent, z_dim_of
 
     if n < 2:
         raise GanscopeError(f"--n must be at least 2, got {n}")
@@ -151,8 +149,6 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
     ``Run.evaluation_path``) and a figure of the closest generated/training pairs. Returns the
     record: the result header (run, model, the epoch whose weights were used, n, seed,
     classifier checksum), then the metrics."""
-    from .classifier import load_classifier
-    from .plots import labelled_grid, save_png
 
     opts = resolve(EvaluateOptions, options, overrides)
     classifier = load_classifier(opts.classifier_path, device=opts.device)
@@ -172,7 +168,7 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
     result = {
         **run.result_header(epoch, opts.n, opts.seed, classifier.meta["sha256"]),
         "classifier_test_accuracy": classifier.meta["test_accuracy"],
-        **({"weights": "trained"} if opts.trained_weights else {}),
+        **({"weights": TRAINED_WEIGHTS} if opts.trained_weights else {}),
         **result,
     }
     path = run.evaluation_path(epoch, opts.seed, opts.n, trained=opts.trained_weights)
@@ -186,7 +182,7 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
             ["generated", "nearest train"],
             "generated images closest to a training image (pixel L2)",
         )
-        figure_path = path.with_name(path.stem + "_closest.png")
+        figure_path = closest_pairs_path(path)
         result["closest_pairs_figure"] = str(save_png(figure, figure_path))
     atomic.write_json(path, result)
     return result
@@ -208,9 +204,6 @@ class EvaluateDuringTraining:
         self._reference: Reference | None = None
 
     def __call__(self, run, state, epoch_record: dict[str, Any]) -> None:
-        from .classifier import load_classifier
-        from .data import load_split
-        from .runs import append_metrics
 
         every = self.config.train.eval_every
         last = epoch_record["epoch"] == self.config.train.epochs

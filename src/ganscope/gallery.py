@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from . import atomic
@@ -26,8 +27,19 @@ from .options import (
     TraverseOptions,
     resolve,
 )
-from .runs import Run
+from .plots import (
+    labelled_grid,
+    make_grid,
+    plot_training_curves,
+    png_bytes,
+    save_gif,
+    save_grid,
+    save_png,
+    stack_vertical,
+)
+from .runs import Run, traversal_path
 from .sampling import check_dims, generate, interpolate, latent, traverse, z_dim_of
+from .state import TrainState
 
 
 def output_path(
@@ -67,7 +79,6 @@ def traversal_figures(
     Without ``steps``: the report's three rows (-delta, unchanged, +delta), one column per base
     vector. With ``steps``: one row per base vector, ``steps`` columns sweeping -delta..+delta.
     """
-    from .plots import labelled_grid
 
     if delta <= 0:
         raise GanscopeError(f"--delta must be positive, got {delta}")
@@ -95,7 +106,6 @@ def write_traversals(
     run: Run, options: TraverseOptions | None = None, **overrides: Any
 ) -> list[Path]:
     """``dim_NNN.png`` for each dimension plus ``overview.png``; returns the paths written."""
-    from .plots import save_png, stack_vertical
 
     opts = resolve(TraverseOptions, options, overrides)
     generator = run.generator(epoch=opts.epoch, device=opts.device)
@@ -103,14 +113,13 @@ def write_traversals(
     dims = check_dims(opts.dims, z.shape[1])
     folder = output_path(run, opts.out, run.traversals_dir, opts.overwrite, folder=True)
     figures = traversal_figures(generator, dims, opts.delta, z, opts.steps)
-    paths = [save_png(fig, folder / f"dim_{dim:03d}.png") for dim, fig in figures.items()]
-    paths.append(save_png(stack_vertical(list(figures.values())), folder / "overview.png"))
+    paths = [save_png(fig, traversal_path(folder, dim)) for dim, fig in figures.items()]
+    paths.append(save_png(stack_vertical(list(figures.values())), traversal_path(folder)))
     return paths
 
 
 def write_samples(run: Run, options: SampleOptions | None = None, **overrides: Any) -> list[Path]:
     """A PNG grid of ``n`` samples, optionally one PNG per image and an ``.npz`` of both."""
-    from .plots import png_bytes, save_grid
 
     opts = resolve(SampleOptions, options, overrides)
     out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n), opts.overwrite)
@@ -136,7 +145,6 @@ def _samples(run: Run, opts: SampleOptions) -> tuple[torch.Tensor, torch.Tensor]
 
 def sample_grid_png(run: Run, options: SampleOptions | None = None, **overrides: Any) -> bytes:
     """The grid ``write_samples`` draws, as PNG bytes (nothing written)."""
-    from .plots import make_grid, png_bytes
 
     opts = resolve(SampleOptions, options, overrides)
     return png_bytes(make_grid(_samples(run, opts)[1], nrow=opts.nrow, scale=2))
@@ -146,7 +154,6 @@ def write_interpolation(
     run: Run, options: InterpolateOptions | None = None, **overrides: Any
 ) -> Path:
     """One row of images along the path between the latent vectors of consecutive seeds."""
-    from .plots import labelled_grid, save_png
 
     opts = resolve(InterpolateOptions, options, overrides)
     out = output_path(
@@ -168,24 +175,41 @@ def write_interpolation(
     return save_png(labelled_grid(torch.stack(rows), labels, title), out)
 
 
+@torch.no_grad()
+def fixed_grid(state: TrainState) -> torch.Tensor:
+    """The images of training's fixed latent batch, ``(64, 1, 28, 28)`` uint8, from the
+    generator that samples (the moving average if any), in eval mode."""
+    return to_uint8(generate(state.sampler, state.fixed_z))
+
+
+def write_fixed_grid(run: Run, state: TrainState) -> Path:
+    """The grid written after every epoch: ``RUN/samples/epoch_NNN.png``."""
+    return save_grid(fixed_grid(state), run.sample_grid_path(state.epoch), nrow=8, scale=2)
+
+
+def write_training_figures(run: Run, state: TrainState, record: dict[str, Any]) -> None:
+    """Epoch callback: the loss curves (with any evaluation records) and the progress GIF."""
+    cfg = run.config
+    plot_training_curves(
+        run.metrics(), run.losses_figure, title=f"{cfg.model.name} GAN on {cfg.data.dataset}"
+    )
+    write_progress_gif(run)
+
+
 def write_progress_gif(run: Run, options: AnimateOptions | None = None, **overrides: Any) -> Path:
     """An animation of the per-epoch fixed-noise grids, each frame titled with its epoch."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .plots import labelled_grid, save_gif
 
     opts = resolve(AnimateOptions, options, overrides)
     out = output_path(run, opts.out, run.progress_gif, opts.overwrite)
-    paths = run.sample_grid_paths()
-    if not paths:
+    grids = run.sample_grid_paths()
+    if not grids:
         raise GanscopeError(f"run {run.path} has no per-epoch sample grids yet")
     frames = []
-    for path in paths:
+    for epoch, path in grids.items():
         try:
             grid = np.asarray(Image.open(path).convert("L"))
         except (OSError, UnidentifiedImageError):
             raise GanscopeError(f"sample grid {path} is damaged; delete it to skip it") from None
-        epoch = int(path.stem.split("_")[1])
         titled = labelled_grid(
             torch.from_numpy(grid.copy())[None, None], title=f"epoch {epoch}", scale=1, padding=0
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +33,64 @@ COVERAGE_FRACTION = 0.25
 #: Quantile of the test-to-train nearest-neighbour distances below which a generated image
 #: counts as suspiciously close to a training image. An honest generator scores about this.
 MEMORISATION_QUANTILE = 0.05
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number of an evaluation record, as every reader shows it."""
+
+    name: str
+    #: True when higher is better, False when lower is; None for a spread.
+    higher_is_better: bool | None
+    #: Digits after the point in the report's table.
+    digits: int
+    label: str
+    #: In the report's metrics table (and its comparisons of presets).
+    in_report: bool = True
+    #: Logged to TensorBoard as ``quality/NAME`` during ``--eval-every``.
+    in_tensorboard: bool = True
+
+
+#: Every metric of an evaluation record, in the order they are shown: the CLI's summary of
+#: ``evaluate``, TensorBoard's quality scalars and the report's table read this one table.
+METRICS = (
+    Metric("fid", False, 3, "Fréchet distance of the classifier features"),
+    Metric("kid", False, 4, "kernel distance of the classifier features"),
+    Metric("kid_std", None, 4, "KID's std over subsets", in_report=False, in_tensorboard=False),
+    Metric("precision", True, 3, "share of samples on the real manifold"),
+    Metric("recall", True, 3, "share of real images on the sample manifold"),
+    Metric("density", True, 3, "precision, robust to outliers"),
+    Metric("coverage", True, 3, "recall, robust to outliers"),
+    Metric("classes_covered", True, 0, "classes with at least a quarter of their real share"),
+    Metric("class_entropy", True, 3, "entropy of the predicted classes", in_report=False),
+    Metric(
+        "class_kl_to_real",
+        False,
+        3,
+        "KL of the class histogram to the real one",
+        in_tensorboard=False,
+    ),  # fmt: skip
+    Metric("classifier_score", True, 3, "the Inception Score's formula on the classifier"),
+    Metric(
+        "memorisation_share",
+        False,
+        4,
+        "samples closer to a training image than 95% of test images are",
+        in_tensorboard=False,
+    ),  # fmt: skip
+)
+METRIC = {metric.name: metric for metric in METRICS}
+#: name -> higher is better, for the metrics of the report's table.
+REPORT_METRICS = {m.name: m.higher_is_better for m in METRICS if m.in_report}
+#: The metrics written to TensorBoard.
+QUALITY_METRICS = tuple(m.name for m in METRICS if m.in_tensorboard)
+
+
+def format_metric(value: float, std: float | None, name: str) -> str:
+    """``value`` (``± std``) with the metric's digits."""
+    digits = METRIC[name].digits
+    text = f"{value:.{digits}f}"
+    return text + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
 class _Precomputed(nn.Module):

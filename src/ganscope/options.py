@@ -17,6 +17,7 @@ from typing import Any
 
 from .checks import (  # noqa: F401 - the checks' names are part of this module's API
     IMAGE_BYTES,
+    INTERPOLATION_METHODS,
     LANGS,
     MAX_ABS_DELTA,
     MAX_SEED,
@@ -28,20 +29,12 @@ from .checks import (  # noqa: F401 - the checks' names are part of this module'
     flag_of,
     resolve,
 )
-from .config import MODEL_NAMES, PRECISIONS, PRESET_NAMES, TrainConfig, option, preset_recipes
+from .config import option
 from .errors import GanscopeError
 
 #: The report's latent figures: these dimensions, shifted by this much.
 REPORT_DIMS = (20, 50, 60, 70, 90)
 REPORT_DELTA = 10.0
-#: ``bench``'s steps per loop and trial by device type: a few seconds to a minute each.
-BENCH_STEPS = {"cpu": {"mlp": 2000, "cnn": 100}, "cuda": {"mlp": 20000, "cnn": 5000}}
-
-
-def _interpolation_methods() -> list[str]:
-    from .sampling import INTERPOLATIONS
-
-    return list(INTERPOLATIONS)
 
 
 # -- the shared flags, declared once ------------------------------------------------------------
@@ -183,7 +176,7 @@ class InterpolateOptions(GeneratorOptions):
         (0, 1), "seeds of the end points (two or more)", minimum=0, maximum=MAX_SEED
     )
     steps: int = option(10, "images per path", minimum=2)
-    method: str = option("slerp", "the path", choices=_interpolation_methods)
+    method: str = option("slerp", "the path", choices=lambda: list(INTERPOLATION_METHODS))
     out: str | None = out_option(
         None, "the PNG (default: RUN_DIR/figures/interpolate_SEEDS_METHOD.png)"
     )
@@ -288,212 +281,3 @@ class AnalyzeOptions(GeneratorOptions):
         check_positive_deltas(self.deltas)
         # Per base vector: its two shifted images at a time and the bootstrap's indices.
         check_memory(f"--n {self.n}", self.n * (2 * IMAGE_BYTES + 8 * self.bootstrap))
-
-
-#: The latent seed of every evaluation and analysis in a report: evaluate's default.
-RESULT_SEED = EvaluateOptions.seed
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much work a reproduction does. ``full`` is the report's experiment; every size
-    not set here is the command defaults' (``options``)."""
-
-    name: str
-    epochs: int = TrainConfig.epochs
-    #: Train on the first N images only (None: all of them).
-    limit: int | None = None
-    #: Generated images per quality evaluation during training (every epoch).
-    eval_samples: int = TrainConfig.eval_samples
-    #: Generated images for the final metrics table.
-    eval_n: int = EvaluateOptions.n
-    analysis_n: int = AnalyzeOptions.n
-    analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
-    sefa: int = AnalyzeOptions.sefa
-
-    def analysis(self, lang: str, progress: bool) -> AnalyzeOptions:
-        return AnalyzeOptions(
-            dims=tuple(str(d) for d in self.analysis_dims),
-            n=self.analysis_n,
-            seed=RESULT_SEED,
-            lang=lang,
-            sefa=self.sefa,
-            progress=progress,
-        )
-
-
-PROFILES = {
-    "full": Profile("full"),
-    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
-    "quick": Profile(
-        "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
-    ),
-}
-
-
-@dataclass(frozen=True)
-class ReproduceOptions(Checked):
-    """the whole lab report from one command (the main job)
-
-    Train the report's MLP GAN and CNN GAN (Adam 2e-4, batch 64, 10 epochs) for each seed,
-    evaluate them, analyse their latent dimensions, and write OUT/report.html (self-contained:
-    opens from disk) and OUT/report.md. With --presets seed improved each network is also
-    trained with the improved recipe and the report compares the two side by side. Finished
-    steps are reused and an interrupted reproduction continues where it stopped.
-    """
-
-    out: str = out_option("reproduce", "the report and its runs")
-    device: str = device_option("auto")
-    seeds: tuple[int, ...] = option(
-        (0,), "one run per model, preset and seed", minimum=0, maximum=MAX_SEED
-    )
-    presets: tuple[str, ...] = option(
-        ("seed",),
-        "training presets; several are trained and compared side by side in the report, e.g. "
-        "--presets seed improved (docs/presets.md)",
-        choices=PRESET_NAMES,
-        detail=preset_recipes,
-    )
-    models: tuple[str, ...] = option(
-        ("mlp", "cnn"), "the report's networks to train (both: the report)", choices=MODEL_NAMES
-    )
-    lang: str = lang_option("the report")
-    quick: bool = option(
-        False,
-        f"smoke profile: {PROFILES['quick'].epochs} epochs on {PROFILES['quick'].limit:,} "
-        "images, fewer samples (under 2 minutes on a 2-core CPU; marked as such in the report)",
-    )
-    tensorboard: bool = option(
-        False,
-        "log every run to TensorBoard under its folder's tensorboard/ (as train --tensorboard;"
-        " needs pip install 'ganscope[tensorboard]')",
-    )
-    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
-    progress: bool = progress_option()
-
-    def check(self) -> None:
-        for flag, values in (
-            ("--seeds", self.seeds),
-            ("--presets", self.presets),
-            ("--models", self.models),
-        ):
-            if not values:
-                raise GanscopeError(f"{flag} needs at least one value")
-            if len(set(values)) != len(values):
-                raise GanscopeError(f"{flag} has repeats: {' '.join(map(str, values))}")
-
-
-@dataclass(frozen=True)
-class ReportOptions(Checked):
-    """rebuild the HTML/Markdown report from existing run folders
-
-    Write report.html and report.md (with its figures in report_files/) from run folders made
-    by train or reproduce. Each run's evaluation with the most samples of its latest epoch is
-    used; a run never evaluated, or without an analysis of all dimensions with analyze's
-    defaults, is evaluated or analysed first.
-    """
-
-    out: str = out_option("report", "the report")
-    lang: str = lang_option("the report")
-    progress: bool = progress_option()
-
-
-@dataclass(frozen=True)
-class BenchOptions(Checked):
-    """training speed: a textbook loop against ganscope's, same process
-
-    Time a textbook GAN training loop (DataLoader, per-batch copies, fp32, a host sync every
-    step) and ganscope's training path on the same device, data, models and seed; print
-    images per second, the speed-up and peak memory.
-    """
-
-    models: tuple[str, ...] = option(("mlp", "cnn"), "model families", choices=MODEL_NAMES)
-    steps: int | None = option(
-        None,
-        "training steps per loop and trial (default: "
-        + "; ".join(
-            f"{device}: " + ", ".join(f"{n} for {model}" for model, n in steps.items())
-            for device, steps in BENCH_STEPS.items()
-        )
-        + ")",
-        type=int,
-        minimum=1,
-    )
-    repeats: int = option(3, "trials per loop, taken in turns; each reports its median", minimum=1)
-    batch_size: int = option(64, "images per step", minimum=1)
-    device: str = device_option("auto")
-    precision: str = option(
-        "auto", "precision of ganscope's path", choices=lambda: list(PRECISIONS)
-    )
-    cuda_graph: bool = option(
-        True,
-        "on CUDA, ganscope's path replays its step as a CUDA graph (as train's flag)",
-        on_off=True,
-    )
-    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
-
-    def check(self) -> None:
-        if not self.models:
-            raise GanscopeError("--models needs at least one model")
-
-
-@dataclass(frozen=True)
-class ClassifierTrainOptions(Checked):
-    """train the classifier (a few minutes on a CPU)
-
-    Train the feature-space classifier with ganscope's fixed, seeded recipe and write its
-    weights and their metadata record (recipe, data checksum, test accuracy, sha256).
-    """
-
-    out: str = option(
-        None, "weights file to write (.pt; its .json record goes beside it)", type=str,
-        required=True,
-    )  # fmt: skip
-    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
-    epochs: int | None = option(None, "override the recipe's epochs", type=int, minimum=1)
-    seed: int | None = seed_option("the recipe (default: the recipe's)", default=None)
-    progress: bool = progress_option()
-
-
-@dataclass(frozen=True)
-class TrainOptions(Checked):
-    """What ``ganscope train`` takes beside the run's config (``config.RunConfig``)."""
-
-    out: str | None = out_option(
-        None, "the run folder to create (default: runs/MODEL-YYYYmmdd-HHMMSS)"
-    )
-    resume: str | None = option(
-        None,
-        "continue this run folder from its last checkpoint; only --epochs and the mechanics "
-        "(--device, --cuda-graph, --tensorboard, --checkpoint-minutes, --data-dir) may "
-        "change",
-        type=str,
-        metavar="RUN_DIR",
-    )
-    per_rank_batch: bool = option(
-        False,
-        "under torchrun, give every process a whole --batch-size (global batch: batch size x "
-        "processes, saved as the run's batch size); by default the processes split one global "
-        "batch and compute exactly the one-process training. Scale --lr yourself: see "
-        "docs/scaling.md",
-    )
-    progress: bool = progress_option()
-
-
-@dataclass(frozen=True)
-class ServeOptions(Checked):
-    """explore runs' latent spaces live in the browser
-
-    Start a local web page over the run folders named: one slider per latent dimension
-    (labelled with the analysis's readings) and per SeFa direction, the image and the
-    classifier's probabilities as you drag, an epoch scrubber, two runs side by side, an
-    interpolation strip and the report's three-row figure. The URL keeps the view. Serves
-    127.0.0.1 unless --host says otherwise; writes nothing.
-    """
-
-    host: str = option(
-        "127.0.0.1",
-        "address to listen on (another than 127.0.0.1 is reachable from other machines)",
-    )
-    port: int = option(8000, "port to listen on", minimum=1, maximum=65535)
-    device: str = device_option()

@@ -12,23 +12,153 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import progress as report_progress
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .analysis import analyze_run
+from .atomic import read_json
+from .classifier import default_weights_path, metadata_path
+from .config import (
+    MODEL_NAMES,
+    PRESET_NAMES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    option,
+    preset_recipes,
+)
+from .document import write_document
 from .errors import GanscopeError
+from .evaluation import evaluate_run
 from .options import (
-    PROFILES,
-    RESULT_SEED,
+    MAX_SEED,
     AnalyzeOptions,
+    Checked,
     EvaluateOptions,
-    Profile,
-    ReportOptions,
-    ReproduceOptions,
+    data_dir_option,
+    device_option,
+    lang_option,
+    out_option,
+    progress_option,
     resolve,
 )
+from .presets import preset_values, with_preset
+from .readings import analysis_header, is_complete, parse_dims
+from .report import build_blocks
 from .runs import CONFIG_FILE, Run, load_run
+from .summary import summarise
+from .text import TEXT
+from .trainer import resume, train
+
+#: The latent seed of every evaluation and analysis in a report: evaluate's default.
+RESULT_SEED = EvaluateOptions.seed
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work a reproduction does. ``full`` is the report's experiment; every size
+    not set here is the command defaults' (``options``)."""
+
+    name: str
+    epochs: int = TrainConfig.epochs
+    #: Train on the first N images only (None: all of them).
+    limit: int | None = None
+    #: Generated images per quality evaluation during training (every epoch).
+    eval_samples: int = TrainConfig.eval_samples
+    #: Generated images for the final metrics table.
+    eval_n: int = EvaluateOptions.n
+    analysis_n: int = AnalyzeOptions.n
+    analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
+    sefa: int = AnalyzeOptions.sefa
+
+    def analysis(self, lang: str, progress: bool) -> AnalyzeOptions:
+        return AnalyzeOptions(
+            dims=tuple(str(d) for d in self.analysis_dims),
+            n=self.analysis_n,
+            seed=RESULT_SEED,
+            lang=lang,
+            sefa=self.sefa,
+            progress=progress,
+        )
+
+
+PROFILES = {
+    "full": Profile("full"),
+    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
+    "quick": Profile(
+        "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ReproduceOptions(Checked):
+    """the whole lab report from one command (the main job)
+
+    Train the report's MLP GAN and CNN GAN (Adam 2e-4, batch 64, 10 epochs) for each seed,
+    evaluate them, analyse their latent dimensions, and write OUT/report.html (self-contained:
+    opens from disk) and OUT/report.md. With --presets seed improved each network is also
+    trained with the improved recipe and the report compares the two side by side. Finished
+    steps are reused and an interrupted reproduction continues where it stopped.
+    """
+
+    out: str = out_option("reproduce", "the report and its runs")
+    device: str = device_option("auto")
+    seeds: tuple[int, ...] = option(
+        (0,), "one run per model, preset and seed", minimum=0, maximum=MAX_SEED
+    )
+    presets: tuple[str, ...] = option(
+        ("seed",),
+        "training presets; several are trained and compared side by side in the report, e.g. "
+        "--presets seed improved (docs/presets.md)",
+        choices=PRESET_NAMES,
+        detail=preset_recipes,
+    )
+    models: tuple[str, ...] = option(
+        ("mlp", "cnn"), "the report's networks to train (both: the report)", choices=MODEL_NAMES
+    )
+    lang: str = lang_option("the report")
+    quick: bool = option(
+        False,
+        f"smoke profile: {PROFILES['quick'].epochs} epochs on {PROFILES['quick'].limit:,} "
+        "images, fewer samples (under 2 minutes on a 2-core CPU; marked as such in the report)",
+    )
+    tensorboard: bool = option(
+        False,
+        "log every run to TensorBoard under its folder's tensorboard/ (as train --tensorboard;"
+        " needs pip install 'ganscope[tensorboard]')",
+    )
+    data_dir: str | None = data_dir_option("$GANSCOPE_DATA_DIR, else the cache")
+    progress: bool = progress_option()
+
+    def check(self) -> None:
+        for flag, values in (
+            ("--seeds", self.seeds),
+            ("--presets", self.presets),
+            ("--models", self.models),
+        ):
+            if not values:
+                raise GanscopeError(f"{flag} needs at least one value")
+            if len(set(values)) != len(values):
+                raise GanscopeError(f"{flag} has repeats: {' '.join(map(str, values))}")
+
+
+@dataclass(frozen=True)
+class ReportOptions(Checked):
+    """rebuild the HTML/Markdown report from existing run folders
+
+    Write report.html and report.md (with its figures in report_files/) from run folders made
+    by train or reproduce. Each run's evaluation with the most samples of its latest epoch is
+    used; a run never evaluated, or without an analysis of all dimensions with analyze's
+    defaults, is evaluated or analysed first.
+    """
+
+    out: str = out_option("report", "the report")
+    lang: str = lang_option("the report")
+    progress: bool = progress_option()
 
 
 def run_config(
@@ -40,7 +170,6 @@ def run_config(
     tensorboard: bool = False,
     preset: str = "seed",
 ) -> RunConfig:
-    from .recipe import with_preset
 
     train = TrainConfig(
         epochs=profile.epochs,
@@ -68,7 +197,6 @@ def run_folder(out: Path, model: str, preset: str, seed: int) -> Path:
 def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
     """The run at ``path``, trained (or resumed) to ``config``; refused when the folder holds
     a run with another method (see ``RunConfig.method``)."""
-    from .training import resume, train
 
     command = ["ganscope", "reproduce"]
     if not (path / CONFIG_FILE).is_file():
@@ -96,8 +224,6 @@ def ensure_trained(path: Path, config: RunConfig, progress: bool) -> Run:
 def _classifier_sha256() -> str:
     """The shipped classifier's checksum from its record (no weights loaded; the evaluation
     and analysis that use the classifier verify the weights against it)."""
-    from .atomic import read_json
-    from .classifier import default_weights_path, metadata_path
 
     record = read_json(metadata_path(default_weights_path()), "classifier metadata")
     if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
@@ -126,7 +252,6 @@ def ensure_evaluated(run: Run, n: int | None, progress: bool) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, n: int, progress: bool) -> dict[str, Any]:
-    from .evaluation import evaluate_run
 
     return evaluate_run(run, n=n, seed=RESULT_SEED, progress=progress)
 
@@ -134,7 +259,6 @@ def _evaluate(run: Run, n: int, progress: bool) -> dict[str, Any]:
 def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
     """The run's analysis when its header equals what ``wanted`` would compute for the latest
     epoch; otherwise analysed again (saying what differed)."""
-    from .analysis import analysis_header, analyze_run, is_complete, parse_dims
 
     record = run.analysis_record()
     epoch = run.latest_epoch()
@@ -167,7 +291,6 @@ def reproduce(
     profile = profile or PROFILES["quick" if opts.quick else "full"]
     out = Path(opts.out)
     data_dir = str(Path(opts.data_dir).expanduser().resolve()) if opts.data_dir else None
-    from .recipe import preset_values
 
     for model in opts.models:  # a preset without a recipe for a model: say how to go on
         for preset in opts.presets:
@@ -229,9 +352,6 @@ def write_report(
     seconds: float | None = None,
 ) -> dict[str, Path]:
     """Make sure each run has its evaluation and analysis, gather, build, write."""
-    from .document import write_document
-    from .report import build_blocks, summarise
-    from .text import TEXT
 
     wanted = (profile or Profile("report")).analysis(options.lang, options.progress)
     summaries = []

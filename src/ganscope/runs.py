@@ -8,19 +8,21 @@ the order of file names. Every file is written atomically (``atomic``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import atomic, checkpoints
+from . import __version__, atomic, checkpoints
 from .config import FORMAT_VERSION, RunConfig
+from .devices import prepare_module, resolve_device
 from .errors import GanscopeError
+from .models import build_generator
+from .progress import warn
+from .state import EMA_KEY
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -41,6 +43,51 @@ STATE_FILES = (
 )  # fmt: skip
 
 
+#: An evaluation record of G's own weights in an ``--ema`` run has ``"weights"`` this.
+TRAINED_WEIGHTS = "trained"
+
+
+class AnalysisFiles:
+    """The files of an analysis, in ``RUN/analysis`` or an ``--out`` folder: their names are
+    written here only."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def record(self) -> Path:
+        """``dims.json``, written last: its presence means a finished analysis."""
+        return self.folder / "dims.json"
+
+    def table(self, kind: str = "dims") -> Path:
+        """``dims.csv`` (the dimensions) or ``sefa.csv``, ``pca.csv``."""
+        return self.folder / f"{kind}.csv"
+
+    def class_shifts(self, kind: str | None = None) -> Path:
+        return self.folder / ("class_shifts.png" if kind is None else f"class_shifts_{kind}.png")
+
+    def grid(self, dim: int) -> Path:
+        """The report-style three-row figure of dimension ``dim``."""
+        return self.folder / "grids" / f"dim_{dim:03d}.png"
+
+    def strength_by_epoch(self, suffix: str) -> Path:
+        """``.csv`` or ``.png``: each dimension's strength in every epoch's generator."""
+        return self.folder / f"strength_by_epoch{suffix}"
+
+    def summary(self, lang: str) -> Path:
+        return self.folder / f"summary.{lang}.md"
+
+
+def traversal_path(folder: Path, dim: int | None = None) -> Path:
+    """``traverse``'s figure of dimension ``dim`` in ``folder``; ``None``: the overview."""
+    return folder / ("overview.png" if dim is None else f"dim_{dim:03d}.png")
+
+
+def closest_pairs_path(evaluation_path: Path) -> Path:
+    """The figure of the samples closest to a training image, beside its evaluation."""
+    return evaluation_path.with_name(evaluation_path.stem + "_closest.png")
+
+
 class _InRun:
     """A fixed path inside the run folder, read as an attribute: ``run.metrics_path``."""
 
@@ -55,9 +102,7 @@ class Run:
     """A run folder on disk. Get one with :func:`load_run` (or from ``ganscope.train``)."""
 
     def __init__(self, path: Path, config: RunConfig, meta: dict[str, Any]) -> None:
-        self.path = path
-        self.config = config
-        self.meta = meta
+        self.path, self.config, self.meta = path, config, meta
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, model={self.config.model.name!r})"
@@ -73,7 +118,12 @@ class Run:
     progress_gif = _InRun(FIGURES_DIR, "progress.gif")
     traversals_dir = _InRun(TRAVERSALS_DIR)
     analysis_dir = _InRun(ANALYSIS_DIR)
-    analysis_record_path = _InRun(ANALYSIS_DIR, "dims.json")
+
+    @property
+    def analysis(self) -> AnalysisFiles:
+        """The files of the run's own analysis (``RUN/analysis``)."""
+        return AnalysisFiles(self.analysis_dir)
+
     evaluation_dir = _InRun(EVALUATION_DIR)
     #: TensorBoard's event files (``train --tensorboard``).
     tensorboard_dir = _InRun("tensorboard")
@@ -86,8 +136,15 @@ class Run:
         """The fixed-noise grid after ``epoch``."""
         return self.path / SAMPLES_DIR / f"epoch_{epoch:03d}.png"
 
-    def sample_grid_paths(self) -> list[Path]:
-        return sorted((self.path / SAMPLES_DIR).glob("epoch_*.png"))
+    def sample_grid_paths(self) -> dict[int, Path]:
+        """Epoch -> the fixed-noise grid after it, in epoch order; other files beside them
+        (``epoch_abc.png``, a copy someone made) are not grids and are left out."""
+        found = {}
+        for path in (self.path / SAMPLES_DIR).glob("epoch_*.png"):
+            digits = path.stem.removeprefix("epoch_")
+            if digits.isascii() and digits.isdigit():
+                found[int(digits)] = path
+        return dict(sorted(found.items()))
 
     def samples_path(self, seed: int, n: int) -> Path:
         return self.path / SAMPLES_DIR / f"sample_seed{seed}_n{n}.png"
@@ -173,8 +230,6 @@ class Run:
         ``trained`` this gives G's own weights instead, which only the latest epoch's
         checkpoint keeps. The moving average never feeds back into training, so they are
         the weights the same run without ``--ema`` ends with."""
-        from .devices import prepare_module, resolve_device
-        from .models import build_generator
 
         device = resolve_device(str(device))
         if trained:
@@ -198,7 +253,7 @@ class Run:
             )
         generator = build_generator(self.config.model.name, self.config.model.z_dim)
         # --ema: the average, unless G's own weights are asked for
-        weights = state["generator"] if trained else state.get("generator_ema", state["generator"])
+        weights = state["generator"] if trained else state.get(EMA_KEY, state["generator"])
         checkpoints.load_generator(generator, weights, path)
         generator = prepare_module(generator, self.config.model.name, device)
         return generator.eval(), int(state["epoch"])
@@ -257,7 +312,7 @@ class Run:
                 isinstance(record.get(k), int) for k in ("epoch", "n", "seed")
             )
             # G's own weights of an --ema run are not the run's generator: never its result.
-            usable = usable and record.get("weights") != "trained"
+            usable = usable and record.get("weights") != TRAINED_WEIGHTS
             if usable and isinstance(record.get("fid"), float | int):
                 records.append(record)
         return records
@@ -271,7 +326,7 @@ class Run:
     def analysis_record(self) -> dict[str, Any] | None:
         """``analysis/dims.json`` (None when there is none or it is unreadable)."""
         try:
-            record = atomic.read_json(self.analysis_record_path)
+            record = atomic.read_json(self.analysis.record)
         except GanscopeError:
             return None
         return record if isinstance(record, dict) else None
@@ -279,7 +334,6 @@ class Run:
     # -- writing --------------------------------------------------------------------------
     def save_config(self, config: RunConfig, command: list[str] | None = None) -> None:
         """Write ``config.json``; ``command`` is appended to the history of command lines."""
-        from . import __version__
 
         self.config = config
         commands = list(self.meta.get("commands", []))
@@ -335,7 +389,6 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop records logged after ``last_step`` (the steps a resumed run will redo). Damaged
     lines are moved to ``metrics.damaged.jsonl`` beside it, with a warning: never a reason to
     drop good records."""
-    from .progress import warn
 
     records, damaged = _parse_metrics(path)
     if damaged:
@@ -345,53 +398,6 @@ def truncate_metrics(path: Path, last_step: int) -> None:
         warn(f"{len(damaged)} damaged line(s) of {path} moved to {aside}; the others are kept")
     keep = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= last_step]
     atomic.write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
-
-
-def remove_temporary_files(folder: Path) -> list[Path]:
-    """Temporary files that a killed atomic write left behind (only safe under the lock)."""
-    removed = []
-    for tmp in folder.rglob(".*.tmp"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-@contextlib.contextmanager
-def writer_lock(path: str | Path, command: list[str] | None = None) -> Iterator[Path]:
-    """Hold the run folder's exclusive lock (an OS file lock, released by the OS if the process
-    dies, so a killed writer never blocks the next) while the body writes to it. A second
-    writer fails at once, naming the holder. Creates the folder; clears temporary files."""
-    from filelock import FileLock, Timeout
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise GanscopeError(f"{path} is a file, not a run folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path / LOCK_FILE), timeout=0, is_singleton=False)
-        lock.acquire()
-    except Timeout:
-        raise GanscopeError(
-            f"run folder {path} is being written by another process ({_holder(path)}); wait "
-            "for it to finish or stop it"
-        ) from None
-    except OSError as error:
-        raise GanscopeError(f"cannot write to {path} ({error.strerror or error})") from None
-    try:
-        holder = f"PID {os.getpid()}: {' '.join(command or ['python'])}"
-        atomic.write_bytes(path / WRITER_FILE, holder.encode())
-        remove_temporary_files(path)
-        yield path
-    finally:
-        lock.release()
-
-
-def _holder(path: Path) -> str:
-    try:
-        return (path / WRITER_FILE).read_text(errors="replace").strip()[:200] or "unknown"
-    except OSError:
-        return "PID unknown"
 
 
 def check_new_run_folder(path: str | Path) -> Path:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .checks import check_delta
 from .errors import GanscopeError
-from .options import check_delta
 
 
 def z_dim_of(generator: nn.Module) -> int:
@@ -107,6 +107,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1 - t) * a + t * b
 
 
+#: name -> path; the names (and the order ``--method`` lists them in) are ``checks``'.
 INTERPOLATIONS = {"slerp": slerp, "lerp": lerp}
 
 

@@ -12,31 +12,21 @@ The ``tensorboard`` package is an optional extra: ``pip install 'ganscope[tensor
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import GanscopeError
-
-INSTALL = "pip install 'ganscope[tensorboard]'"
-#: Evaluation results written as ``quality/NAME`` scalars.
-QUALITY = (
-    "fid", "kid", "precision", "recall", "density", "coverage", "classes_covered",
-    "class_entropy", "classifier_score",
-)  # fmt: skip
-
-
-def check_available() -> None:
-    """A one-line error naming the install command when the package is missing."""
-    if importlib.util.find_spec("tensorboard") is None:
-        raise GanscopeError(f"--tensorboard needs the tensorboard package: {INSTALL}")
+from .checks import require_tensorboard
+from .gallery import fixed_grid
+from .logbook import STEP_STATS
+from .metrics import QUALITY_METRICS
+from .plots import make_grid
 
 
 class TensorBoardLog:
     """The run's TensorBoard writer; ``resume_step`` is the step training continues after."""
 
     def __init__(self, run, resume_step: int = 0) -> None:
-        check_available()
+        require_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
         self.run = run
@@ -53,19 +43,16 @@ class TensorBoardLog:
 
     def epoch(self, run, state, record: dict[str, Any]) -> None:
         """Epoch callback: means, speed, the latest evaluation and the fixed-noise grid."""
-        from .logbook import STEP_STATS, render_fixed_grid
-        from .plots import make_grid
-
         step = record["step"]
         for name in (*STEP_STATS, "images_per_second", "seconds"):
             if record.get(name) is not None:
                 self.writer.add_scalar(f"epoch/{name}", record[name], step)
         evaluations = [r for r in run.metrics("eval") if r.get("step") == step]
-        for name in QUALITY:
+        for name in QUALITY_METRICS:  # quality/NAME
             value = evaluations[-1].get(name) if evaluations else None
             if isinstance(value, int | float):
                 self.writer.add_scalar(f"quality/{name}", value, step)
-        grid = make_grid(render_fixed_grid(state), nrow=8)  # (H, W) uint8
+        grid = make_grid(fixed_grid(state), nrow=8)  # (H, W) uint8
         self.writer.add_image("samples/fixed_z", grid, step, dataformats="HW")
         self.writer.flush()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .data import get_dataset
 from .options import check_lang
 
 TEXT = {
@@ -183,8 +184,6 @@ def describe(row: dict[str, Any], lang: str = "en", classes: Sequence[str] | Non
     when lowering.". ``classes``: the class names in ``lang`` (default: Fashion-MNIST's)."""
     check_lang(lang)
     if classes is None:
-        from .data import get_dataset
-
         classes = get_dataset("fashion-mnist").class_names(lang)
     if lang == "en":
         subject = f"dimension {row['dim']}" if row["dim"] is not None else row["direction"]

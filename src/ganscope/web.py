@@ -11,7 +11,9 @@ says what is wrong. The server writes nothing.
 from __future__ import annotations
 
 import base64
+import errno
 import math
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,8 +24,21 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from .classifier import classify, load_classifier
+from .config import option
+from .data import get_dataset, to_uint8
+from .devices import resolve_device
+from .directions import pca_directions, sefa_directions
 from .errors import GanscopeError
-from .options import MAX_ABS_DELTA, MAX_SEED, ServeOptions, resolve
+from .gallery import traversal_figures
+from .models import display_name
+from .options import MAX_ABS_DELTA, MAX_SEED, Checked, device_option, resolve
+from .plots import make_grid, png_bytes
+from .progress import warn
+from .readings import is_complete
+from .runs import load_run
+from .sampling import INTERPOLATIONS, generate, interpolate, latent
+from .text import describe
 
 #: Latent values a client may send: z ~ N(0, 1), shifted by at most MAX_ABS_DELTA.
 MAX_ABS_Z = MAX_ABS_DELTA + 10
@@ -32,6 +47,25 @@ MAX_BODY_BYTES = 64 * 1024
 #: Generators kept in memory (run, epoch); the least recently used goes first.
 CACHED_GENERATORS = 32
 MAX_STEPS = 32
+
+
+@dataclass(frozen=True)
+class ServeOptions(Checked):
+    """explore runs' latent spaces live in the browser
+
+    Start a local web page over the run folders named: one slider per latent dimension
+    (labelled with the analysis's readings) and per SeFa direction, the image and the
+    classifier's probabilities as you drag, an epoch scrubber, two runs side by side, an
+    interpolation strip and the report's three-row figure. The URL keeps the view. Serves
+    127.0.0.1 unless --host says otherwise; writes nothing.
+    """
+
+    host: str = option(
+        "127.0.0.1",
+        "address to listen on (another than 127.0.0.1 is reachable from other machines)",
+    )
+    port: int = option(8000, "port to listen on", minimum=1, maximum=65535)
+    device: str = device_option()
 
 
 class ApiError(Exception):
@@ -83,10 +117,6 @@ class ServedRun:
 
 
 def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun:
-    from .analysis import is_complete, pca_directions, sefa_directions
-    from .data import get_dataset
-    from .models import display_name
-    from .text import describe
 
     generator, epoch = run.generator_at(None, device)
     z_dim = run.config.model.z_dim
@@ -141,9 +171,6 @@ class Explorer:
     """The state of a server: its runs, the classifier, cached generators. Thread-safe."""
 
     def __init__(self, run_dirs: list[str], device: str = "cpu") -> None:
-        from .classifier import load_classifier
-        from .devices import resolve_device
-        from .runs import load_run
 
         if not run_dirs:
             raise GanscopeError("give at least one run folder")
@@ -191,8 +218,6 @@ class Explorer:
 
     # -- the work ---------------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> dict[str, Any]:
-        from .classifier import classify
-        from .sampling import generate
 
         served = self.served(request.run)
         z = self.latent_vector(request.run, request.z)
@@ -209,15 +234,11 @@ class Explorer:
         return {"image": _png_uri(image), "probs": [round(float(p), 5) for p in probs]}
 
     def latent(self, request: LatentRequest) -> dict[str, Any]:
-        from .sampling import latent
 
         z_dim = self.served(request.run).info["z_dim"]
         return {"z": latent(1, z_dim, request.seed)[0].tolist()}
 
     def interpolate(self, request: InterpolateRequest) -> dict[str, Any]:
-        from .data import to_uint8
-        from .plots import make_grid, png_bytes
-        from .sampling import INTERPOLATIONS, interpolate, latent
 
         if request.method not in INTERPOLATIONS:
             raise ApiError(
@@ -235,8 +256,6 @@ class Explorer:
         return {"image": "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode()}
 
     def traverse(self, request: TraverseRequest) -> dict[str, Any]:
-        from .gallery import traversal_figures
-        from .plots import png_bytes
 
         z_dim = self.served(request.run).info["z_dim"]
         if request.dim >= z_dim:
@@ -251,8 +270,6 @@ class Explorer:
 
 
 def _png_uri(image: torch.Tensor) -> str:
-    from .data import to_uint8
-    from .plots import png_bytes
 
     pixels = to_uint8(image)[0].numpy()  # (28, 28) uint8
     return "data:image/png;base64," + base64.b64encode(png_bytes(pixels)).decode()
@@ -280,8 +297,22 @@ def page() -> str:
     return (resources.files("ganscope") / "assets" / "explorer.html").read_text(encoding="utf-8")
 
 
-def create_app(explorer: Explorer):
-    """The FastAPI app over ``explorer``."""
+#: Host names a page on this machine reaches the explorer by; another ``Host`` header (a page
+#: from elsewhere that rebinds its DNS name to 127.0.0.1) is refused unless ``--host`` serves
+#: other machines.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port: ``[::1]:8000`` -> ``::1``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def create_app(explorer: Explorer, allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES):
+    """The FastAPI app over ``explorer``; requests naming another host than
+    ``allowed_hosts`` (None: any) are refused."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -290,6 +321,9 @@ def create_app(explorer: Explorer):
 
     @app.middleware("http")
     async def cap_body(request: Request, call_next):
+        host = host_name(request.headers.get("host", "")).lower()
+        if allowed_hosts is not None and host not in allowed_hosts:
+            return JSONResponse({"detail": f"host {host!r} is not served here"}, 421)
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, 413)
@@ -334,20 +368,37 @@ def serve(run_dirs: list[str], options: ServeOptions | None = None, **overrides:
     """Start the explorer on ``options.host:options.port`` until interrupted."""
     import uvicorn
 
-    from .progress import warn
-
     opts = resolve(ServeOptions, options, overrides)
     # One image per request is too small to share between threads; one thread per forward
     # pass leaves the other cores to the server's other requests and to the browser.
     torch.set_num_threads(1)
     explorer = Explorer([str(Path(p)) for p in run_dirs], opts.device)
-    if opts.host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = opts.host in LOOPBACK_NAMES
+    if not loopback:
         warn(f"serving on {opts.host}: other machines can reach this page; the runs are read-only")
+    listening = _listen(opts.host, opts.port)  # before the address is announced
     print(f"ganscope explorer: http://{opts.host}:{opts.port}/ (Ctrl-C stops it)", flush=True)
-    config = uvicorn.Config(
-        create_app(explorer), host=opts.host, port=opts.port, log_level="warning"
-    )
+    app = create_app(explorer, LOOPBACK_NAMES if loopback else None)
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, log_level="warning")
+    with listening:
+        uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or a one-line error saying why not (e.g. in use)."""
     try:
-        uvicorn.Server(config).run()
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
     except OSError as error:
-        raise GanscopeError(f"cannot serve on {opts.host}:{opts.port} ({error.strerror})") from None
+        raise GanscopeError(f"cannot serve on {host}:{port} ({error.strerror or error})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        hint = "; choose another --port" if error.errno == errno.EADDRINUSE else ""
+        raise GanscopeError(
+            f"cannot serve on {host}:{port} ({error.strerror or error}){hint}"
+        ) from None
+    return listening

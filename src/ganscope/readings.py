@@ -1,0 +1,301 @@
+"""A run's latent analysis (``ganscope analyze``) as data: measured, recorded, written.
+
+:func:`measure_run` returns a typed :class:`Analysis` of a run's generator (its dimensions
+and closed-form directions, measured by ``directions``); :func:`write_analysis` writes its
+files; :func:`is_complete` and :func:`analysis_header` let later commands find and reuse it.
+The summary in words is ``text``'s, and ``analysis`` puts the three together as the command.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import atomic
+from . import progress as report_progress
+from .classifier import load_classifier
+from .directions import (
+    Direction,
+    analyze,
+    axis_directions,
+    pca_directions,
+    ranked,
+    sefa_directions,
+)
+from .errors import GanscopeError
+from .gallery import traversal_figures
+from .options import REPORT_DIMS, AnalyzeOptions, TraverseOptions
+from .plots import plot_class_shifts, plot_strength_by_epoch, save_png
+from .runs import AnalysisFiles, Run
+from .sampling import check_dims, latent, z_dim_of
+
+_CSV_FIELDS = (
+    "direction",
+    "dim",
+    "delta",
+    "n",
+    "strength",
+    "strength_ci",
+    "flip_share",
+    "minus_class",
+    "minus_gain",
+    "minus_gain_ci",
+    "minus_reliable",
+    "plus_class",
+    "plus_gain",
+    "plus_gain_ci",
+    "plus_reliable",
+    "minus_brightness",
+    "plus_brightness",
+    "minus_sharpness",
+    "plus_sharpness",
+    "minus_confidence",
+    "plus_confidence",
+)
+
+
+def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_CSV_FIELDS)
+    for row in rows:
+        writer.writerow(
+            [
+                f"{row[k][0]:.4f}..{row[k][1]:.4f}"
+                if isinstance(row[k], list)
+                else f"{row[k]:.4f}"
+                if isinstance(row[k], float)
+                else row[k]
+                for k in _CSV_FIELDS
+            ]
+        )
+    return buffer.getvalue()
+
+
+def parse_dims(spec: Sequence[str] | str, z_dim: int) -> list[int]:
+    """``all`` or a list of integers (``20 50`` or ``20,50``) -> checked dimensions."""
+    items = [spec] if isinstance(spec, str) else list(spec)
+    tokens = [t for item in items for t in str(item).replace(",", " ").split()]
+    if tokens == ["all"]:
+        return list(range(z_dim))
+    try:
+        dims = [int(t) for t in tokens]
+    except ValueError:
+        raise GanscopeError(f"--dims takes 'all' or integers, got {' '.join(tokens)!r}") from None
+    return check_dims(dims, z_dim)
+
+
+def is_complete(record: Any) -> bool:
+    """Whether an analysis record read from disk holds every field its readers use."""
+    needed = {*_CSV_FIELDS, "minus_class_index", "plus_class_index", "minus_brightness_ci",
+              "plus_brightness_ci"}  # fmt: skip
+    rows = record.get("rows") if isinstance(record, dict) else None
+    return (
+        isinstance(rows, list)
+        and isinstance(record.get("deltas"), list)
+        and bool(record["deltas"])
+        and all(isinstance(row, dict) and needed <= row.keys() for row in rows)
+    )
+
+
+def analysis_header(
+    run, epoch: int, opts: AnalyzeOptions, dims: list[int], classifier_sha256: str
+) -> dict[str, Any]:
+    """What identifies an analysis: reuse it only when all of this is equal."""
+    return {
+        **run.result_header(epoch, opts.n, opts.seed, classifier_sha256),
+        "dims": dims,
+        "deltas": list(opts.deltas),
+        "sefa": opts.sefa,
+        "pca": opts.pca,
+    }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What ``ganscope analyze`` measured on one run's generator."""
+
+    #: What identifies it (:func:`analysis_header`): reuse it only when all of this is equal.
+    header: dict[str, Any]
+    #: One row per (dimension, delta); ``sefa_rows``/``pca_rows``: the closed-form
+    #: directions at the first delta.
+    rows: list[dict[str, Any]]
+    sefa_rows: list[dict[str, Any]]
+    pca_rows: list[dict[str, Any]]
+    #: epoch -> direction -> strength (``--per-checkpoint``; else empty).
+    strength_by_epoch: dict[int, dict[str, float]]
+    #: dimension -> the report's three-row figure (uint8 pixels).
+    grids: dict[int, torch.Tensor]
+    classes: list[str]
+    seconds: float
+
+    @property
+    def main_delta(self) -> float:
+        return self.header["deltas"][0]
+
+    @property
+    def main_rows(self) -> list[dict[str, Any]]:
+        """The dimensions' rows at the first delta (what figures and summaries show)."""
+        return [r for r in self.rows if r["delta"] == self.main_delta]
+
+    def record(self) -> dict[str, Any]:
+        """``dims.json``: the header, the time taken and every row."""
+        return {
+            **self.header,
+            "seconds": round(self.seconds, 2),
+            "rows": self.rows,
+            "sefa_rows": self.sefa_rows,
+            "pca_rows": self.pca_rows,
+            "strength_by_epoch": self.strength_by_epoch,
+        }
+
+
+#: The closed-form directions an analysis labels: record key, option, the method's name.
+CLOSED_FORM = (("sefa", "sefa", "SeFa"), ("pca", "pca", "GANSpace"))
+
+
+def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
+    """Measure ``run``'s generator as ``opts`` says (see the module docstring)."""
+    started = time.perf_counter()
+    generator, epoch = run.generator_at(opts.epoch, opts.device)
+    z_dim = z_dim_of(generator)
+    dim_list = parse_dims(opts.dims, z_dim)
+    if opts.per_checkpoint and not run.generator_epochs():
+        raise GanscopeError(f"--per-checkpoint: run {run.path} has no per-epoch generators")
+    classifier = load_classifier(opts.classifier_path, device=opts.device)
+    classes = classifier.meta["classes"]
+    measure = {
+        "classifier": classifier,
+        "n": opts.n,
+        "seed": opts.seed,
+        "bootstrap": opts.bootstrap,
+        "batch_size": opts.batch_size,
+        "classes": classes,
+    }
+    report_progress.say(
+        f"analysing {len(dim_list)} dimensions of {run.path} (epoch {epoch})",
+        enabled=opts.progress,
+    )
+    rows = analyze(
+        generator,
+        directions=axis_directions(dim_list, z_dim),
+        deltas=opts.deltas,
+        progress=opts.progress,
+        **measure,
+    )
+    main_delta = opts.deltas[0]
+    top = ranked([r for r in rows if r["delta"] == main_delta])[: opts.top_k]
+    z = latent(TraverseOptions.n, z_dim, opts.seed)  # the report's figures, as traverse draws
+    grid_dims = list(dict.fromkeys([r["dim"] for r in top] + [d for d in REPORT_DIMS if d < z_dim]))
+    grids = traversal_figures(generator, grid_dims, main_delta, z)
+    found = {}
+    for kind, option, method in CLOSED_FORM:
+        count = getattr(opts, option)
+        found[kind] = []
+        if count:
+            report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
+            found[kind] = analyze(
+                generator,
+                directions=_closed_form(kind, generator, count, opts.seed),
+                deltas=[main_delta],
+                progress=opts.progress,
+                **measure,
+            )
+    by_epoch = _strength_by_epoch(run, opts, dim_list, z_dim, main_delta, measure)
+    return Analysis(
+        header=analysis_header(run, epoch, opts, dim_list, classifier.meta["sha256"]),
+        rows=rows,
+        sefa_rows=found["sefa"],
+        pca_rows=found["pca"],
+        strength_by_epoch=by_epoch,
+        grids=grids,
+        classes=list(classes),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _closed_form(kind: str, generator: nn.Module, count: int, seed: int) -> list[Direction]:
+    if kind == "sefa":
+        return sefa_directions(generator, count)
+    return pca_directions(generator, count, seed)
+
+
+def _strength_by_epoch(
+    run: Run,
+    opts: AnalyzeOptions,
+    dims: list[int],
+    z_dim: int,
+    delta: float,
+    measure: dict[str, Any],
+) -> dict[int, dict[str, float]]:
+    """``--per-checkpoint``: each dimension's strength in every epoch's generator."""
+    by_epoch: dict[int, dict[str, float]] = {}
+    if not opts.per_checkpoint:
+        return by_epoch
+    for snapshot in report_progress.bar(
+        run.generator_epochs(), desc="epochs", enabled=opts.progress
+    ):
+        snapshot_rows = analyze(
+            run.generator(epoch=snapshot, device=opts.device),
+            directions=axis_directions(dims, z_dim),
+            deltas=[delta],
+            **{**measure, "n": opts.checkpoint_n, "bootstrap": 200},
+        )
+        by_epoch[snapshot] = {r["direction"]: r["strength"] for r in snapshot_rows}
+    return by_epoch
+
+
+def write_analysis(
+    analysis: Analysis, folder: Path, top_k: int, summary: tuple[str, str]
+) -> list[Path]:
+    """Every file of an analysis into ``folder``, ``dims.json`` last (its presence means a
+    finished analysis); ``summary``: the summary's language and text (``analysis``), written
+    just before it. Returns the paths in the order written."""
+    files = AnalysisFiles(folder)
+    delta, classes = analysis.main_delta, analysis.classes
+    top = ranked(analysis.main_rows)[:top_k]
+    paths = [
+        atomic.write_bytes(files.table(), rows_to_csv(analysis.rows).encode()),
+        plot_class_shifts(
+            top,
+            classes,
+            files.class_shifts(),
+            title=f"strongest {len(top)} dimensions (±{delta:g})",
+        ),
+    ]
+    for dim, figure in analysis.grids.items():
+        paths.append(save_png(figure, files.grid(dim)))
+    for kind, _, method in CLOSED_FORM:
+        rows = getattr(analysis, f"{kind}_rows")
+        if not rows:
+            continue
+        paths.append(atomic.write_bytes(files.table(kind), rows_to_csv(rows).encode()))
+        paths.append(
+            plot_class_shifts(
+                rows[:top_k],
+                classes,
+                files.class_shifts(kind),
+                title=f"{method} directions (±{delta:g})",
+            )
+        )
+    by_epoch = analysis.strength_by_epoch
+    if by_epoch:
+        header = "epoch," + ",".join(by_epoch[min(by_epoch)]) + "\n"
+        body = "".join(
+            f"{e}," + ",".join(f"{v:.4f}" for v in by_epoch[e].values()) + "\n"
+            for e in sorted(by_epoch)
+        )
+        paths.append(atomic.write_bytes(files.strength_by_epoch(".csv"), (header + body).encode()))
+        paths.append(plot_strength_by_epoch(by_epoch, files.strength_by_epoch(".png")))
+    lang, text = summary
+    paths.append(atomic.write_bytes(files.summary(lang), text.encode()))
+    paths.append(atomic.write_json(files.record, analysis.record()))
+    return paths
