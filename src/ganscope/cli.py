@@ -300,7 +300,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="train one of the report's GANs into a run folder",
         description="Train a GAN on Fashion-MNIST and write a self-describing run folder: "
         "config.json, metrics.jsonl, per-epoch sample grids, loss curves and checkpoints. "
-        "Defaults are the lab report's: Adam lr 2e-4, batch 64, 10 epochs.",
+        "Defaults are the lab report's (Adam lr 2e-4, 10 epochs) and, where it is silent, "
+        "the DCGAN paper's (betas 0.5/0.999, batch 64).",
     )
     for name, cls in SECTIONS.items():
         add_options(parser, cls, f"{name}.")

@@ -92,11 +92,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation procedure. Defaults are the lab report's: Adam, lr 2e-4, 10 epochs."""
+    """The optimisation procedure. Defaults are the lab report's where it states them (Adam,
+    lr 2e-4, 10 epochs) and the DCGAN paper's beyond (betas 0.5/0.999, batch 64)."""
 
     epochs: int = option(10, "number of passes over the training set")
     batch_size: int = option(64, "images per step")
     lr: float = option(2e-4, "Adam learning rate for both players")
+    # The report states Adam, lr 2e-4 and 10 epochs only: the betas and the batch of 64 are
+    # ganscope's choice (the DCGAN paper's and pytorch/examples' values).
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     seed: int = option(0, "seed for weights, shuffling and noise (CPU runs repeat exactly)")
@@ -105,8 +108,9 @@ class TrainConfig:
     # it, a Python caller with ``presets.with_preset(train, model)``.
     preset: str = option(
         "seed",
-        "training recipe: seed (the report's, exactly) or improved (docs/presets.md); the "
-        "technique flags below override its parts",
+        "training recipe: seed (the report's networks, Adam, lr and epochs; its betas and "
+        "batch are ganscope's choice) or improved (docs/presets.md); the technique flags "
+        "below override its parts",
         choices=PRESET_NAMES,
         detail=preset_recipes,
     )

@@ -109,8 +109,10 @@ register_dataset(
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
-        # sha256 of the decompressed files (shared/data/fashion-mnist/README.md): they hold for
-        # the official downloads and for losslessly recompressed copies alike.
+        # sha256 of the decompressed files, from the copy in shared/data/fashion-mnist (its
+        # README gives their provenance; the authors publish only the md5s above). That an
+        # official download decompresses to the same bytes is that README's statement: no
+        # test here can download one to check it.
         raw_sha256={
             "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
             "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
