@@ -25,6 +25,7 @@ def test_ganscope_follows_its_layers_with_no_circle_and_no_oversized_code(graph)
     assert len(modules) > 30 and len(imports) > 150  # the real package was read
     assert graph.problems(modules, imports) == []
     assert graph.oversized() == []
+    assert graph.unexplained_imports() == []
     assert graph.main([]) == 0
 
 
@@ -66,6 +67,8 @@ def test_a_circle_an_upward_import_and_a_hidden_import_are_each_found(graph, tmp
     assert any("runs:2 imports cli" in p and "no comment" in p for p in found)
     assert not any(p.startswith("cli:") for p in found)  # its reason is on the line
     assert any("runs:2 imports cli upwards" in p for p in found)
+    hidden = graph.unexplained_imports(source)
+    assert hidden == ["runs:2 imports .cli inside a function with no comment saying why"]
 
 
 def test_oversized_modules_and_functions_are_found(graph, tmp_path):

@@ -27,14 +27,34 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # takes its place in the house on purpose, never by default.
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": (
-        "errors", "progress", "atomic", "checks", "config", "data", "models", "models.mlp",
-        "models.cnn", "metrics", "devices", "cuda_graph", "distributed", "presets", "options",
+        "errors",
+        "progress",
+        "atomic",
+        "checks",
+        "config",
+        "data",
+        "models",
+        "models.mlp",
+        "models.cnn",
+        "metrics",
+        "devices",
+        "cuda_graph",
+        "distributed",
+        "presets",
+        "options",
     ),
     "method": ("objective", "state", "logbook", "training"),
     "run folder": ("runs", "checkpoints", "lock"),
     "products": (
-        "sampling", "plots", "gallery", "classifier", "evaluation", "directions", "readings",
-        "tensorboard_log", "trainer",
+        "sampling",
+        "plots",
+        "gallery",
+        "classifier",
+        "evaluation",
+        "directions",
+        "readings",
+        "tensorboard_log",
+        "trainer",
     ),
     "documents": ("text", "document", "summary", "comparison", "report", "analysis", "reproduce"),
     "interfaces": ("cli", "web", "export", "bench", "__main__", "__init__"),
@@ -93,9 +113,17 @@ def _exists(module: str, source_dir: Path) -> bool:
 
 
 def _comment_near(lines: list[str], line: int) -> str:
-    for text in (lines[line - 1], lines[line - 2] if line >= 2 else ""):
+    """The comment on an import's line, or on a line of the block of imports it stands in,
+    or on the line just above that block (one reason may cover a group of imports)."""
+    index = line - 1
+    while index >= 0:
+        text = lines[index]
         if "#" in text:
             return text.split("#", 1)[1].strip()
+        stripped = text.strip()
+        if index != line - 1 and not stripped.startswith(("import ", "from ")):
+            return ""
+        index -= 1
     return ""
 
 
@@ -178,6 +206,33 @@ def cycles(modules: list[str], imports: list[Import]) -> list[list[str]]:
     return found
 
 
+def unexplained_imports(source_dir: Path = SOURCE) -> list[str]:
+    """Imports of any module (the standard library's and third parties' too) inside a
+    function, with no comment on their line or the line above saying why."""
+    found = []
+    for path in sorted(source_dir.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import | ast.ImportFrom) and not _comment_near(
+                    lines, node.lineno
+                ):
+                    what = (
+                        "." * node.level + (node.module or node.names[0].name)
+                        if isinstance(node, ast.ImportFrom)
+                        else node.names[0].name
+                    )
+                    found.append(
+                        f"{module_name(path, source_dir)}:{node.lineno} imports {what} inside "
+                        "a function with no comment saying why"
+                    )
+    return sorted(set(found))
+
+
 #: The most lines a module and a function may have (a function: its whole definition).
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 60
@@ -234,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modules, imports = read_imports()
     found = problems(modules, imports) + oversized()
+    found += [p for p in unexplained_imports() if p not in found]
     if args.dot:
         print("digraph ganscope {")
         for imp in sorted({(i.source, i.target) for i in imports}):
@@ -248,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     lazy = sum(1 for i in imports if i.in_function)
     edges = len({(i.source, i.target) for i in imports})
     print(
-        f"{len(modules)} modules in {len(LAYERS)} layers, {edges} import arrows ({lazy} "
-        f"imports inside functions), no circle: {not cycles(modules, imports)}, "
+        f"{len(modules)} modules in {len(LAYERS)} layers, {edges} import arrows ({lazy} of "
+        f"them inside functions), no circle: {not cycles(modules, imports)}, "
         f"{len(found)} problems"
     )
     for line in found:

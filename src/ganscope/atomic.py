@@ -54,7 +54,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def torch_save(obj: Any, path: str | Path) -> Path:
-    import torch
+    import torch  # only here: the JSON and byte writers stay free of torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -23,6 +23,7 @@ with one line from rank 0.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        from torch.distributed.nn.functional import all_reduce  # only for several processes
 
         count = x.numel() // x.shape[1] * dist.get_world_size()
         shape = (1, -1, 1, 1)
@@ -248,8 +249,7 @@ def replicate(module: nn.Module, device: torch.device) -> nn.Module:
     Buffers are not broadcast at every forward: with synchronised BatchNorm every rank's
     running statistics are equal already.
     """
-    import inspect
-
+    # DDP is imported only when several processes train (torchrun)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None

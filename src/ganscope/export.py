@@ -94,7 +94,7 @@ def _quiet_exporter():
 
 
 def _onnx_bytes(generator: nn.Module, z_dim: int, info: dict[str, str]) -> bytes:
-    import onnx
+    import onnx  # optional: pip install 'ganscope[export]'
 
     z = torch.zeros(2, z_dim)
     with _quiet_exporter():
@@ -129,7 +129,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata an exported file holds, ONNX or TorchScript."""
     path = Path(path)
     if path.suffix == ".onnx":
-        import onnx
+        import onnx  # optional: pip install 'ganscope[export]'
 
         model = onnx.load(str(path), load_external_data=False)
         return {entry.key: entry.value for entry in model.metadata_props}

@@ -106,7 +106,7 @@ class _Precomputed(nn.Module):
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between two feature sets ``(N, d)`` and ``(M, d)``, computed in float64."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance  # heavy: only evaluate pays
 
     if real.shape[0] < 2 or fake.shape[0] < 2:
         raise GanscopeError("FID needs at least 2 images on each side")
@@ -124,7 +124,7 @@ def kernel_distance(
     seed: int = 0,
 ) -> tuple[float, float]:
     """KID (mean, std over random subsets) with the cubic polynomial kernel, seeded."""
-    from torchmetrics.image.kid import KernelInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance  # heavy: only evaluate pays
 
     subset_size = min(subset_size, real.shape[0], fake.shape[0])
     if subset_size < 2:

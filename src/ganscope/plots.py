@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import write_bytes as atomic_write_bytes
 
@@ -53,8 +53,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, scale: int 
 
 
 def _font(size: int = 12):
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)  # FreeType build of Pillow
     except (TypeError, OSError):
@@ -75,8 +73,6 @@ def labelled_grid(
     The result is ``(title_height + R*(H*scale+padding) + padding,
     label_width + C*(W*scale+padding) + padding)`` pixels, white background.
     """
-    from PIL import ImageDraw
-
     n_rows, n_cols = rows.shape[:2]
     body = make_grid(rows.reshape(-1, *rows.shape[2:]), nrow=n_cols, padding=padding, scale=scale)
     label_width = label_width if row_labels else 0
@@ -123,7 +119,7 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, frame_ms: int = 500
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # heavy: only the commands that draw charts load it
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 def bar(iterable: Iterable | None = None, *, enabled: bool = True, **options: Any):
     """A tqdm bar when ``enabled`` and stderr is a terminal, else a silent stand-in."""
-    from tqdm.auto import tqdm
-
     return tqdm(iterable, disable=None if enabled else True, leave=False, **options)
 
 
@@ -24,8 +24,6 @@ def say(line: str, *, enabled: bool = True) -> None:
     """One readable line on stderr (above a running bar, without breaking it)."""
     if not enabled:
         return
-    from tqdm.auto import tqdm
-
     tqdm.write(line, file=sys.stderr)
 
 

@@ -9,6 +9,7 @@ the order of file names. Every file is written atomically (``atomic``).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,6 @@ class Run:
         An unreadable one is skipped with a warning: it only ever saves time, and the last
         finished epoch's checkpoint is still there.
         """
-        import warnings
-
         if not self.partial_checkpoint_path.is_file():
             return None
         try:

@@ -27,7 +27,7 @@ class TensorBoardLog:
 
     def __init__(self, run, resume_step: int = 0) -> None:
         require_tensorboard()
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: ganscope[tensorboard]
 
         self.run = run
         self.writer = SummaryWriter(

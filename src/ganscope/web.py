@@ -313,6 +313,7 @@ def host_name(header: str) -> str:
 def create_app(explorer: Explorer, allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES):
     """The FastAPI app over ``explorer``; requests naming another host than
     ``allowed_hosts`` (None: any) are refused."""
+    # FastAPI and uvicorn load only for the command that serves
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -366,7 +367,7 @@ def create_app(explorer: Explorer, allowed_hosts: frozenset[str] | None = LOOPBA
 
 def serve(run_dirs: list[str], options: ServeOptions | None = None, **overrides: Any) -> None:
     """Start the explorer on ``options.host:options.port`` until interrupted."""
-    import uvicorn
+    import uvicorn  # only for the command that serves
 
     opts = resolve(ServeOptions, options, overrides)
     # One image per request is too small to share between threads; one thread per forward
