@@ -87,7 +87,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full"),
-    # Smoke profile: under 2 minutes on a 2-core CPU. Clearly marked in the report.
+    # Smoke profile: about 2 minutes on a 2-core CPU (README). Clearly marked in the report.
     "quick": Profile(
         "quick", epochs=2, limit=6400, eval_samples=1000, eval_n=2000, analysis_n=64, sefa=3
     ),
@@ -124,7 +124,7 @@ class ReproduceOptions(Checked):
     quick: bool = option(
         False,
         f"smoke profile: {PROFILES['quick'].epochs} epochs on {PROFILES['quick'].limit:,} "
-        "images, fewer samples (under 2 minutes on a 2-core CPU; marked as such in the report)",
+        "images, fewer samples (about 2 minutes on a 2-core CPU; marked as such in the report)",
     )
     tensorboard: bool = option(
         False,
