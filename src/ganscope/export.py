@@ -66,7 +66,7 @@ def export_generator(run: Run, options: ExportOptions) -> dict[str, Any]:
                 raise GanscopeError(f"--format onnx needs the {package} package: {INSTALL}")
     generator, epoch = run.generator_at(options.epoch, device="cpu")
     generator = generator.to(memory_format=torch.contiguous_format).float().eval()
-    default = run.path / "exports" / f"generator_epoch_{epoch:03d}{SUFFIX[options.format]}"
+    default = run.export_path(epoch, SUFFIX[options.format])
     path = output_path(run, options.out, default, overwrite=options.overwrite)
     info = metadata(run, epoch)
     if options.format == "onnx":

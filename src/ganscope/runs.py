@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,12 @@ STATE_FILES = (
 TRAINED_WEIGHTS = "trained"
 
 
+@dataclass(frozen=True)
 class AnalysisFiles:
     """The files of an analysis, in ``RUN/analysis`` or an ``--out`` folder: their names are
     written here only."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+    folder: Path
 
     @property
     def record(self) -> Path:
@@ -119,15 +120,15 @@ class Run:
     progress_gif = _InRun(FIGURES_DIR, "progress.gif")
     traversals_dir = _InRun(TRAVERSALS_DIR)
     analysis_dir = _InRun(ANALYSIS_DIR)
-
-    @property
-    def analysis(self) -> AnalysisFiles:
-        """The files of the run's own analysis (``RUN/analysis``)."""
-        return AnalysisFiles(self.analysis_dir)
-
+    #: The files of the run's own analysis (``RUN/analysis``).
+    analysis = property(lambda self: AnalysisFiles(self.analysis_dir))
     evaluation_dir = _InRun(EVALUATION_DIR)
     #: TensorBoard's event files (``train --tensorboard``).
     tensorboard_dir = _InRun("tensorboard")
+
+    def export_path(self, epoch: int, suffix: str) -> Path:
+        """``ganscope export``'s default file for G after ``epoch`` (``.onnx`` or ``.pt``)."""
+        return self.path / "exports" / f"generator_epoch_{epoch:03d}{suffix}"
 
     def snapshot_path(self, epoch: int) -> Path:
         """G's weights after ``epoch``."""
