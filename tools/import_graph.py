@@ -36,6 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "models",
         "models.mlp",
         "models.cnn",
+        "models.conditional",
         "metrics",
         "devices",
         "cuda_graph",

@@ -20,7 +20,7 @@ from typing import Any
 from .checks import require_tensorboard
 from .data import DATASETS, get_dataset
 from .errors import GanscopeError, lookup
-from .models import MODELS, get_family
+from .models import CONDITIONINGS, MODELS, get_family
 from .presets import PRESETS, describe_presets
 
 #: Version of the run-folder layout and checkpoint format; bumped on incompatible changes.
@@ -83,11 +83,24 @@ class ModelConfig:
 
     name: str = option("mlp", "GAN family", flag="--model", choices=MODEL_NAMES)
     z_dim: int = option(100, "length of the latent vector z", cli=False)
+    conditioning: str = option(
+        "none",
+        "class-conditional GAN: G gets the one-hot label joined to z, and D is told it by "
+        "concat (input concatenation), projection (Miyato & Koyama 2018) or acgan (an "
+        "auxiliary classifier, Odena et al. 2017); none: the report's unconditional GAN",
+        flag="--conditional",
+        choices=lambda: list(CONDITIONINGS),
+    )
 
     def validate(self) -> None:
         if not 1 <= self.z_dim <= 4096:
             raise GanscopeError(f"z_dim must be in 1..4096, got {self.z_dim}")
         get_family(self.name)
+        lookup(CONDITIONINGS, self.conditioning, "conditioning")
+
+    @property
+    def conditional(self) -> bool:
+        return self.conditioning != "none"
 
 
 @dataclass(frozen=True)
@@ -279,6 +292,11 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
         return self
+
+    @property
+    def num_classes(self) -> int:
+        """The classes G and D are told (0: an unconditional run)."""
+        return len(get_dataset(self.data.dataset).classes) if self.model.conditional else 0
 
     def method(self) -> RunConfig:
         """This config with every mechanics field at its default: two runs with equal

@@ -39,7 +39,7 @@ from .plots import (
 )
 from .runs import Run, traversal_path
 from .sampling import check_dims, generate, interpolate, latent, traverse, z_dim_of
-from .state import TrainState
+from .state import GRID_ROW, TrainState
 
 
 def output_path(
@@ -177,14 +177,16 @@ def write_interpolation(
 
 @torch.no_grad()
 def fixed_grid(state: TrainState) -> torch.Tensor:
-    """The images of training's fixed latent batch, ``(64, 1, 28, 28)`` uint8, from the
-    generator that samples (the moving average if any), in eval mode."""
-    return to_uint8(generate(state.sampler, state.fixed_z))
+    """The images of training's fixed latent batch, ``(64, 1, 28, 28)`` uint8 (a conditional
+    run: ``(8 C, ...)``, one row per class), from the generator that samples (the moving
+    average if any), in eval mode."""
+    return to_uint8(generate(state.sampler, state.fixed_z, labels=state.fixed_labels))
 
 
 def write_fixed_grid(run: Run, state: TrainState) -> Path:
     """The grid written after every epoch: ``RUN/samples/epoch_NNN.png``."""
-    return save_grid(fixed_grid(state), run.sample_grid_path(state.epoch), nrow=8, scale=2)
+    path = run.sample_grid_path(state.epoch)
+    return save_grid(fixed_grid(state), path, nrow=GRID_ROW, scale=2)
 
 
 def write_training_figures(run: Run, state: TrainState, record: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import TrainConfig
+from .models import balanced_labels, is_conditional
 
 
 def d_loss(train: TrainConfig, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -55,6 +56,12 @@ def g_loss(train: TrainConfig, d_fake: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
 
 
+def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """ACGAN's auxiliary loss (``--conditional acgan``): the cross-entropy of D's class guess
+    ``(B, C)`` against the asked class ``(B,)``, added to both players' losses."""
+    return F.cross_entropy(class_logits.float(), labels)
+
+
 def r1_penalty(d_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of ``|grad_x D(x)|^2`` at the real images (``real`` requires
     grad); differentiable, so D's update minimises it."""
@@ -65,7 +72,7 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 def add_spectral_norm(discriminator: nn.Module) -> nn.Module:
     """Spectral normalisation on every linear and convolutional layer of D, in place."""
     for module in list(discriminator.modules()):
-        if isinstance(module, nn.Linear | nn.Conv2d):
+        if isinstance(module, nn.Linear | nn.Conv2d | nn.Embedding):  # the projection's too
             spectral_norm(module)
     return discriminator
 
@@ -201,8 +208,11 @@ def standing_statistics(
         norm.momentum = None  # a cumulative average over the batches
     generator.train()
     latent = torch.Generator(device=device).manual_seed(STANDING_SEED)
+    labels: tuple[torch.Tensor, ...] = ()
+    if is_conditional(generator):  # a conditional G sees every class equally often
+        labels = (balanced_labels(batch_size, generator.num_classes, device),)
     for _ in range(batches):
-        generator(torch.randn(batch_size, z_dim, device=device, generator=latent))
+        generator(torch.randn(batch_size, z_dim, device=device, generator=latent), *labels)
     generator.eval()
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum

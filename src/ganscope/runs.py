@@ -251,7 +251,8 @@ class Run:
                 f"run {self.path} moved on to epoch {state['epoch']} while its checkpoint was "
                 f"read; G's own weights of epoch {epoch} are gone"
             )
-        generator = build_generator(self.config.model.name, self.config.model.z_dim)
+        cfg = self.config
+        generator = build_generator(cfg.model.name, cfg.model.z_dim, cfg.num_classes)
         # --ema: the average, unless G's own weights are asked for
         weights = state["generator"] if trained else state.get(EMA_KEY, state["generator"])
         checkpoints.load_generator(generator, weights, path)

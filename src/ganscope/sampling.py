@@ -15,6 +15,7 @@ from torch import nn
 
 from .checks import check_delta
 from .errors import GanscopeError
+from .models import balanced_labels, is_conditional
 
 
 def z_dim_of(generator: nn.Module) -> int:
@@ -32,25 +33,62 @@ def latent(n: int, z_dim: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Images ``(N, 1, 28, 28)`` in [-1, 1] for latent vectors ``z`` ``(N, z_dim)``, on the CPU."""
+def generate(
+    generator: nn.Module,
+    z: torch.Tensor,
+    batch_size: int = 256,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Images ``(N, 1, 28, 28)`` in [-1, 1] for latent vectors ``z`` ``(N, z_dim)``, on the CPU;
+    a conditional generator also needs ``labels``, the class of each image ``(N,)``."""
     if z.dim() != 2 or z.shape[1] != z_dim_of(generator):
         raise GanscopeError(
             f"latent vectors must be (N, {z_dim_of(generator)}), got {tuple(z.shape)}"
         )
+    label_parts = _label_parts(generator, labels, len(z), batch_size)
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     try:
-        chunks = [generator(part.to(device)).float().cpu() for part in z.split(batch_size)]
+        chunks = [
+            generator(part.to(device), *(y.to(device) for y in asked)).float().cpu()
+            for part, asked in zip(z.split(batch_size), label_parts)
+        ]
     finally:
         generator.train(was_training)
     return torch.cat(chunks)
 
 
-def sample(generator: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` images from the latent vectors ``latent(n, z_dim, seed)``."""
-    return generate(generator, latent(n, z_dim_of(generator), seed))
+def _label_parts(
+    generator: nn.Module, labels: torch.Tensor | None, n: int, batch_size: int
+) -> list[tuple[torch.Tensor, ...]]:
+    """``labels`` in the chunks ``generate`` runs (empty tuples for an unconditional G)."""
+    chunks = -(-n // batch_size)
+    if not is_conditional(generator):
+        if labels is not None:
+            raise GanscopeError(
+                "this generator is unconditional: it takes no class (train one with "
+                "--conditional to ask for a garment)"
+            )
+        return [()] * chunks
+    if labels is None:
+        raise GanscopeError("a conditional generator needs the class of every image")
+    labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+    if labels.shape != (n,):
+        raise GanscopeError(f"give one class per latent vector: {n} vectors, {len(labels)} labels")
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < generator.num_classes:
+        raise GanscopeError(f"classes must be in 0..{generator.num_classes - 1}")
+    return [(part,) for part in labels.split(batch_size)]
+
+
+def sample(
+    generator: nn.Module, n: int, seed: int = 0, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``n`` images from the latent vectors ``latent(n, z_dim, seed)``; a conditional
+    generator draws the classes ``labels`` ``(n,)``, by default every class in turn."""
+    if labels is None and is_conditional(generator):
+        labels = balanced_labels(n, generator.num_classes)
+    return generate(generator, latent(n, z_dim_of(generator), seed), labels=labels)
 
 
 def check_dims(dims: Sequence[int], z_dim: int) -> list[int]:

@@ -24,7 +24,7 @@ from .devices import (
 )
 from .distributed import SINGLE, World
 from .errors import GanscopeError, one_line
-from .models import build_discriminator, build_generator
+from .models import build_discriminator, build_generator, grid_labels
 from .objective import MovingAverage
 
 #: The checkpoint key of the moving average's weights (``--ema``), beside ``generator``.
@@ -43,7 +43,8 @@ class TrainState:
     data_rng: torch.Generator
     #: Draws the latent vectors (on the training device).
     noise_rng: torch.Generator
-    #: The 64 latent vectors behind every per-epoch grid, ``(64, z_dim)``.
+    #: The latent vectors behind every per-epoch grid: ``(64, z_dim)``, or for a conditional
+    #: run the same 8 vectors once per class, ``(8 C, z_dim)`` (one grid row per class).
     fixed_z: torch.Tensor
     epoch: int = 0
     step: int = 0
@@ -61,6 +62,10 @@ class TrainState:
     ema: MovingAverage | None = None
     #: The std of the instance noise in the current epoch (``--instance-noise``).
     noise_std: float = 0.0
+    #: The classes G and D are told (``--conditional``; 0: unconditional). G's labels are
+    #: drawn uniformly from ``noise_rng``; the grid's are ``fixed_labels``, ``(8 C,)``.
+    num_classes: int = 0
+    fixed_labels: torch.Tensor | None = None
 
     @property
     def sampler(self) -> nn.Module:
@@ -132,6 +137,8 @@ class TrainState:
 
 
 FIXED_Z_SIZE = 64
+#: Images per row of the per-epoch grid (a conditional run's rows are its classes).
+GRID_ROW = 8
 
 
 def unchecked_forms(train: TrainConfig) -> list[str]:
@@ -152,6 +159,32 @@ def captures(config: RunConfig, device: torch.device, world: World = SINGLE) -> 
     )
 
 
+def _networks(config: RunConfig) -> tuple[nn.Module, nn.Module]:
+    """G and D of ``config``, their initial weights determined by its seed alone."""
+    # Weight initialisation draws from torch's global RNG; fork it so that building a model
+    # neither depends on nor disturbs anyone else's random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        m = config.model
+        generator = build_generator(m.name, m.z_dim, config.num_classes)
+        discriminator = build_discriminator(m.name, m.conditioning, config.num_classes)
+        if config.train.spectral_norm:
+            objective.add_spectral_norm(discriminator)
+    return generator, discriminator
+
+
+def _fixed_batch(
+    z_dim: int, seed: int, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The grid's latent vectors ``(64, z_dim)``; a conditional run's: 8 vectors repeated in
+    one row per class ``(8 C, z_dim)``, with the rows' labels ``(8 C,)``."""
+    rng = torch.Generator().manual_seed(seed + 2)
+    if not num_classes:
+        return torch.randn(FIXED_Z_SIZE, z_dim, generator=rng), None
+    row = torch.randn(GRID_ROW, z_dim, generator=rng)
+    return row.repeat(num_classes, 1), grid_labels(num_classes, GRID_ROW)
+
+
 def init_state(
     config: RunConfig, device: torch.device, fast: bool = True, world: World = SINGLE
 ) -> TrainState:
@@ -162,15 +195,8 @@ def init_state(
     that the benchmark compares against. Both compute the same function. In a torchrun
     ``world`` BatchNorm is synchronised and the step calls DDP replicas (``distributed``).
     """
-    seed = config.train.seed
-    # Weight initialisation draws from torch's global RNG; fork it so that building a model
-    # neither depends on nor disturbs anyone else's random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        generator = build_generator(config.model.name, config.model.z_dim)
-        discriminator = build_discriminator(config.model.name)
-        if config.train.spectral_norm:
-            objective.add_spectral_norm(discriminator)
+    seed, num_classes = config.train.seed, config.num_classes
+    generator, discriminator = _networks(config)
     for network in (generator, discriminator):
         # The textbook set-up keeps NCHW; ganscope's path decides the layout in one place.
         (prepare_module(network, config.model.name, device) if fast else network.to(device))
@@ -186,13 +212,13 @@ def init_state(
     opt_D = torch.optim.Adam(discriminator.parameters(), **{**adam, "lr": lr_d})
     data_rng = torch.Generator().manual_seed(seed)
     noise_rng = torch.Generator(device=device).manual_seed(seed + 1)
-    fixed_z = torch.randn(
-        FIXED_Z_SIZE, config.model.z_dim, generator=torch.Generator().manual_seed(seed + 2)
-    ).to(device)
+    fixed_z, fixed_labels = _fixed_batch(config.model.z_dim, seed, num_classes)
     precision = resolve_precision(config.train.precision, device, config.model.name)
     state = TrainState(
-        generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z, precision=precision
-    )
+        generator, discriminator, opt_G, opt_D, data_rng, noise_rng, fixed_z.to(device),
+        precision=precision, num_classes=num_classes,
+        fixed_labels=fixed_labels.to(device) if fixed_labels is not None else None,
+    )  # fmt: skip
     state.train = config.train
     if config.train.d_dropout:
         objective.add_dropout(discriminator, config.train.d_dropout, noise_rng)

@@ -52,7 +52,7 @@ class TensorBoardLog:
             value = evaluations[-1].get(name) if evaluations else None
             if isinstance(value, int | float):
                 self.writer.add_scalar(f"quality/{name}", value, step)
-        grid = make_grid(fixed_grid(state), nrow=8)  # (H, W) uint8
+        grid = make_grid(fixed_grid(state), nrow=GRID_ROW)  # (H, W) uint8
         self.writer.add_image("samples/fixed_z", grid, step, dataformats="HW")
         self.writer.flush()
 

@@ -37,21 +37,23 @@ def train_step(
     real: torch.Tensor,
     z: torch.Tensor,
     *,
+    real_labels: torch.Tensor | None = None,
+    fake_labels: torch.Tensor | None = None,
     r1: bool | None = None,
     ema_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One D update then one G update on a batch. Returns ``STEP_STATS`` as a (4,) tensor.
 
-    ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``. Nothing is read back to the
-    host here, so the caller decides when to synchronise. ``state.train`` says which of
-    ``objective``'s techniques apply (none in the report's recipe). Two of them change from step
-    to step, and by default follow ``state.step``: whether the lazy R1 penalty is due (``r1``)
-    and the moving average's weight (``ema_weight``, a 0-dim tensor on the device); a CUDA
-    graph, which cannot read ``state.step``, passes both (``make_step``).
-    """
+    ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``; a conditional run's
+    ``real_labels`` (the real images' classes) and ``fake_labels`` (asked of G): ``(B,)``.
+    Nothing is read back to the host, so the caller decides when to synchronise.
+    ``state.train`` says which of ``objective``'s techniques apply (none in the report's
+    recipe). Two change from step to step and by default follow ``state.step``: whether lazy
+    R1 is due (``r1``) and the moving average's weight (``ema_weight``, a 0-dim tensor on the
+    device); a CUDA graph, which cannot read ``state.step``, passes both (``make_step``)."""
     G, D = state.replicas or (state.generator, state.discriminator)
     t = state.train
-    fake = G(z)  # (B, 1, 28, 28)
+    fake = G(z) if fake_labels is None else G(z, fake_labels)  # (B, 1, 28, 28)
     real_in, fake_in = _noisy(state, real), _noisy(state, fake.detach())
     r1 = objective.r1_due(t, state.step) if r1 is None else r1
     if r1:
@@ -59,9 +61,12 @@ def train_step(
 
     # ---- (1) Update D: maximise log D(x) + log(1 - D(G(z))) -----------------------------
     with objective.weights_once(t):  # spectral norm: one power iteration per D update
-        d_real = D(real_in)  # (B, 1) logits
-        d_fake = D(fake_in)  # detached: this step must not push gradients into G
+        d_real, class_real = _judge(D, real_in, real_labels)  # (B, 1) logits
+        d_fake, class_fake = _judge(D, fake_in, fake_labels)  # detached: no grads into G
     loss_D = objective.d_loss(t, d_real, d_fake)
+    if class_real is not None:  # ACGAN: D also names the class of real and generated images
+        loss_D = loss_D + objective.class_loss(class_real, real_labels)
+        loss_D = loss_D + objective.class_loss(class_fake, fake_labels)
     d_objective = loss_D
     if r1:  # lazy R1: every r1_every steps, its weight scaled by r1_every
         d_objective = loss_D + t.r1_gamma / 2 * t.r1_every * objective.r1_penalty(d_real, real_in)
@@ -73,20 +78,31 @@ def train_step(
     # D's weights are frozen for this backward: G's loss must not compute (or leave) D grads.
     # The plain module even when D is replicated: G's loss needs no all-reduce of D's grads.
     state.discriminator.requires_grad_(False)
-    d_fake_for_G = state.discriminator(_noisy(state, fake))
+    d_fake_for_G, class_for_G = _judge(state.discriminator, _noisy(state, fake), fake_labels)
     loss_G = objective.g_loss(t, d_fake_for_G)
+    if class_for_G is not None:  # ACGAN: G also wants D to name the class it was asked for
+        loss_G = loss_G + objective.class_loss(class_for_G, fake_labels)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
     state.discriminator.requires_grad_(True)
     if state.ema is not None:
-        state.ema.update(
-            state.generator, state.ema.weight(state.step) if ema_weight is None else ema_weight
-        )
-
+        weight = state.ema.weight(state.step) if ema_weight is None else ema_weight
+        state.ema.update(state.generator, weight)
     return torch.stack(
         [loss_D, loss_G, torch.sigmoid(d_real).mean(), torch.sigmoid(d_fake).mean()]
     ).detach()
+
+
+def _judge(
+    D: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's logits ``(B, 1)`` of ``images``, told ``labels`` where the run is conditional, and
+    an ACGAN D's class logits ``(B, C)`` (else None)."""
+    if labels is None:
+        return D(images), None
+    out = D(images, labels)  # (B, 1), or (B, 1 + C) for ACGAN
+    return out[:, :1], (out[:, 1:] if out.shape[1] > 1 else None)
 
 
 def _noisy(state: TrainState, images: torch.Tensor) -> torch.Tensor:
@@ -107,11 +123,14 @@ def make_step(
     images: torch.Tensor,
     device: torch.device,
     backend: GraphBackend | None = None,
+    labels: torch.Tensor | None = None,
 ) -> StepFunction:
-    """The loop's step: ``step(index=..., z=...)`` trains on ``images[index]`` and latent ``z``.
+    """The loop's step: ``step(index=..., z=...)`` trains on ``images[index]`` and latent ``z``
+    (a conditional run: ``step(index=..., z=..., labels=...)``, G asked for ``labels``).
 
-    ``images``: the device-resident training set, ``(N, 28, 28)`` uint8; ``index``: ``(B,)``
-    int64 on the device; returns ``STEP_STATS`` as a (4,) tensor. With a graph ``backend``
+    ``images``: the device-resident training set, ``(N, 28, 28)`` uint8, and for a conditional
+    run ``labels``, its classes ``(N,)``; ``index``: ``(B,)`` int64 on the device; returns
+    ``STEP_STATS`` as a (4,) tensor. With a graph ``backend``
     (on CUDA: :class:`~ganscope.cuda_graph.CudaGraphBackend`) the whole step, data gather
     included, is captured once and replayed; without one it runs eagerly. A step that changes
     from step to step is captured once per form: with lazy R1, one graph with the penalty
@@ -121,6 +140,9 @@ def make_step(
 
     def body(inputs: dict[str, torch.Tensor], **plan: Any) -> torch.Tensor:
         real = to_model_range(images.index_select(0, inputs["index"]))  # (B, 1, 28, 28)
+        if labels is not None:
+            plan["real_labels"] = labels.index_select(0, inputs["index"])  # (B,)
+            plan["fake_labels"] = inputs["labels"]
         with autocast(state.precision, device):  # the same casts eager and captured
             return train_step(state, real, inputs["z"], **plan)
 
@@ -229,8 +251,9 @@ def fit(
     ``config.train.epochs``: for each epoch, for each batch, one step; the steps logged in
     batches, a mid-epoch checkpoint when due, and the epoch's record to ``recorder``."""
     images = split.images.to(device)  # (N, 28, 28) uint8, resident on the device
+    labels = split.labels.to(device) if state.num_classes else None  # (N,) int64
     backend = _graph_backend(config, device, world, progress=progress)
-    step = make_step(state, images, device, backend)
+    step = make_step(state, images, device, backend, labels)
     partial = _PartialCheckpoints(config.train.checkpoint_minutes if world.main else 0, recorder)
     # The last incomplete batch is dropped: fixed batch shapes keep BatchNorm statistics
     # comparable and allow graph capture.
@@ -294,7 +317,13 @@ def _train_epoch(
             batch = order[index * batch_size : (index + 1) * batch_size][rows]  # (b,)
             # Every rank draws the whole global latent batch: one shared noise stream.
             z = torch.randn(batch_size, z_dim, device=device, generator=state.noise_rng)
-            log.add(step(index=batch, z=z[rows]))
+            asked = {}
+            if state.num_classes:  # the classes G is asked for: uniform, from the same stream
+                fake_labels = torch.randint(
+                    state.num_classes, (batch_size,), device=device, generator=state.noise_rng
+                )
+                asked = {"labels": fake_labels[rows]}
+            log.add(step(index=batch, z=z[rows], **asked))
             state.step += 1
             bar.update(1)
             if log.pending >= config.train.log_every or index == steps_per_epoch - 1:

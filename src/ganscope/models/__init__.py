@@ -2,7 +2,9 @@
 
 Every generator maps ``z`` of shape ``(B, z_dim)`` to images ``(B, 1, 28, 28)`` in [-1, 1];
 every discriminator maps such images to logits ``(B, 1)``. Add a family by writing a file
-here and calling :func:`register_model`.
+here and calling :func:`register_model`. Every family has class-conditional variants
+(``conditional``): its discriminator offers ``features`` and ``logits`` and takes
+``label_inputs``, and its generator is rebuilt for ``z_dim + C`` inputs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ from torch import nn
 
 from ..errors import lookup
 from .cnn import CNNDiscriminator, CNNGenerator
+from .conditional import (
+    CONDITIONINGS,
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    FixedClass,
+    balanced_labels,
+    grid_labels,
+    is_conditional,
+)
 from .mlp import Discriminator, Generator
 
 
@@ -73,12 +84,20 @@ def display_name(name: str) -> str:
     return (family.display_name or family.name) if family else name
 
 
-def build_generator(name: str, z_dim: int = 100) -> nn.Module:
-    return get_family(name).generator(z_dim=z_dim)
+def build_generator(name: str, z_dim: int = 100, num_classes: int = 0) -> nn.Module:
+    """The family's G; with ``num_classes`` > 0 the conditional one, ``G(z, labels)``."""
+    family = get_family(name)
+    if num_classes:
+        return ConditionalGenerator(family.generator, z_dim, num_classes)
+    return family.generator(z_dim=z_dim)
 
 
-def build_discriminator(name: str) -> nn.Module:
-    return get_family(name).discriminator()
+def build_discriminator(name: str, conditioning: str = "none", num_classes: int = 0) -> nn.Module:
+    """The family's D; told the class by ``conditioning`` (``CONDITIONINGS``) unless "none"."""
+    family = get_family(name)
+    if conditioning == "none":
+        return family.discriminator()
+    return ConditionalDiscriminator(family.discriminator, conditioning, num_classes)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -86,6 +105,11 @@ def count_parameters(module: nn.Module) -> int:
 
 
 __all__ = [
+    "CONDITIONINGS",
+    "FixedClass",
+    "balanced_labels",
+    "grid_labels",
+    "is_conditional",
     "MODELS",
     "ModelFamily",
     "register_model",

@@ -24,21 +24,35 @@ SLOPE = 0.2
 
 
 class CNNDiscriminator(nn.Module):
-    def __init__(self) -> None:
+    """``label_inputs`` > 0: a class-conditional D by input concatenation, the one-hot label
+    ``(B, label_inputs)`` joined to the image as constant label maps (one channel per class)."""
+
+    #: Length of the features before the last layer (what a projection D multiplies).
+    feature_size = 128
+
+    def __init__(self, label_inputs: int = 0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(1 + label_inputs, 64, 3, stride=1, padding=1, bias=False)
         self.conv2 = nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(128)
         self.conv3 = nn.Conv2d(128, 128, 3, stride=1, padding=1, bias=False)
         self.norm3 = nn.BatchNorm2d(128)
         self.fc = nn.Linear(128, 1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
+        if onehot is not None:  # label maps: (B, C) -> (B, C, 28, 28), joined as channels
+            maps = onehot.to(images.dtype)[:, :, None, None].expand(-1, -1, *images.shape[2:])
+            images = torch.cat([images, maps], 1)  # (B, 1 + C, 28, 28)
         x = F.leaky_relu(self.conv1(images), SLOPE)  # (B, 64, 28, 28)
         x = F.leaky_relu(self.norm2(self.conv2(x)), SLOPE)  # (B, 128, 14, 14)
         x = F.leaky_relu(self.norm3(self.conv3(x)), SLOPE)  # (B, 128, 14, 14)
-        x = x.mean(dim=(2, 3))  # global average pooling -> (B, 128)
-        return self.fc(x)  # (B, 1) logits
+        return x.mean(dim=(2, 3))  # global average pooling -> (B, 128)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)  # (B, 1)
+
+    def forward(self, images: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits(self.features(images, onehot))  # (B, 1) logits
 
 
 class CNNGenerator(nn.Module):

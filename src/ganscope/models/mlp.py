@@ -15,15 +15,29 @@ IMAGE_PIXELS = 28 * 28
 
 
 class Discriminator(nn.Module):
-    def __init__(self) -> None:
+    """``label_inputs`` > 0: a class-conditional D by input concatenation, the one-hot label
+    ``(B, label_inputs)`` joined to the flat image (Mirza & Osindero 2014)."""
+
+    #: Length of the features before the last layer (what a projection D multiplies).
+    feature_size = 128
+
+    def __init__(self, label_inputs: int = 0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(IMAGE_PIXELS, 128)
+        self.fc1 = nn.Linear(IMAGE_PIXELS + label_inputs, 128)
         self.nonlin1 = nn.LeakyReLU(0.2)
         self.fc2 = nn.Linear(128, 1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
         x = images.flatten(1)  # (B, 784)
-        return self.fc2(self.nonlin1(self.fc1(x)))  # (B, 1) logits
+        if onehot is not None:
+            x = torch.cat([x, onehot.to(x.dtype)], 1)  # (B, 784 + C)
+        return self.nonlin1(self.fc1(x))  # (B, 128)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc2(features)  # (B, 1)
+
+    def forward(self, images: torch.Tensor, onehot: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits(self.features(images, onehot))  # (B, 1) logits
 
 
 class Generator(nn.Module):

@@ -1,0 +1,107 @@
+"""Class-conditional variants of any registered family: G and D are told the garment.
+
+G takes the label through its input: the one-hot label ``(B, C)`` is joined to ``z``, so the
+family's generator is built for ``z_dim + C`` inputs and its layers are otherwise the report's
+(the MLP's ``fc1`` and the CNN's ``fc1`` gain ``C x width`` weights, nothing else changes).
+D takes it by one of three standard methods (:data:`CONDITIONINGS`):
+
+* ``concat``: input concatenation (Mirza & Osindero 2014): the one-hot label joined to the
+  flat image (MLP) or as constant label maps, one channel per class (CNN);
+* ``projection``: the projection discriminator (Miyato & Koyama 2018): the family's D
+  unchanged, plus ``<embed(y), features(x)>`` added to its logit, one learned vector per class;
+* ``acgan``: an auxiliary classifier (Odena et al. 2017): D does not see the label but also
+  names the class of every image, through a linear layer on its features; both players add
+  the cross-entropy of that guess to their loss (``objective.class_loss``).
+
+Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
+``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` ``(B, 1 + C)``: the logit, then the
+class logits (one tensor, so that DistributedDataParallel and CUDA graphs see one output).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The ways D is told the class, with a line for ``--help`` each.
+CONDITIONINGS = {
+    "none": "unconditional (the report's): G and D never see a label",
+    "concat": "D sees the one-hot label joined to its input (label maps for the CNN)",
+    "projection": "projection discriminator: a learned class vector times D's features",
+    "acgan": "auxiliary classifier: D also names each image's class (ACGAN)",
+}
+
+
+class ConditionalGenerator(nn.Module):
+    """The family's generator with the one-hot label joined to ``z``: ``G(z, labels)``."""
+
+    def __init__(self, generator: type[nn.Module], z_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.net = generator(z_dim=z_dim + num_classes)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        onehot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (B, C)
+        return self.net(torch.cat([z, onehot], 1))  # (B, 1, 28, 28)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """The family's discriminator told the class by ``conditioning``: ``D(images, labels)``.
+
+    The family's D must offer ``features(images, onehot=None)`` ``(B, feature_size)`` and
+    ``logits(features)`` ``(B, 1)``, and take ``label_inputs`` (for ``concat``)."""
+
+    def __init__(self, discriminator: type[nn.Module], conditioning: str, num_classes: int) -> None:
+        super().__init__()
+        if conditioning not in CONDITIONINGS or conditioning == "none":
+            raise ValueError(f"no conditional discriminator {conditioning!r}")
+        self.conditioning, self.num_classes = conditioning, num_classes
+        self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
+        width = self.net.feature_size
+        if conditioning == "projection":
+            self.embed = nn.Embedding(num_classes, width)
+            nn.init.xavier_uniform_(self.embed.weight)  # as Miyato & Koyama's code
+        if conditioning == "acgan":
+            self.classify = nn.Linear(width, num_classes)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        onehot = None
+        if self.conditioning == "concat":
+            onehot = F.one_hot(labels, self.num_classes)  # (B, C)
+        h = self.net.features(images, onehot)  # (B, F)
+        logits = self.net.logits(h)  # (B, 1)
+        if self.conditioning == "projection":
+            return logits + (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)  # (B, 1)
+        if self.conditioning == "acgan":
+            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C)
+        return logits
+
+
+def is_conditional(generator: nn.Module) -> bool:
+    """Whether ``generator`` takes a label: ``G(z, labels)``."""
+    return int(getattr(generator, "num_classes", 0) or 0) > 0
+
+
+def balanced_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` labels ``0, 1, ..., C-1, 0, 1, ...``: every class as often as ``n`` allows."""
+    return torch.arange(n, device=device) % num_classes
+
+
+def grid_labels(num_classes: int, per_class: int) -> torch.Tensor:
+    """Labels of a grid with one row per class: ``(C * per_class,)``, row-major."""
+    return torch.arange(num_classes).repeat_interleave(per_class)
+
+
+class FixedClass(nn.Module):
+    """A conditional generator seen as an unconditional one: ``FixedClass(G, y)(z) = G(z, y)``
+    for every row (what latent traversal, directions and exports of one class call)."""
+
+    def __init__(self, generator: nn.Module, label: int) -> None:
+        super().__init__()
+        self.generator, self.label = generator, label
+        self.z_dim = generator.z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        labels = torch.full((z.shape[0],), self.label, dtype=torch.long, device=z.device)
+        return self.generator(z, labels)

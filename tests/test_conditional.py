@@ -1,0 +1,135 @@
+"""Class-conditional GANs (``--conditional``): the networks, training and resuming them."""
+
+import pytest
+import torch
+
+from ganscope import models, runs, trainer, training
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.errors import GanscopeError
+from ganscope.sampling import generate, latent, sample
+from ganscope.state import init_state
+
+METHODS = ("concat", "projection", "acgan")
+
+#: Parameter counts (G, D) of every variant; the unconditional ones are the report's.
+COUNTS = {
+    ("mlp", "none"): (114_064, 100_609),
+    ("mlp", "concat"): (115_344, 101_889),
+    ("mlp", "projection"): (115_344, 101_889),
+    ("mlp", "acgan"): (115_344, 101_899),
+    ("cnn", "none"): (912_960, 222_401),
+    ("cnn", "concat"): (975_680, 228_161),
+    ("cnn", "projection"): (975_680, 223_681),
+    ("cnn", "acgan"): (975_680, 223_691),
+}
+
+
+def _config(model="mlp", conditioning="projection", epochs=2, **train):
+    return RunConfig(
+        model=ModelConfig(model, conditioning=conditioning),
+        train=TrainConfig(epochs=epochs, device="cpu", **train),
+    )
+
+
+@pytest.mark.parametrize(("model", "conditioning"), sorted(COUNTS))
+def test_parameter_counts(model, conditioning):
+    num_classes = 0 if conditioning == "none" else 10
+    G = models.build_generator(model, 100, num_classes)
+    D = models.build_discriminator(model, conditioning, num_classes)
+    assert (models.count_parameters(G), models.count_parameters(D)) == COUNTS[model, conditioning]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("conditioning", METHODS)
+def test_the_label_reaches_both_networks(model, conditioning):
+    torch.manual_seed(0)
+    G = models.build_generator(model, 100, 10).eval()
+    D = models.build_discriminator(model, conditioning, 10).eval()
+    z = torch.randn(4, 100)
+    shoes, shirts = torch.full((4,), 7), torch.full((4,), 6)
+    assert not torch.allclose(G(z, shoes), G(z, shirts))
+    images = G(z, shoes).detach()
+    if conditioning == "acgan":  # D names the class: the label changes its class loss
+        from ganscope.objective import class_loss
+
+        logits = D(images, shoes)[:, 1:]
+        assert class_loss(logits, shoes) != class_loss(logits, shirts)
+        assert D(images, shoes).shape == (4, 11)
+    else:  # D is told the class: the label changes its score
+        assert not torch.allclose(D(images, shoes), D(images, shirts))
+        assert D(images, shoes).shape == (4, 1)
+
+
+def test_fixed_grid_is_one_row_per_class_from_the_same_z():
+    state = init_state(_config(), torch.device("cpu"))
+    assert state.fixed_z.shape == (80, 100) and state.num_classes == 10
+    rows = state.fixed_z.view(10, 8, 100)
+    assert all(torch.equal(rows[0], rows[c]) for c in range(10))
+    assert state.fixed_labels.view(10, 8).tolist() == [[c] * 8 for c in range(10)]
+    plain = init_state(_config(conditioning="none"), torch.device("cpu"))
+    assert plain.fixed_z.shape == (64, 100) and plain.fixed_labels is None
+
+
+@pytest.mark.parametrize(
+    ("model", "conditioning"), [("mlp", m) for m in METHODS] + [("cnn", "projection")]
+)
+def test_each_method_trains_and_resumes_bit_exactly(tmp_path, small_split, model, conditioning):
+    config = _config(model, conditioning, epochs=2)
+    full = trainer.train(config, tmp_path / "full", split=small_split, progress=False)
+
+    def interrupt(run, state, record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(
+            config, tmp_path / "cut", split=small_split, progress=False, callbacks=[interrupt]
+        )
+    resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
+    a, b = full.load_checkpoint(), resumed.load_checkpoint()
+    for player in ("generator", "discriminator"):
+        assert a[player].keys() == b[player].keys()
+        assert all(torch.equal(a[player][k], b[player][k]) for k in a[player])
+    assert runs.load_run(tmp_path / "full").config.model.conditioning == conditioning
+    grid = full.sample_grid_path(2)
+    assert grid.is_file()
+
+
+def test_the_step_feeds_real_labels_to_d_and_asked_labels_to_g(small_split, monkeypatch):
+    config = _config("mlp", "projection", epochs=1)
+    state = init_state(config, torch.device("cpu"))
+    seen = []
+    real_step = training.train_step
+
+    def spy(state, real, z, **kwargs):
+        seen.append(kwargs)
+        return real_step(state, real, z, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", spy)
+    step = training.make_step(
+        state, small_split.images, torch.device("cpu"), labels=small_split.labels
+    )
+    index = torch.arange(64)
+    asked = torch.arange(64) % 10
+    step(index=index, z=torch.randn(64, 100), labels=asked)
+    assert torch.equal(seen[0]["real_labels"], small_split.labels[:64])
+    assert torch.equal(seen[0]["fake_labels"], asked)
+
+
+def test_sampling_a_conditional_generator():
+    torch.manual_seed(0)
+    G = models.build_generator("mlp", 100, 10)
+    images = sample(G, 20, seed=1)  # every class in turn by default
+    z = torch.randn(20, 100, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(images, generate(G, z, labels=torch.arange(20) % 10))
+    assert torch.equal(
+        sample(G, 3, seed=1, labels=torch.tensor([7, 7, 7])),
+        generate(models.FixedClass(G, 7), latent(3, 100, seed=1)),
+    )
+    with pytest.raises(GanscopeError, match="needs the class"):
+        generate(G, z)
+    with pytest.raises(GanscopeError, match="classes must be in 0..9"):
+        generate(G, z[:2], labels=torch.tensor([3, 10]))
+    plain = models.build_generator("mlp", 100)
+    with pytest.raises(GanscopeError, match="unconditional"):
+        generate(plain, z[:2], labels=torch.tensor([3, 4]))
