@@ -20,6 +20,7 @@ from .gallery import fixed_grid
 from .logbook import STEP_STATS
 from .metrics import QUALITY_METRICS
 from .plots import make_grid
+from .state import GRID_ROW
 
 
 class TensorBoardLog:
