@@ -6,7 +6,7 @@ import torch
 from ganscope import models, runs, trainer, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError
-from ganscope.sampling import generate, latent, sample
+from ganscope.sampling import generate, interpolate, latent, sample
 from ganscope.state import init_state
 
 METHODS = ("concat", "projection", "acgan")
@@ -133,3 +133,76 @@ def test_sampling_a_conditional_generator():
     plain = models.build_generator("mlp", 100)
     with pytest.raises(GanscopeError, match="unconditional"):
         generate(plain, z[:2], labels=torch.tensor([3, 4]))
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, small_split):
+    root = tmp_path_factory.mktemp("conditional")
+    conditional = trainer.train(
+        _config("mlp", "projection", epochs=1), root / "cond", split=small_split, progress=False
+    )
+    plain = trainer.train(
+        _config("mlp", "none", epochs=1), root / "plain", split=small_split, progress=False
+    )
+    return conditional, plain
+
+
+def _cli(capsys, *argv):
+    from ganscope import cli
+
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", ["Sneaker", "sneaker", "7"])
+def test_sample_asks_for_a_class_by_name_or_index(tiny_runs, tmp_path, capsys, name):
+    from ganscope import gallery
+
+    run, _ = tiny_runs
+    code, _, err = _cli(
+        capsys, "sample", run.path, "--class", name, "--n", 8, "--out", tmp_path / "a.png"
+    )
+    assert code == 0, err
+    _, pixels = gallery._samples(run, gallery.SampleOptions(n=8, class_name=name))
+    G = run.generator()
+    expected = generate(G, latent(8, 100, 0), labels=torch.full((8,), 7))
+    assert torch.equal(pixels, gallery.to_uint8(expected))
+
+
+@pytest.mark.parametrize(
+    ("which", "argv", "message"),
+    [
+        ("plain", ["sample", "--class", "Sneaker"], "is unconditional: it takes no --class"),
+        ("cond", ["sample", "--class", "Shoe"], "unknown class 'Shoe'"),
+        ("cond", ["sample", "--class", "10"], "unknown class '10'"),
+        ("plain", ["traverse", "--class", "Bag"], "is unconditional"),
+        ("cond", ["interpolate", "--to-class", "Robe"], "unknown class 'Robe'"),
+    ],
+)
+def test_bad_classes_are_one_line_and_status_2(tiny_runs, tmp_path, capsys, which, argv, message):
+    run = tiny_runs[0] if which == "cond" else tiny_runs[1]
+    code, _, err = _cli(capsys, argv[0], run.path, *argv[1:], "--out", tmp_path / "x")
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_traverse_and_interpolate_keep_or_move_the_class(tiny_runs, tmp_path, capsys):
+    run, _ = tiny_runs
+    code, _, err = _cli(
+        capsys, "traverse", run.path, "--class", "Bag", "--dims", 3, "--out", tmp_path / "t"
+    )
+    assert code == 0, err and (tmp_path / "t" / "dim_003.png").is_file()
+    G = run.generator()
+    z_a, z_b = latent(1, 100, 0), latent(1, 100, 1)
+    within = interpolate(G, z_a, z_b, 5, "lerp", classes=(8, 8))
+    across = interpolate(G, z_a, z_b, 5, "lerp", classes=(1, 8))
+    assert torch.equal(within[-1], across[-1])  # both end at a bag from z_b
+    assert not torch.equal(within[0], across[0])  # one starts at a trouser
+    torch.testing.assert_close(across[:1], generate(G, z_a, labels=torch.tensor([1])))
+    code, _, err = _cli(
+        capsys, "interpolate", run.path, "--class", "Trouser", "--to-class", "Bag",
+        "--out", tmp_path / "i.png",
+    )  # fmt: skip
+    assert code == 0, err

@@ -180,3 +180,56 @@ def test_evaluate_trained_weights_of_an_ema_run(
     monkeypatch.setattr(type(averaged), "latest_epoch", lambda run: 1)
     with pytest.raises(GanscopeError, match="moved on to epoch 2 while its checkpoint was read"):
         averaged.generator_at(1, trained=True)
+
+
+def test_real_images_as_conditional_samples_agree_as_the_classifier_does(real_sets, classifier):
+    # Real images "asked for" their true classes: the label agreement is exactly the
+    # classifier's accuracy on them, and the per-class FIDs are real-vs-real ones.
+    from ganscope.classifier import features_and_probabilities
+    from ganscope.data import to_model_range
+
+    reference, (images, labels) = real_sets
+    result = evaluation.compare(images, reference, classifier, kid_subsets=5, asked=labels)
+    _, probs = features_and_probabilities(classifier, to_model_range(images))
+    right = probs.argmax(1) == labels
+    assert result["label_agreement"] == pytest.approx(float(right.float().mean()))
+    for c in range(10):
+        expected = float(right[labels == c].float().mean())
+        assert result["label_agreement_per_class"][c] == pytest.approx(expected)
+    assert 0.85 < result["label_agreement"] < 0.97  # the shipped classifier's accuracy
+    assert len(result["intra_fid_per_class"]) == 10
+    assert result["intra_fid"] < 3 * result["fid"] + 2.0  # about 400 real images per class
+    # the same images against themselves: every per-class FID vanishes
+    same = evaluation.Reference(images, labels, None, 10)
+    itself = evaluation.compare(images, same, classifier, kid_subsets=5, asked=labels)
+    assert max(itself["intra_fid_per_class"]) < 1e-3
+    assert itself["label_agreement_worst_gap"] == pytest.approx(0.0, abs=1e-6)
+
+
+class _IgnoresTheLabel(torch.nn.Module):
+    """A 'conditional' generator that draws whatever its unconditional G draws."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator, self.z_dim, self.num_classes = generator, generator.z_dim, 10
+
+    def forward(self, z, labels):
+        return self.generator(z)
+
+
+def test_a_generator_that_ignores_the_label_agrees_one_time_in_ten(real_sets, classifier):
+    from ganscope.models import build_generator
+
+    torch.manual_seed(0)
+    reference, _ = real_sets
+    # any fixed G: its samples' classes do not depend on the asked class, so each class is
+    # asked for a tenth of the time whatever the classifier calls the images
+    generator = _IgnoresTheLabel(build_generator("mlp"))
+    result, _ = evaluation.evaluate_generator(
+        generator, reference, classifier, n=2000, seed=0, kid_subsets=5
+    )
+    assert result["label_agreement"] == pytest.approx(0.1, abs=0.03)
+    plain, _ = evaluation.evaluate_generator(
+        generator.generator, reference, classifier, n=200, seed=0, kid_subsets=5
+    )
+    assert "label_agreement" not in plain

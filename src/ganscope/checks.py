@@ -35,6 +35,23 @@ def flag_of(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
+def _class_key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def check_class(value: str | int, classes: tuple[str, ...]) -> int:
+    """The index of the class ``value`` names: its index, or its name in any case, with or
+    without spaces and punctuation ("Sneaker", "ankle boot", "t-shirt/top", "7")."""
+    text = str(value).strip()
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    keys = [_class_key(name) for name in classes]
+    if _class_key(text) in keys and _class_key(text):
+        return keys.index(_class_key(text))
+    choices = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
+    raise GanscopeError(f"unknown class {text!r}; choose a name or index: {choices}")
+
+
 def check_lang(lang: str) -> None:
     if lang not in LANGS:
         raise GanscopeError(f"--lang must be {' or '.join(LANGS)}, got {lang!r}")

@@ -24,12 +24,14 @@ from .errors import GanscopeError
 from .metrics import (
     class_statistics,
     classifier_score,
+    conditional_statistics,
     frechet_distance,
     kernel_distance,
     memorisation,
     nearest_neighbours,
     precision_recall_density_coverage,
 )
+from .models import balanced_labels, is_conditional
 from .options import EvaluateOptions, resolve
 from .plots import labelled_grid, save_png
 from .runs import TRAINED_WEIGHTS, append_metrics, closest_pairs_path
@@ -83,8 +85,11 @@ def compare(
     k: int = 5,
     kid_subsets: int = 100,
     batch_size: int = EvaluateOptions.batch_size,
+    asked: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """All metrics for generated images ``(M, 28, 28)`` uint8 against ``reference``."""
+    """All metrics for generated images ``(M, 28, 28)`` uint8 against ``reference``; with
+    ``asked``, the classes a conditional generator was asked for ``(M,)``, also
+    ``metrics.conditional_statistics``."""
 
     if fake_uint8.shape[0] < 2:
         raise GanscopeError(f"need at least 2 generated images, got {fake_uint8.shape[0]}")
@@ -103,6 +108,13 @@ def compare(
         "classifier_score": classifier_score(fake_probs),
         "classifier_score_real": classifier_score(real_probs),
     }
+    if asked is not None:
+        result.update(
+            conditional_statistics(
+                fake_features, fake_probs, asked, real_features, real_probs,
+                reference.test_labels, reference.num_classes,
+            )  # fmt: skip
+        )
     if reference.train_images is not None:
         result.update(
             memorisation(fake_uint8, reference.train_matrix(), reference.test_to_train_distance())
@@ -134,13 +146,17 @@ def evaluate_generator(
     **compare_options: Any,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """Metrics for ``n`` samples of ``generator`` (latent seed ``seed``); also the samples.
-    ``compare_options`` go to :func:`compare` (``batch_size``, ``kid_subsets``, ``k``)."""
+    A conditional generator is asked for every class in turn (class-balanced samples), and
+    the record gains its conditional metrics. ``compare_options`` go to :func:`compare`
+    (``batch_size``, ``kid_subsets``, ``k``)."""
 
     if n < 2:
         raise GanscopeError(f"--n must be at least 2, got {n}")
     batch_size = compare_options.get("batch_size", EvaluateOptions.batch_size)
-    fake = to_uint8(generate(generator, latent(n, z_dim_of(generator), seed), batch_size))
-    result = compare(fake, reference, classifier, seed=seed, **compare_options)
+    asked = balanced_labels(n, generator.num_classes) if is_conditional(generator) else None
+    z = latent(n, z_dim_of(generator), seed)
+    fake = to_uint8(generate(generator, z, batch_size, labels=asked))
+    result = compare(fake, reference, classifier, seed=seed, asked=asked, **compare_options)
     return result, fake
 
 

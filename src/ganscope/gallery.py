@@ -18,8 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from . import atomic
-from .data import to_uint8
+from .checks import check_class
+from .data import get_dataset, to_uint8
 from .errors import GanscopeError
+from .models import balanced_labels
 from .options import (
     AnimateOptions,
     InterpolateOptions,
@@ -63,6 +65,27 @@ def output_path(
     return path
 
 
+def class_of(run: Run, value: str | None) -> int | None:
+    """The class ``--class`` names (None without one); an unconditional run refuses one."""
+    if value is None:
+        return None
+    if not run.config.model.conditional:
+        raise GanscopeError(
+            f"run {run.path} is unconditional: it takes no --class (train one with "
+            "--conditional projection, concat or acgan to ask for a garment)"
+        )
+    return check_class(value, get_dataset(run.config.data.dataset).classes)
+
+
+def labels_for(run: Run, value: str | None, n: int) -> torch.Tensor | None:
+    """The classes of ``n`` images: all ``--class``'s; without one, every class in turn for a
+    conditional run, None for an unconditional one."""
+    label = class_of(run, value)
+    if label is not None:
+        return torch.full((n,), label, dtype=torch.long)
+    return balanced_labels(n, run.config.num_classes) if run.config.model.conditional else None
+
+
 def delta_label(delta: float) -> str:
     return "z (unchanged)" if delta == 0 else f"z[d] {delta:+g}"
 
@@ -73,11 +96,13 @@ def traversal_figures(
     delta: float,
     z: torch.Tensor,
     steps: int | None = None,
+    labels: torch.Tensor | None = None,
 ) -> dict[int, np.ndarray]:
     """One labelled figure per dimension, as uint8 arrays keyed by dimension.
 
     Without ``steps``: the report's three rows (-delta, unchanged, +delta), one column per base
     vector. With ``steps``: one row per base vector, ``steps`` columns sweeping -delta..+delta.
+    A conditional generator draws base vector ``k`` as class ``labels[k]``.
     """
 
     if delta <= 0:
@@ -87,7 +112,7 @@ def traversal_figures(
     deltas = (
         [-delta, 0.0, delta] if steps is None else torch.linspace(-delta, delta, steps).tolist()
     )
-    images = traverse(generator, dims, deltas, z)  # (D, K, N, 1, 28, 28)
+    images = traverse(generator, dims, deltas, z, labels)  # (D, K, N, 1, 28, 28)
     figures = {}
     for i, dim in enumerate(dims):
         pixels = to_uint8(images[i].flatten(0, 1)).view(*images.shape[1:3], 28, 28)
@@ -112,7 +137,8 @@ def write_traversals(
     z = latent(opts.n, z_dim_of(generator), opts.seed)
     dims = check_dims(opts.dims, z.shape[1])
     folder = output_path(run, opts.out, run.traversals_dir, opts.overwrite, folder=True)
-    figures = traversal_figures(generator, dims, opts.delta, z, opts.steps)
+    labels = labels_for(run, opts.class_name, opts.n)
+    figures = traversal_figures(generator, dims, opts.delta, z, opts.steps, labels)
     paths = [save_png(fig, traversal_path(folder, dim)) for dim, fig in figures.items()]
     paths.append(save_png(stack_vertical(list(figures.values())), traversal_path(folder)))
     return paths
@@ -124,7 +150,7 @@ def write_samples(run: Run, options: SampleOptions | None = None, **overrides: A
     opts = resolve(SampleOptions, options, overrides)
     out = output_path(run, opts.out, run.samples_path(opts.seed, opts.n), opts.overwrite)
     z, pixels = _samples(run, opts)
-    paths = [save_grid(pixels, out, nrow=opts.nrow, scale=2)]
+    paths = [save_grid(pixels, out, nrow=_nrow(run, opts), scale=2)]
     if opts.save_individual:
         folder = out.with_suffix("")
         for index, image in enumerate(pixels):
@@ -138,16 +164,25 @@ def write_samples(run: Run, options: SampleOptions | None = None, **overrides: A
 
 def _samples(run: Run, opts: SampleOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """The latent vectors ``(n, z_dim)`` and their images as uint8 ``(n, 28, 28)``."""
+    labels = labels_for(run, opts.class_name, opts.n)
     generator = run.generator(epoch=opts.epoch, device=opts.device)
     z = latent(opts.n, z_dim_of(generator), opts.seed)
-    return z, to_uint8(generate(generator, z))
+    return z, to_uint8(generate(generator, z, labels=labels))
+
+
+def _nrow(run: Run, opts: SampleOptions) -> int:
+    """Images per row: as asked, else a conditional run's classes (without --class: a
+    column per class), else 8."""
+    if opts.nrow is not None:
+        return opts.nrow
+    return run.config.num_classes if opts.class_name is None and run.config.num_classes else 8
 
 
 def sample_grid_png(run: Run, options: SampleOptions | None = None, **overrides: Any) -> bytes:
     """The grid ``write_samples`` draws, as PNG bytes (nothing written)."""
 
     opts = resolve(SampleOptions, options, overrides)
-    return png_bytes(make_grid(_samples(run, opts)[1], nrow=opts.nrow, scale=2))
+    return png_bytes(make_grid(_samples(run, opts)[1], nrow=_nrow(run, opts), scale=2))
 
 
 def write_interpolation(
@@ -159,20 +194,41 @@ def write_interpolation(
     out = output_path(
         run, opts.out, run.interpolation_path(opts.seeds, opts.method), opts.overwrite
     )
+    classes = _path_classes(run, opts)
     generator = run.generator(epoch=opts.epoch, device=opts.device)
     z_dim = z_dim_of(generator)
     pairs = list(zip(opts.seeds[:-1], opts.seeds[1:]))
     rows = [
         to_uint8(
             interpolate(
-                generator, latent(1, z_dim, a), latent(1, z_dim, b), opts.steps, opts.method
+                generator,
+                latent(1, z_dim, a),
+                latent(1, z_dim, b),
+                opts.steps,
+                opts.method,
+                classes,
             )
         )
         for a, b in pairs
     ]
     labels = [f"seed {a} -> {b}" for a, b in pairs]
     title = f"{opts.method} interpolation, {opts.steps} steps"
+    if classes is not None:
+        names = get_dataset(run.config.data.dataset).classes
+        title += f", {names[classes[0]]}" + (
+            f" -> {names[classes[1]]}" if classes[1] != classes[0] else ""
+        )
     return save_png(labelled_grid(torch.stack(rows), labels, title), out)
+
+
+def _path_classes(run: Run, opts: InterpolateOptions) -> tuple[int, int] | None:
+    """The classes at the path's ends: ``--class`` (default the first) and ``--to-class``."""
+    end = class_of(run, opts.to_class)
+    start = class_of(run, opts.class_name)
+    if not run.config.model.conditional:
+        return None
+    start = start if start is not None else 0
+    return start, end if end is not None else start
 
 
 @torch.no_grad()

@@ -71,6 +71,9 @@ METRICS = (
         in_tensorboard=False,
     ),  # fmt: skip
     Metric("classifier_score", True, 3, "the Inception Score's formula on the classifier"),
+    # a conditional run's (``conditional_statistics``); absent from unconditional records
+    Metric("label_agreement", True, 4, "samples the classifier calls the asked class", False),
+    Metric("intra_fid", False, 3, "mean over classes of the per-class FID", in_report=False),
     Metric(
         "memorisation_share",
         False,
@@ -200,6 +203,48 @@ def class_statistics(
         "class_entropy_max": math.log(num_classes),
         "class_kl_to_real": kl,
         "classes_covered": covered,
+    }
+
+
+def conditional_statistics(
+    fake_features: torch.Tensor,
+    fake_probs: torch.Tensor,
+    asked: torch.Tensor,
+    real_features: torch.Tensor,
+    real_probs: torch.Tensor,
+    real_labels: torch.Tensor,
+    num_classes: int,
+) -> dict[str, Any]:
+    """What a class-conditional generator's label does, for samples ``(M, d)`` asked for
+    classes ``asked`` ``(M,)`` against real test features ``(N, d)`` with ``real_labels``:
+
+    * label agreement: the share of samples the classifier calls the asked class, overall and
+      per class, beside the classifier's accuracy on each class's real images (the most a
+      perfect generator could score with this classifier);
+    * intra-class FID: per class, the FID of its samples against that class's real images,
+      and the mean over classes (None for a class with fewer than 2 of either).
+    """
+    agree = fake_probs.argmax(dim=1) == asked  # (M,)
+    real_right = real_probs.argmax(dim=1) == real_labels  # (N,)
+    per_class, real_accuracy, intra = [], [], []
+    for c in range(num_classes):
+        mine, theirs = asked == c, real_labels == c
+        per_class.append(float(agree[mine].float().mean()) if mine.any() else None)
+        real_accuracy.append(float(real_right[theirs].float().mean()) if theirs.any() else None)
+        enough = int(mine.sum()) >= 2 and int(theirs.sum()) >= 2
+        intra.append(
+            frechet_distance(real_features[theirs], fake_features[mine]) if enough else None
+        )
+    gaps = [r - a for a, r in zip(per_class, real_accuracy) if a is not None and r is not None]
+    measured = [value for value in intra if value is not None]
+    return {
+        "label_agreement": float(agree.float().mean()),
+        "label_agreement_per_class": per_class,
+        "classifier_accuracy_per_class": real_accuracy,
+        # the largest shortfall of a class's agreement under the classifier's own accuracy
+        "label_agreement_worst_gap": max(gaps) if gaps else None,
+        "intra_fid_per_class": intra,
+        "intra_fid": sum(measured) / len(measured) if measured else None,
     }
 
 

@@ -71,6 +71,15 @@ def data_dir_option(fallback: str) -> Any:
     return option(None, f"folder with the data set's IDX files (default: {fallback})", type=str)
 
 
+def class_option(what: str = "the garment to generate") -> Any:
+    return option(
+        None,
+        f"a conditional run's (--conditional) {what}, by name or index (e.g. Sneaker or 7)",
+        type=str,
+        flag="--class",
+    )
+
+
 def classifier_option() -> Any:
     return option(
         None,
@@ -98,8 +107,15 @@ class SampleOptions(GeneratorOptions):
     """
 
     n: int = option(64, "number of images", minimum=1)
-    nrow: int = option(8, "images per grid row", minimum=1)
+    nrow: int | None = option(
+        None,
+        "images per grid row (default: 8; a conditional run's number of classes, so that "
+        "without --class each column is one class)",
+        type=int,
+        minimum=1,
+    )
     seed: int = seed_option()
+    class_name: str | None = class_option("garment (default: every class in turn)")
     out: str | None = out_option(
         None, "the grid PNG (default: RUN_DIR/samples/sample_seedS_nN.png)"
     )
@@ -146,6 +162,9 @@ class TraverseOptions(GeneratorOptions):
     delta: float = option(REPORT_DELTA, "shift size")
     n: int = option(8, "base vectors", minimum=1)
     seed: int = seed_option("the base vectors")
+    class_name: str | None = class_option(
+        "garment of every base vector (default: base vector k gets class k)"
+    )
     steps: int | None = option(
         None,
         "instead of three rows, sweep -delta..+delta in this many columns, one row per base vector",
@@ -177,6 +196,13 @@ class InterpolateOptions(GeneratorOptions):
     )
     steps: int = option(10, "images per path", minimum=2)
     method: str = option("slerp", "the path", choices=lambda: list(INTERPOLATION_METHODS))
+    class_name: str | None = class_option("garment at every point (default: the first class)")
+    to_class: str | None = option(
+        None,
+        "a conditional run's garment at the path's end: the one-hot label moves linearly "
+        "from --class to this one along the path",
+        type=str,
+    )
     out: str | None = out_option(
         None, "the PNG (default: RUN_DIR/figures/interpolate_SEEDS_METHOD.png)"
     )

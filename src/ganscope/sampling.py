@@ -73,11 +73,17 @@ def _label_parts(
         return [()] * chunks
     if labels is None:
         raise GanscopeError("a conditional generator needs the class of every image")
-    labels = torch.as_tensor(labels, dtype=torch.long).flatten()
-    if labels.shape != (n,):
-        raise GanscopeError(f"give one class per latent vector: {n} vectors, {len(labels)} labels")
-    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < generator.num_classes:
-        raise GanscopeError(f"classes must be in 0..{generator.num_classes - 1}")
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point():  # label vectors (N, C): a path between classes
+        if labels.shape != (n, generator.num_classes):
+            raise GanscopeError(f"label vectors must be ({n}, {generator.num_classes})")
+    else:
+        labels = labels.long().flatten()
+        if labels.shape != (n,):
+            raise GanscopeError(f"give one class per latent vector: {n} vectors, {len(labels)}")
+        classes = generator.num_classes
+        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+            raise GanscopeError(f"classes must be in 0..{generator.num_classes - 1}")
     return [(part,) for part in labels.split(batch_size)]
 
 
@@ -118,16 +124,23 @@ def shifted(z: torch.Tensor, dims: Sequence[int], deltas: Sequence[float]) -> to
 
 
 def traverse(
-    generator: nn.Module, dims: Sequence[int], deltas: Sequence[float], z: torch.Tensor
+    generator: nn.Module,
+    dims: Sequence[int],
+    deltas: Sequence[float],
+    z: torch.Tensor,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The report's "adjusting the random numbers", for many dims and shifts at once.
 
     Returns images ``(len(dims), len(deltas), N, 1, 28, 28)``: entry ``[i, j, k]`` is G applied
-    to ``z[k]`` with dimension ``dims[i]`` shifted by ``deltas[j]``. The report's figure for a
-    dimension is ``deltas = (-10, 0, 10)``: rows -10, unchanged, +10.
+    to ``z[k]`` with dimension ``dims[i]`` shifted by ``deltas[j]`` (a conditional G: of class
+    ``labels[k]``, ``labels`` ``(N,)``). The report's figure for a dimension is
+    ``deltas = (-10, 0, 10)``: rows -10, unchanged, +10.
     """
     grid = shifted(z, dims, deltas)  # (D, K, N, z_dim)
-    images = generate(generator, grid.reshape(-1, z.shape[1]))
+    if labels is not None:  # every shifted copy of z[k] keeps z[k]'s class
+        labels = torch.as_tensor(labels).expand(*grid.shape[:3]).reshape(-1)
+    images = generate(generator, grid.reshape(-1, z.shape[1]), labels=labels)
     return images.view(*grid.shape[:3], *images.shape[1:])
 
 
@@ -155,11 +168,19 @@ def interpolate(
     z_b: torch.Tensor,
     steps: int = 10,
     method: str = "slerp",
+    classes: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Images ``(steps, 1, 28, 28)`` along the path from ``z_a`` to ``z_b`` (both included)."""
+    """Images ``(steps, 1, 28, 28)`` along the path from ``z_a`` to ``z_b`` (both included);
+    a conditional G goes from class ``classes[0]`` to ``classes[1]``, its one-hot label
+    moving linearly along the path (the same class twice: a path within the class)."""
     if steps < 2:
         raise GanscopeError(f"--steps must be at least 2, got {steps}")
     if method not in INTERPOLATIONS:
         raise GanscopeError(f"unknown method {method!r}; choose {', '.join(INTERPOLATIONS)}")
     t = torch.linspace(0, 1, steps)
-    return generate(generator, INTERPOLATIONS[method](z_a.flatten(), z_b.flatten(), t))
+    labels = None
+    if classes is not None:
+        ends = torch.nn.functional.one_hot(torch.tensor(classes), generator.num_classes).float()
+        labels = lerp(ends[0], ends[1], t)  # (steps, C)
+    z = INTERPOLATIONS[method](z_a.flatten(), z_b.flatten(), t)
+    return generate(generator, z, labels=labels)

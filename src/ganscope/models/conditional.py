@@ -42,7 +42,12 @@ class ConditionalGenerator(nn.Module):
         self.net = generator(z_dim=z_dim + num_classes)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (B, C)
+        """``labels``: int64 classes ``(B,)``, or float label vectors ``(B, C)`` (a path
+        between classes: mixtures of one-hot vectors, which training never shows G)."""
+        if labels.is_floating_point():
+            onehot = labels.to(z.dtype)  # (B, C)
+        else:
+            onehot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (B, C)
         return self.net(torch.cat([z, onehot], 1))  # (B, 1, 28, 28)
 
 
