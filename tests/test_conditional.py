@@ -206,3 +206,51 @@ def test_traverse_and_interpolate_keep_or_move_the_class(tiny_runs, tmp_path, ca
         "--out", tmp_path / "i.png",
     )  # fmt: skip
     assert code == 0, err
+
+
+class _Templates(torch.nn.Module):
+    """A known conditional G: the class's mean training image, brightened by ``z[:, 0]``;
+    the other dimensions do nothing."""
+
+    def __init__(self, templates):
+        super().__init__()
+        self.register_buffer("templates", templates)  # (C, 1, 28, 28) in [-1, 1]
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # generate() reads the device
+        self.z_dim, self.num_classes = 4, 10
+
+    def forward(self, z, labels):
+        return (self.templates[labels] + 0.03 * z[:, :1, None, None]).clamp(-1, 1)
+
+
+def test_style_readings_on_a_known_generator(small_split):
+    from ganscope.classifier import load_classifier
+    from ganscope.data import to_model_range
+    from ganscope.styles import style_dimensions, style_readings
+
+    images = to_model_range(small_split.images)
+    templates = torch.stack([images[small_split.labels == c].mean(0) for c in range(10)])
+    G = _Templates(templates)
+    rows = style_readings(G, load_classifier(), dims=[0, 1, 2], delta=10, n=6, seed=0)
+    brighter, idle = rows[0], rows[1]
+    assert brighter["brightness_change_mean"] > 0.1 and brighter["ink_change_mean"] > 0
+    assert brighter["feature_change_mean"] > 0
+    for key in ("feature_change", "ink_change", "width_change", "brightness_change"):
+        assert idle[f"{key}_mean"] == pytest.approx(0, abs=1e-5), key
+    assert idle["keep"] == pytest.approx(idle["keep_base"])
+    assert idle["keep_base_mean"] > 0.5  # the class means mostly look like their class
+    ranked = style_dimensions(rows)
+    assert ranked[0]["dim"] == 0 or brighter["keep_mean"] < 0.9 * brighter["keep_base_mean"]
+
+
+def test_analyze_of_a_conditional_run_reads_the_style_dimensions(tiny_runs, tmp_path):
+    from ganscope.analysis import analyze_run
+
+    run, _ = tiny_runs
+    result = analyze_run(
+        run, dims=("1", "2", "3"), n=20, sefa=2, pca=2, out=str(tmp_path / "a"), progress=False
+    )
+    assert [r["dim"] for r in result["style_rows"]] == [1, 2, 3]
+    assert len(result["style_rows"][0]["keep"]) == 10
+    assert (tmp_path / "a" / "styles.csv").read_text().startswith("dim,delta,n,keep_mean")
+    assert "Style dimensions" in result["summary"]
+    assert len(result["sefa_rows"]) == 2 and len(result["pca_rows"]) == 2

@@ -53,6 +53,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "classifier",
         "evaluation",
         "directions",
+        "styles",
         "readings",
         "tensorboard_log",
         "trainer",

@@ -14,7 +14,8 @@ from .gallery import output_path
 from .options import AnalyzeOptions, resolve
 from .readings import CLOSED_FORM, Analysis, measure_run, write_analysis
 from .runs import Run
-from .text import TEXT, summary_markdown
+from .styles import style_dimensions
+from .text import TEXT, styles_markdown, summary_markdown
 
 
 def summary(analysis: Analysis, lang: str) -> str:
@@ -25,6 +26,8 @@ def summary(analysis: Analysis, lang: str) -> str:
         rows = getattr(analysis, f"{kind}_rows")
         if rows:
             markdown += "\n" + summary_markdown(rows, lang, TEXT[lang][f"{kind}_title"])
+    if analysis.style_rows:  # a conditional run
+        markdown += "\n" + styles_markdown(style_dimensions(analysis.style_rows), lang)
     return markdown
 
 

@@ -56,8 +56,7 @@ def axis_directions(dims: Sequence[int], z_dim: int) -> list[Direction]:
 def sefa_directions(generator: nn.Module, k: int = 10) -> list[Direction]:
     """Closed-form factorisation (SeFa, Shen & Zhou 2021): the top eigenvectors of A^T A for
     the first layer's weight A ``(out, z_dim)``; directions that change its output most."""
-    first = _first_linear(generator, "SeFa")
-    weight = first.weight.detach().double().cpu()  # (out, z_dim)
+    weight, _ = _first_layer(generator, "SeFa")  # (out, z_dim)
     weight = weight / weight.norm(dim=0, keepdim=True)  # as in the paper: normalise per input
     eigenvalues, eigenvectors = torch.linalg.eigh(weight.T @ weight)  # ascending
     order = eigenvalues.argsort(descending=True)[:k]
@@ -68,21 +67,26 @@ def sefa_directions(generator: nn.Module, k: int = 10) -> list[Direction]:
 PCA_SAMPLES = 4096
 
 
-def _first_linear(generator: nn.Module, method: str) -> nn.Linear:
+def _first_layer(generator: nn.Module, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight ``(out, z_dim)`` and bias ``(out,)`` of G's first layer, in float64 on
+    the CPU. A conditional G's first layer also takes the one-hot label after z: its columns
+    only add a constant per class, so the directions in z are read from z's columns."""
     first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
     if first is None:
         raise GanscopeError(f"{method} needs a generator whose first layer is nn.Linear")
-    return first
+    z_dim = z_dim_of(generator)
+    weight = first.weight.detach().double().cpu()[:, :z_dim]
+    bias = first.bias.detach().double().cpu()
+    return weight, bias
 
 
 def pca_directions(generator: nn.Module, k: int, seed: int = 0) -> list[Direction]:
     """GANSpace (Härkönen et al. 2020): the principal components of the first layer's
     activations over ``PCA_SAMPLES`` random z, mapped back to latent directions by linear
     regression of z on the components' coordinates (as GANSpace does for BigGAN)."""
-    first = _first_linear(generator, "GANSpace")
+    weight, bias = _first_layer(generator, "GANSpace")
     z = latent(PCA_SAMPLES, z_dim_of(generator), seed).double()  # (N, z_dim)
     with torch.no_grad():
-        weight, bias = first.weight.detach().double().cpu(), first.bias.detach().double().cpu()
         activations = z @ weight.T + bias  # (N, out)
     centred = activations - activations.mean(dim=0)
     _, _, components = torch.linalg.svd(centred, full_matrices=False)  # (min(N, out), out)
@@ -174,8 +178,11 @@ def analyze(
     batch_size: int = DEFAULTS.batch_size,
     classes: Sequence[str] | None = None,
     progress: bool = False,
+    labels: torch.Tensor | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (direction, delta): see the module docstring for the fields."""
+    """One row per (direction, delta): see the module docstring for the fields. A conditional
+    generator draws base vector ``k`` as class ``labels[k]`` ``(n,)`` on both sides of every
+    shift, so the rows say what z does once the class is given."""
     if n < 2:
         raise GanscopeError(f"--n must be at least 2 base vectors, got {n}")
     deltas = check_deltas(deltas)
@@ -186,14 +193,16 @@ def analyze(
     classes = list(classes or getattr(classifier, "meta", {}).get("classes") or range(10))
     classes = [str(c) for c in classes]
     z = latent(n, z_dim_of(generator), seed)  # (N, z_dim), the same for every direction
-    base = _measure(generate(generator, z, batch_size), classifier, batch_size)
+    base = _measure(generate(generator, z, batch_size, labels), classifier, batch_size)
+    both = torch.cat([labels, labels]) if labels is not None else None  # (2N,)
     boot = torch.randint(0, n, (bootstrap, n), generator=torch.Generator().manual_seed(seed))
     rows = []
     for direction in report_progress.bar(directions, desc="directions", enabled=progress):
         vector = direction.vector.to(z.dtype)
         for delta in deltas:
             shifted = torch.cat([z - delta * vector, z + delta * vector])  # (2N, z_dim)
-            sides = _measure(generate(generator, shifted, batch_size), classifier, batch_size)
+            images = generate(generator, shifted, batch_size, both)
+            sides = _measure(images, classifier, batch_size)
             minus = _Side(sides.probs[:n], sides.brightness[:n], sides.sharpness[:n])
             plus = _Side(sides.probs[n:], sides.brightness[n:], sides.sharpness[n:])
             row = {

@@ -12,10 +12,11 @@ import csv
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,10 +33,12 @@ from .directions import (
 )
 from .errors import GanscopeError
 from .gallery import traversal_figures
+from .models import balanced_labels, is_conditional
 from .options import REPORT_DIMS, AnalyzeOptions, TraverseOptions
 from .plots import plot_class_shifts, plot_strength_by_epoch, save_png
 from .runs import AnalysisFiles, Run
 from .sampling import check_dims, latent, z_dim_of
+from .styles import style_dimensions, style_figure, style_readings
 
 _CSV_FIELDS = (
     "direction",
@@ -76,6 +79,25 @@ def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
                 else row[k]
                 for k in _CSV_FIELDS
             ]
+        )
+    return buffer.getvalue()
+
+
+#: The columns of ``styles.csv``: per dimension, the means over the classes.
+_STYLE_FIELDS = ("dim", "delta", "n", "keep_mean", "keep_base_mean", "feature_change_mean",
+                 "feature_change_relative_mean", "ink_change_mean", "width_change_mean",
+                 "brightness_change_mean")  # fmt: skip
+
+
+def styles_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """A conditional run's style readings, one line per dimension (``styles.json`` in
+    ``dims.json`` holds the per-class lists)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_STYLE_FIELDS)
+    for row in rows:
+        writer.writerow(
+            [f"{row[k]:.4f}" if isinstance(row[k], float) else row[k] for k in _STYLE_FIELDS]
         )
     return buffer.getvalue()
 
@@ -136,6 +158,10 @@ class Analysis:
     grids: dict[int, torch.Tensor]
     classes: list[str]
     seconds: float
+    #: A conditional run's style readings, one row per dimension (``styles``), and the
+    #: figure of the strongest style dimensions; empty and None for an unconditional run.
+    style_rows: list[dict[str, Any]] = field(default_factory=list)
+    style_grid: np.ndarray | None = None
 
     @property
     def main_delta(self) -> float:
@@ -155,7 +181,7 @@ class Analysis:
             "sefa_rows": self.sefa_rows,
             "pca_rows": self.pca_rows,
             "strength_by_epoch": self.strength_by_epoch,
-        }
+        } | ({"style_rows": self.style_rows} if self.style_rows else {})
 
 
 #: The closed-form directions an analysis labels: record key, option, the method's name.
@@ -179,23 +205,22 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
         "bootstrap": opts.bootstrap,
         "batch_size": opts.batch_size,
         "classes": classes,
+        # a conditional G: base vector k drawn as class k mod C, on both sides of each shift
+        "labels": _labels(generator, opts.n),
     }
-    report_progress.say(
-        f"analysing {len(dim_list)} dimensions of {run.path} (epoch {epoch})",
-        enabled=opts.progress,
-    )
+    say = f"analysing {len(dim_list)} dimensions of {run.path} (epoch {epoch})"
+    report_progress.say(say, enabled=opts.progress)
+    directions = axis_directions(dim_list, z_dim)
     rows = analyze(
-        generator,
-        directions=axis_directions(dim_list, z_dim),
-        deltas=opts.deltas,
-        progress=opts.progress,
-        **measure,
+        generator, directions=directions, deltas=opts.deltas, progress=opts.progress, **measure
     )
     main_delta = opts.deltas[0]
     top = ranked([r for r in rows if r["delta"] == main_delta])[: opts.top_k]
     z = latent(TraverseOptions.n, z_dim, opts.seed)  # the report's figures, as traverse draws
     grid_dims = list(dict.fromkeys([r["dim"] for r in top] + [d for d in REPORT_DIMS if d < z_dim]))
-    grids = traversal_figures(generator, grid_dims, main_delta, z)
+    grids = traversal_figures(
+        generator, grid_dims, main_delta, z, labels=_labels(generator, len(z))
+    )
     found = {}
     for kind, option, method in CLOSED_FORM:
         count = getattr(opts, option)
@@ -210,6 +235,7 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
                 **measure,
             )
     by_epoch = _strength_by_epoch(run, opts, dim_list, z_dim, main_delta, measure)
+    style_rows, style_grid = _styles(generator, dim_list, opts, measure)
     return Analysis(
         header=analysis_header(run, epoch, opts, dim_list, classifier.meta["sha256"]),
         rows=rows,
@@ -219,7 +245,38 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
         grids=grids,
         classes=list(classes),
         seconds=time.perf_counter() - started,
+        style_rows=style_rows,
+        style_grid=style_grid,
     )
+
+
+def _labels(generator: nn.Module, n: int) -> torch.Tensor | None:
+    """The classes of ``n`` base vectors: each in turn for a conditional G, else None."""
+    return balanced_labels(n, generator.num_classes) if is_conditional(generator) else None
+
+
+#: How many style dimensions the figure of a conditional run shows.
+STYLE_FIGURE_DIMS = 3
+
+
+def _styles(
+    generator: nn.Module, dims: list[int], opts: AnalyzeOptions, measure: dict[str, Any]
+) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """A conditional run's style readings (``opts.n`` base vectors spread over the classes)
+    and the figure of its strongest style dimensions; nothing for an unconditional run."""
+    if not is_conditional(generator):
+        return [], None
+    report_progress.say("reading the style dimensions class by class", enabled=opts.progress)
+    per_class = max(2, opts.n // generator.num_classes)
+    rows = style_readings(
+        generator, measure["classifier"], dims, opts.deltas[0], per_class, opts.seed,
+        opts.batch_size, measure["classes"], progress=opts.progress,
+    )  # fmt: skip
+    strongest = [r["dim"] for r in style_dimensions(rows)[:STYLE_FIGURE_DIMS]]
+    if not strongest:
+        return rows, None
+    figure = style_figure(generator, strongest, opts.deltas[0], opts.seed, measure["classes"])
+    return rows, figure
 
 
 def _closed_form(kind: str, generator: nn.Module, count: int, seed: int) -> list[Direction]:
@@ -243,11 +300,13 @@ def _strength_by_epoch(
     for snapshot in report_progress.bar(
         run.generator_epochs(), desc="epochs", enabled=opts.progress
     ):
+        generator = run.generator(epoch=snapshot, device=opts.device)
+        labels = _labels(generator, opts.checkpoint_n)
         snapshot_rows = analyze(
-            run.generator(epoch=snapshot, device=opts.device),
+            generator,
             directions=axis_directions(dims, z_dim),
             deltas=[delta],
-            **{**measure, "n": opts.checkpoint_n, "bootstrap": 200},
+            **{**measure, "n": opts.checkpoint_n, "bootstrap": 200, "labels": labels},
         )
         by_epoch[snapshot] = {r["direction"]: r["strength"] for r in snapshot_rows}
     return by_epoch
@@ -295,6 +354,11 @@ def write_analysis(
         )
         paths.append(atomic.write_bytes(files.strength_by_epoch(".csv"), (header + body).encode()))
         paths.append(plot_strength_by_epoch(by_epoch, files.strength_by_epoch(".png")))
+    if analysis.style_rows:
+        table = styles_csv(analysis.style_rows)
+        paths.append(atomic.write_bytes(files.table("styles"), table.encode()))
+    if analysis.style_grid is not None:
+        paths.append(save_png(analysis.style_grid, files.folder / "styles.png"))
     lang, text = summary
     paths.append(atomic.write_bytes(files.summary(lang), text.encode()))
     paths.append(atomic.write_json(files.record, analysis.record()))

@@ -10,6 +10,7 @@ from typing import Any
 
 from .data import get_dataset
 from .options import check_lang
+from .styles import KEEP_SHARE
 
 TEXT = {
     "en": {
@@ -70,6 +71,13 @@ TEXT = {
         "directions": "Latent directions, strongest first",
         "sefa_title": "SeFa directions (closed-form)",
         "pca_title": "GANSpace directions (PCA of the first layer)",
+        "styles_title": "Style dimensions: what z changes once the class is given",
+        "styles_none": "No dimension keeps the class: every shift lowers the label agreement "
+        "below {keep:.0%} of the unshifted images'.",
+        "style_line": "{rank}. **dim {dim}** (±{delta:g}): keeps the class in {keep:.0%} of "
+        "the shifted images ({base:.0%} unshifted); moves the features by {rel:.2f} of the "
+        "distance between two samples of a class; ink area {ink:+.1%}, width {width:+.1f} px, "
+        "brightness {bright:+.3f}",
         "with_preset": "{model}, {preset} preset",
         "setup_recipe": "recipe: {preset} preset",
         "setup_recipe_seed": "the report's (nothing changed)",
@@ -146,6 +154,11 @@ TEXT = {
         "directions": "潜在维度(按强度排序)",
         "sefa_title": "SeFa 方向(闭式分解)",
         "pca_title": "GANSpace 方向(第一层激活的主成分)",
+        "styles_title": "风格维度:类别给定后 z 还改变什么",
+        "styles_none": "没有维度保持类别:每个平移都使标签一致率低于未平移图像的 {keep:.0%}。",
+        "style_line": "{rank}. **维度 {dim}**(±{delta:g}):平移后 {keep:.0%} 的图像保持类别"
+        "(未平移 {base:.0%});特征变化为同类两个样本间距离的 {rel:.2f} 倍;墨迹面积 "
+        "{ink:+.1%},宽度 {width:+.1f} 像素,亮度 {bright:+.3f}",
         "with_preset": "{model},{preset} 预设",
         "setup_recipe": "训练方案:{preset} 预设",
         "setup_recipe_seed": "原报告的方案(未改动)",
@@ -232,6 +245,30 @@ def describe(row: dict[str, Any], lang: str = "en", classes: Sequence[str] | Non
     if lang == "en":
         return sentence[0].upper() + sentence[1:] + "."
     return sentence + "。"
+
+
+def styles_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", top: int = 10) -> str:
+    """A conditional run's style dimensions (``styles.style_dimensions``'s order), one line
+    each, with the numbers behind the words."""
+    words = TEXT[lang]
+    lines = [f"# {words['styles_title']}", ""]
+    for rank, row in enumerate(rows[:top], 1):
+        lines.append(
+            words["style_line"].format(
+                rank=rank,
+                dim=row["dim"],
+                delta=row["delta"],
+                keep=row["keep_mean"],
+                base=row["keep_base_mean"],
+                rel=row["feature_change_relative_mean"],
+                ink=row["ink_change_mean"],
+                width=row["width_change_mean"],
+                bright=row["brightness_change_mean"],
+            )  # fmt: skip
+        )
+    if not rows:
+        lines.append(words["styles_none"].format(keep=KEEP_SHARE))
+    return "\n".join(lines) + "\n"
 
 
 def summary_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", title: str = "") -> str:
