@@ -1,5 +1,7 @@
 """Class-conditional GANs (``--conditional``): the networks, training and resuming them."""
 
+import json
+
 import pytest
 import torch
 
@@ -254,3 +256,31 @@ def test_analyze_of_a_conditional_run_reads_the_style_dimensions(tiny_runs, tmp_
     assert (tmp_path / "a" / "styles.csv").read_text().startswith("dim,delta,n,keep_mean")
     assert "Style dimensions" in result["summary"]
     assert len(result["sefa_rows"]) == 2 and len(result["pca_rows"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_conditional_generator_takes_z_and_a_label(tiny_runs, tmp_path, fmt):
+    from ganscope import export
+    from ganscope.options import ExportOptions
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    run, _ = tiny_runs
+    out = tmp_path / ("g.onnx" if fmt == "onnx" else "g.pt")
+    result = export.export_generator(run, ExportOptions(format=fmt, out=str(out)))
+    assert "labels: int64" in result["metadata"]["input"]
+    assert json.loads(export.read_metadata(out)["classes"])[7] == "Sneaker"
+    z, labels = latent(3, 100, 5), torch.tensor([7, 0, 9])
+    expected = generate(run.generator(), z, labels=labels)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out))
+        images = torch.from_numpy(session.run(None, {"z": z.numpy(), "labels": labels.numpy()})[0])
+    else:
+        images = torch.jit.load(str(out))(z, labels)
+    torch.testing.assert_close(images, expected, atol=1e-5, rtol=0)
+    other = labels.clone()
+    other[0] = 8
+    changed = torch.jit.load(str(out))(z, other) if fmt == "torchscript" else None
+    assert changed is None or not torch.allclose(changed[0], expected[0])

@@ -2,10 +2,11 @@
 
 The exported network is the report's generator alone, in eval mode (BatchNorm with its
 running statistics), on the CPU, in NCHW layout: input ``z`` ``(batch, z_dim)`` float32, any
-batch size; output ``images`` ``(batch, 1, 28, 28)`` float32 in [-1, 1] (``(x + 1) * 127.5``
-gives pixel values). What a user needs to run and trust the file travels inside it: ONNX
-``metadata_props`` or a TorchScript extra file ``ganscope.json`` hold the latent size, the
-output range and the provenance (the run's config, the epoch, ganscope's and torch's
+batch size (a conditional run's also ``labels`` ``(batch,)`` int64, the class indices); output
+``images`` ``(batch, 1, 28, 28)`` float32 in [-1, 1] (``(x + 1) * 127.5`` gives pixel values).
+What a user needs to run and trust the file travels inside it: ONNX ``metadata_props`` or a
+TorchScript extra file ``ganscope.json`` hold the latent size, the output range (a conditional
+run's: its classes) and the provenance (the run's config, the epoch, ganscope's and torch's
 versions).
 
 TorchScript is deprecated by PyTorch (2.10+ warns on ``torch.jit.load``); ONNX is the format to
@@ -28,8 +29,10 @@ import torch
 from torch import nn
 
 from . import __version__, atomic
+from .data import get_dataset
 from .errors import GanscopeError
 from .gallery import output_path
+from .models import is_conditional
 from .options import ExportOptions
 from .runs import Run
 
@@ -41,11 +44,21 @@ TORCHSCRIPT_METADATA = "ganscope.json"
 
 def metadata(run: Run, epoch: int) -> dict[str, str]:
     """What the exported file says about itself (strings: ONNX metadata is text)."""
+    z_input = f"z: float32 (batch, {run.config.model.z_dim}), standard normal"
+    conditional = {}
+    if run.config.model.conditional:
+        classes = get_dataset(run.config.data.dataset).classes
+        z_input += f"; labels: int64 (batch,), the class of each image, 0..{len(classes) - 1}"
+        conditional = {
+            "conditioning": run.config.model.conditioning,
+            "classes": json.dumps(list(classes)),
+        }
     return {
         "producer": f"ganscope {__version__}",
         "model": run.config.model.name,
         "epoch": str(epoch),
-        "input": f"z: float32 (batch, {run.config.model.z_dim}), standard normal",
+        "input": z_input,
+        **conditional,
         "output": "images: float32 (batch, 1, 28, 28) in [-1, 1]; pixels = (x + 1) * 127.5",
         "z_dim": str(run.config.model.z_dim),
         "output_range": "[-1, 1]",
@@ -69,10 +82,11 @@ def export_generator(run: Run, options: ExportOptions) -> dict[str, Any]:
     default = run.export_path(epoch, SUFFIX[options.format])
     path = output_path(run, options.out, default, overwrite=options.overwrite)
     info = metadata(run, epoch)
+    example = _example_inputs(generator, run.config.model.z_dim)
     if options.format == "onnx":
-        payload = _onnx_bytes(generator, run.config.model.z_dim, info)
+        payload = _onnx_bytes(generator, example, info)
     else:
-        payload = _torchscript_bytes(generator, run.config.model.z_dim, info)
+        payload = _torchscript_bytes(generator, example, info)
     atomic.write_bytes(path, payload)
     return {"path": str(path), "format": options.format, "metadata": info}
 
@@ -93,17 +107,27 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-def _onnx_bytes(generator: nn.Module, z_dim: int, info: dict[str, str]) -> bytes:
+def _example_inputs(generator: nn.Module, z_dim: int) -> dict[str, torch.Tensor]:
+    """Inputs to trace with, by name: ``z`` (a batch of 2), and a conditional G's ``labels``."""
+    inputs = {"z": torch.zeros(2, z_dim)}
+    if is_conditional(generator):
+        inputs["labels"] = torch.tensor([0, generator.num_classes - 1])
+    return inputs
+
+
+def _onnx_bytes(
+    generator: nn.Module, example: dict[str, torch.Tensor], info: dict[str, str]
+) -> bytes:
     import onnx  # optional: pip install 'ganscope[export]'
 
-    z = torch.zeros(2, z_dim)
+    batch = torch.export.Dim("batch")
     with _quiet_exporter():
         program = torch.onnx.export(
             generator,
-            (z,),
-            input_names=["z"],
+            tuple(example.values()),
+            input_names=list(example),
             output_names=["images"],
-            dynamic_shapes={"z": {0: torch.export.Dim("batch")}},
+            dynamic_shapes={name: {0: batch} for name in example},
             dynamo=True,
             verbose=False,
         )
@@ -115,11 +139,13 @@ def _onnx_bytes(generator: nn.Module, z_dim: int, info: dict[str, str]) -> bytes
     return model.SerializeToString()
 
 
-def _torchscript_bytes(generator: nn.Module, z_dim: int, info: dict[str, str]) -> bytes:
+def _torchscript_bytes(
+    generator: nn.Module, example: dict[str, torch.Tensor], info: dict[str, str]
+) -> bytes:
     with _quiet_exporter():
         # Traced at batch 2: every reshape in the report's generators is view(-1, ...), so the
         # trace keeps the batch size free (a test runs it at 1 and 64).
-        module = torch.jit.trace(generator, torch.zeros(2, z_dim))
+        module = torch.jit.trace(generator, tuple(example.values()))
         buffer = io.BytesIO()
         torch.jit.save(module, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(info)})
     return buffer.getvalue()
