@@ -299,3 +299,106 @@ def test_a_port_in_use_is_one_line_before_anything_is_announced(served, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ganscope: error: cannot serve on 127.0.0.1")
     assert "choose another --port" in lines[0]
+
+
+# -- a conditional run: the class picker ------------------------------------------------------
+@pytest.fixture(scope="module")
+def served_conditional(tmp_path_factory, small_split):
+    folder = tmp_path_factory.mktemp("web-conditional")
+    paths = []
+    for name, conditioning in (("cond", "projection"), ("plain", "none")):
+        config = RunConfig(
+            model=ModelConfig("mlp", conditioning=conditioning),
+            train=TrainConfig(epochs=1, device="cpu"),
+        )
+        run = trainer.train(config, folder / name, split=small_split, progress=False)
+        paths.append(str(run.path))
+    explorer = web.Explorer(paths)
+    return explorer, TestClient(web.create_app(explorer), base_url="http://127.0.0.1:8000")
+
+
+def test_a_conditional_run_takes_a_class_and_shows_every_class(served_conditional):
+    explorer, client = served_conditional
+    runs = client.get("/api/runs").json()
+    assert runs[0]["labels"][7] == "Sneaker" and runs[1]["labels"] == []
+    z = latent(1, 100, 4)
+    answer = client.post("/api/generate", json={"run": 0, "z": z[0].tolist(), "label": 7}).json()
+    G = explorer.generator(0, None)
+    expected = to_uint8(generate(G, z, labels=torch.tensor([7])))[0].numpy()
+    assert np.array_equal(_pixels(answer["image"]), expected)
+    row = _pixels(answer["row"])  # 10 classes side by side, scale 2
+    every = to_uint8(generate(G, z.expand(10, -1), labels=torch.arange(10)))
+    assert row.shape[1] > 9 * 56 and np.array_equal(row[2:58, 2:58][::2, ::2], every[0].numpy())
+    other = client.post("/api/generate", json={"run": 0, "z": z[0].tolist(), "label": 1}).json()
+    assert other["image"] != answer["image"] and other["row"] == answer["row"]
+    strip = client.post(
+        "/api/interpolate", json={"run": 0, "seeds": [0, 1], "steps": 4, "labels": [1, 8]}
+    )
+    assert strip.status_code == 200
+    figure = client.post(
+        "/api/traverse", json={"run": 0, "z": z[0].tolist(), "dim": 3, "delta": 5, "label": 2}
+    )
+    assert figure.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"run": 1, "label": 3}, "run 1 is unconditional: it takes no class"),
+        ({"run": 0}, "run 0 is conditional: give the class"),
+        ({"run": 0, "label": 10}, "classes must be in 0..9"),
+    ],
+)
+def test_bad_classes_get_a_json_422(served_conditional, body, message):
+    _, client = served_conditional
+    response = client.post("/api/generate", json={"z": [0.0] * 100, **body})
+    assert response.status_code == 422 and message in response.json()["detail"]
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"), reason="no chromium")
+def test_the_class_picker_in_a_browser(served_conditional):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    explorer, _ = served_conditional
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(web.create_app(explorer), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    errors = []
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                headless=True,
+                args=["--no-sandbox", "--headless"],
+            )
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.getElementById('row').src.startsWith('data:')")
+            assert page.is_visible("#class") and page.is_visible("#row")
+            first = page.eval_on_selector("#image", "el => el.src")
+            page.select_option("#class", "7")
+            page.wait_for_function(
+                "prev => document.getElementById('image').src !== prev", arg=first
+            )
+            assert "class=7" in page.url
+            page.select_option("#run", "1")  # the unconditional run: no picker
+            page.wait_for_function("document.getElementById('class-row').hidden")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert errors == []

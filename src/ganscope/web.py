@@ -56,7 +56,8 @@ class ServeOptions(Checked):
     Start a local web page over the run folders named: one slider per latent dimension
     (labelled with the analysis's readings) and per SeFa direction, the image and the
     classifier's probabilities as you drag, an epoch scrubber, two runs side by side, an
-    interpolation strip and the report's three-row figure. The URL keeps the view. Serves
+    interpolation strip and the report's three-row figure; for a conditional run a class
+    picker and a row of every class from the same z. The URL keeps the view. Serves
     127.0.0.1 unless --host says otherwise; writes nothing.
     """
 
@@ -83,6 +84,8 @@ class GenerateRequest(BaseModel):
     z: list[float] = Field(min_length=1, max_length=4096)
     #: Shifts along the run's SeFa and GANSpace directions: index -> amount.
     directions: dict[int, float] = Field(default_factory=dict, max_length=64)
+    #: A conditional run's class (its answer then also holds a row of every class).
+    label: int | None = Field(default=None, ge=0)
 
 
 class LatentRequest(BaseModel):
@@ -96,6 +99,8 @@ class InterpolateRequest(BaseModel):
     seeds: tuple[int, int]
     steps: int = Field(default=8, ge=2, le=MAX_STEPS)
     method: str = "slerp"
+    #: A conditional run's classes at the two ends.
+    labels: tuple[int, int] | None = None
 
 
 class TraverseRequest(BaseModel):
@@ -104,6 +109,7 @@ class TraverseRequest(BaseModel):
     z: list[float] = Field(min_length=1, max_length=4096)
     dim: int = Field(ge=0)
     delta: float = Field(gt=0, le=MAX_ABS_DELTA)
+    label: int | None = Field(default=None, ge=0)
 
 
 # -- the runs being served --------------------------------------------------------------------
@@ -163,6 +169,8 @@ def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun
         "dims": [{"dim": d, **readings.get(d, {})} for d in order],
         "directions": listed,
         "classes": classes,
+        # a conditional run's class picker: the dataset's class names, else empty
+        "labels": list(names) if run.config.model.conditional else [],
     }
     return ServedRun(run, info, directions)
 
@@ -216,6 +224,20 @@ class Explorer:
             raise ApiError(422, f"z values must be finite numbers within ±{MAX_ABS_Z:g}")
         return torch.tensor(z, dtype=torch.float32).unsqueeze(0)  # (1, z_dim)
 
+    def labels(self, index: int, labels: list[int] | None, n: int) -> torch.Tensor | None:
+        """``n`` labels for run ``index``: ``labels`` (one, or one per image) checked
+        against its classes; None for an unconditional run, which refuses any."""
+        names = self.served(index).info["labels"]
+        if not names:
+            if labels is not None:
+                raise ApiError(422, f"run {index} is unconditional: it takes no class")
+            return None
+        if labels is None:
+            raise ApiError(422, f"run {index} is conditional: give the class (label)")
+        if not all(0 <= label < len(names) for label in labels):
+            raise ApiError(422, f"classes must be in 0..{len(names) - 1}")
+        return torch.tensor(labels).expand(n) if len(labels) == 1 else torch.tensor(labels)
+
     # -- the work ---------------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> dict[str, Any]:
 
@@ -227,11 +249,19 @@ class Explorer:
             if not (math.isfinite(amount) and abs(amount) <= MAX_ABS_DELTA):
                 raise ApiError(422, f"direction shifts must be within ±{MAX_ABS_DELTA:g}")
             z = z + amount * served.directions[index].unsqueeze(0)
+        asked = None if request.label is None else [request.label]
+        labels = self.labels(request.run, asked, 1)
         generator = self.generator(request.run, request.epoch)
         with self._lock:  # one forward pass at a time: torch's threads are shared
-            image = generate(generator, z)  # (1, 1, 28, 28)
+            image = generate(generator, z, labels=labels)  # (1, 1, 28, 28)
             probs = classify(self.classifier, image)[0]
-        return {"image": _png_uri(image), "probs": [round(float(p), 5) for p in probs]}
+            if labels is not None:  # every class from the same z: (C, 1, 28, 28)
+                count = len(served.info["labels"])
+                row = generate(generator, z.expand(count, -1), labels=torch.arange(count))
+        answer = {"image": _png_uri(image), "probs": [round(float(p), 5) for p in probs]}
+        if labels is not None:
+            answer["row"] = _grid_uri(row, count)
+        return answer
 
     def latent(self, request: LatentRequest) -> dict[str, Any]:
 
@@ -250,10 +280,11 @@ class Explorer:
         z_dim = self.served(request.run).info["z_dim"]
         generator = self.generator(request.run, request.epoch)
         a, b = (latent(1, z_dim, seed) for seed in request.seeds)
+        ends = self.labels(request.run, request.labels and list(request.labels), 2)
+        classes = None if ends is None else (int(ends[0]), int(ends[1]))
         with self._lock:
-            images = interpolate(generator, a, b, request.steps, request.method)
-        grid = make_grid(to_uint8(images), nrow=request.steps, scale=2)
-        return {"image": "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode()}
+            images = interpolate(generator, a, b, request.steps, request.method, classes)
+        return {"image": _grid_uri(images, request.steps)}
 
     def traverse(self, request: TraverseRequest) -> dict[str, Any]:
 
@@ -263,10 +294,20 @@ class Explorer:
                 422, f"dimension {request.dim} is out of range: valid are 0..{z_dim - 1}"
             )
         z = self.latent_vector(request.run, request.z)
+        asked = None if request.label is None else [request.label]
+        labels = self.labels(request.run, asked, 1)
         generator = self.generator(request.run, request.epoch)
         with self._lock:
-            figure = traversal_figures(generator, [request.dim], request.delta, z)[request.dim]
+            figure = traversal_figures(generator, [request.dim], request.delta, z, labels=labels)[
+                request.dim
+            ]
         return {"image": "data:image/png;base64," + base64.b64encode(png_bytes(figure)).decode()}
+
+
+def _grid_uri(images: torch.Tensor, nrow: int) -> str:
+    """Images ``(N, 1, 28, 28)`` in [-1, 1] as one PNG row of ``nrow``, a data URI."""
+    grid = make_grid(to_uint8(images), nrow=nrow, scale=2)
+    return "data:image/png;base64," + base64.b64encode(png_bytes(grid)).decode()
 
 
 def _png_uri(image: torch.Tensor) -> str:
