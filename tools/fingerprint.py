@@ -46,9 +46,10 @@ VOLATILE = (
     "torch",
 )
 
-#: Settings added after HEAD 6a8a2ba that change how a run is computed on a GPU only
-#: (mechanics): left out so a run's config compares with one written before they existed.
-ADDED_MECHANICS = ("cuda_graph_unchecked",)
+#: Settings added after HEAD 6a8a2ba whose default is what ganscope did before they existed:
+#: a GPU-only mechanics switch, and ``--conditional`` (default "none", the unconditional GAN).
+#: Left out so a run's config compares with one written before they existed.
+ADDED_SETTINGS = ("cuda_graph_unchecked", "conditioning")
 
 
 def commands(data_dir: Path) -> list[list[str]]:
@@ -216,7 +217,7 @@ def _clean(value, root: str):
         return {
             k: _clean(v, root)
             for k, v in value.items()
-            if not any(word in str(k).lower() for word in VOLATILE) and k not in ADDED_MECHANICS
+            if not any(word in str(k).lower() for word in VOLATILE) and k not in ADDED_SETTINGS
         }
     if isinstance(value, list | tuple):
         return [_clean(v, root) for v in value]
