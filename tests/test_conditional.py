@@ -284,3 +284,10 @@ def test_exported_conditional_generator_takes_z_and_a_label(tiny_runs, tmp_path,
     other[0] = 8
     changed = torch.jit.load(str(out))(z, other) if fmt == "torchscript" else None
     assert changed is None or not torch.allclose(changed[0], expected[0])
+
+
+def test_cas_of_an_unconditional_run_is_refused_before_any_work(tiny_runs, capsys):
+    _, plain = tiny_runs
+    code, _, err = _cli(capsys, "evaluate", plain.path, "--cas", "--n", 100)
+    assert code == 2 and "--cas: run" in err and "unconditional" in err
+    assert not plain.evaluations()

@@ -214,6 +214,8 @@ class _IgnoresTheLabel(torch.nn.Module):
         self.generator, self.z_dim, self.num_classes = generator, generator.z_dim, 10
 
     def forward(self, z, labels):
+        if getattr(self.generator, "num_classes", 0):  # a conditional G: always class 0
+            return self.generator(z, torch.zeros_like(labels))
         return self.generator(z)
 
 
@@ -233,3 +235,41 @@ def test_a_generator_that_ignores_the_label_agrees_one_time_in_ten(real_sets, cl
         generator.generator, reference, classifier, n=200, seed=0, kid_subsets=5
     )
     assert "label_agreement" not in plain
+
+
+class _RealImages(torch.nn.Module):
+    """A 'conditional generator' that returns real images of the asked class (by z's first
+    coordinate, so different z give different images)."""
+
+    def __init__(self, images, labels):
+        super().__init__()
+        self.by_class = [images[labels == c] for c in range(10)]
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+        self.z_dim, self.num_classes = 8, 10
+
+    def forward(self, z, labels):
+        picks = []
+        for value, label in zip(z[:, 0], labels.tolist()):
+            pool = self.by_class[label]
+            picks.append(pool[int(abs(value) * 1000) % len(pool)])
+        return torch.stack(picks).float().div(127.5).sub(1).unsqueeze(1)  # (B, 1, 28, 28)
+
+
+def test_classification_accuracy_score_tells_real_images_from_ignored_labels(real_sets):
+    from ganscope.classifier import ClassifierRecipe
+    from ganscope.data import Split
+
+    reference, (images, labels) = real_sets
+    test = Split(reference.test_images[:1000], reference.test_labels[:1000], tuple("0123456789"),
+                 "fashion-mnist", "test")  # fmt: skip
+    recipe = ClassifierRecipe(epochs=2, batch_size=64)
+    real = evaluation.classification_accuracy_score(
+        _RealImages(images, labels), test, per_class=60, recipe=recipe, progress=False
+    )
+    ignored = evaluation.classification_accuracy_score(
+        _IgnoresTheLabel(_RealImages(images, labels)), test, per_class=60, recipe=recipe,
+        progress=False,
+    )  # fmt: skip
+    assert real["cas"] > 0.5 and len(real["cas_per_class"]) == 10
+    assert ignored["cas"] < 0.3  # labels that say nothing about the images teach nothing
+    assert real["cas_samples_per_class"] == 60

@@ -237,28 +237,9 @@ def train_classifier(
     out = Path(out)
     train = load_split(dataset, "train", data_dir, progress=progress, limit=limit)
     test = load_split(dataset, "test", data_dir, progress=progress)
-    rng = torch.Generator().manual_seed(recipe.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)  # initial weights and dropout masks
-        model = FashionClassifier(num_classes=len(train.classes))
-        optimiser = torch.optim.AdamW(
-            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
-        )
-        steps_per_epoch = len(train) // recipe.batch_size
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
-        )
-        started = time.perf_counter()
-        for epoch in range(1, recipe.epochs + 1):
-            _train_epoch(model, optimiser, schedule, train, recipe, rng, epoch, progress)
-            model.eval()
-            if progress:
-                report_progress.say(
-                    f"classifier epoch {epoch}: test accuracy "
-                    f"{accuracy(model, test.images, test.labels):.4f}"
-                )
+    started = time.perf_counter()
+    model = fit_classifier(train, test, recipe, progress)
     seconds = time.perf_counter() - started
-    model.eval()
     test_accuracy = accuracy(model, test.images, test.labels)
     atomic_torch_save(model.state_dict(), out)
     spec = get_dataset(dataset)
@@ -278,6 +259,34 @@ def train_classifier(
     }
     atomic_write_json(metadata_path(out), record)
     return record
+
+
+def fit_classifier(
+    train: Split, test: Split | None, recipe: ClassifierRecipe, progress: bool = True
+) -> FashionClassifier:
+    """A classifier trained on ``train`` by ``recipe`` (in eval mode); with ``progress`` its
+    accuracy on ``test`` after every epoch. Also what the Classification Accuracy Score
+    trains on generated images (``evaluation``)."""
+    rng = torch.Generator().manual_seed(recipe.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)  # initial weights and dropout masks
+        model = FashionClassifier(num_classes=len(train.classes))
+        optimiser = torch.optim.AdamW(
+            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+        )
+        steps_per_epoch = len(train) // recipe.batch_size
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch
+        )
+        for epoch in range(1, recipe.epochs + 1):
+            _train_epoch(model, optimiser, schedule, train, recipe, rng, epoch, progress)
+            model.eval()
+            if progress and test is not None:
+                report_progress.say(
+                    f"classifier epoch {epoch}: test accuracy "
+                    f"{accuracy(model, test.images, test.labels):.4f}"
+                )
+    return model.eval()
 
 
 def _train_epoch(
