@@ -58,7 +58,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tensorboard_log",
         "trainer",
     ),
-    "documents": ("text", "document", "summary", "comparison", "report", "analysis", "reproduce"),
+    "documents": (
+        "text",
+        "document",
+        "summary",
+        "comparison",
+        "conditioning",
+        "report",
+        "analysis",
+        "reproduce",
+    ),
     "interfaces": ("cli", "web", "export", "bench", "__main__", "__init__"),
 }
 LAYER_OF = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -8,6 +8,7 @@ the file), and :class:`EvaluateDuringTraining` is the training hook behind ``--e
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,16 +172,11 @@ def evaluate_generator(
     return result, fake
 
 
-#: Generated training images per class of the Classification Accuracy Score: Fashion-MNIST's
-#: own 6,000 per class, so the score compares with the recipe trained on the real set.
-CAS_PER_CLASS = 6000
-
-
 def classification_accuracy_score(
     generator: nn.Module,
     test: Split,
     *,
-    per_class: int = CAS_PER_CLASS,
+    per_class: int = EvaluateOptions.cas_per_class,
     seed: int = 0,
     recipe: ClassifierRecipe | None = None,
     progress: bool = True,
@@ -211,6 +207,7 @@ def classification_accuracy_score(
             float(right[test.labels == c].float().mean()) for c in range(generator.num_classes)
         ],
         "cas_samples_per_class": per_class,
+        "cas_epochs": recipe.epochs,
         "cas_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -248,7 +245,11 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
             opts.data_dir or run.config.data.data_dir,
             progress=opts.progress,
         )
-        cas = classification_accuracy_score(generator, test, seed=opts.seed, progress=opts.progress)
+        cas = classification_accuracy_score(
+            generator, test, per_class=opts.cas_per_class, seed=opts.seed,
+            recipe=dataclasses.replace(ClassifierRecipe(), epochs=opts.cas_epochs),
+            progress=opts.progress,
+        )  # fmt: skip
         result |= cas | {"cas_real": classifier.meta["test_accuracy"]}
     result = {
         **run.result_header(epoch, opts.n, opts.seed, classifier.meta["sha256"]),

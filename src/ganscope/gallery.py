@@ -185,6 +185,19 @@ def sample_grid_png(run: Run, options: SampleOptions | None = None, **overrides:
     return png_bytes(make_grid(_samples(run, opts)[1], nrow=_nrow(run, opts), scale=2))
 
 
+def same_z_png(run: Run, n: int = 8, seed: int = 0) -> bytes:
+    """``n`` images from the latent vectors of ``seed``: one row for an unconditional run,
+    one row per class for a conditional one (the same z in every row), as PNG bytes."""
+    generator = run.generator()
+    z = latent(n, z_dim_of(generator), seed)  # (n, z_dim)
+    classes = run.config.num_classes
+    if not classes:
+        return png_bytes(make_grid(to_uint8(generate(generator, z)), nrow=n, scale=2))
+    labels = torch.arange(classes).repeat_interleave(n)  # (C n,), row-major
+    images = generate(generator, z.repeat(classes, 1), labels=labels)
+    return png_bytes(make_grid(to_uint8(images), nrow=n, scale=2))
+
+
 def write_interpolation(
     run: Run, options: InterpolateOptions | None = None, **overrides: Any
 ) -> Path:

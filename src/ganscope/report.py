@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .comparison import preset_blocks
+from .conditioning import conditional_blocks
 from .data import get_dataset
 from .directions import ranked
 from .document import Block, Bullets, Code, Figure, Figures, Heading, Paragraph, Table
@@ -190,8 +191,19 @@ def build_blocks(
         Heading(2, t["observations"]),
         Bullets(tuple(observations(summaries, table, lang, classes))),
     ]
-    if len({s.preset for s in summaries}) > 1:
-        blocks += preset_blocks(summaries, table, lang, classes)
+    return blocks + _side_by_side(summaries, table, lang, classes)
+
+
+def _side_by_side(
+    summaries: Sequence[RunSummary], table: dict, lang: str, classes: Sequence[str]
+) -> list[Block]:
+    """The presets side by side (unconditional runs), then the conditional runs' section."""
+    plain = [s for s in summaries if s.conditioning == "none"]
+    blocks = (
+        preset_blocks(plain, table, lang, classes) if len({s.preset for s in plain}) > 1 else []
+    )
+    if len(plain) < len(summaries):
+        blocks += conditional_blocks(summaries, lang, classes)
     return blocks
 
 

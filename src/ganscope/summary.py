@@ -49,9 +49,17 @@ class RunSummary:
         return ", ".join(f"{k}={v}" for k, v in recipe_changes(self.run.config.train).items())
 
     @property
+    def conditioning(self) -> str:
+        """How the run is told the class (``--conditional``); "none" for the report's GAN."""
+        return self.run.config.model.conditioning
+
+    @property
     def group(self) -> tuple[str, str]:
-        """The runs the report averages over seeds: one model trained with one recipe."""
-        return self.model, self.preset
+        """The runs the report averages over seeds: one model trained with one recipe (a
+        conditional run's recipe is its preset and its conditioning: ``seed+projection``)."""
+        if self.conditioning == "none":
+            return self.model, self.preset
+        return self.model, f"{self.preset}+{self.conditioning}"
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -65,18 +73,22 @@ class RunSummary:
     @property
     def label(self) -> str:
         preset = "" if self.preset == "seed" else "-" + re.sub(r"[^\w.]+", "-", self.preset)
-        return f"{self.model}{preset}-seed{self.seed}"
+        conditioning = "" if self.conditioning == "none" else f"-{self.conditioning}"
+        return f"{self.model}{preset}{conditioning}-seed{self.seed}"
 
 
 def group_name(group: tuple[str, str], lang: str) -> str:
     """``MLP GAN`` for the report's recipe, ``MLP GAN, improved preset`` for another,
-    ``MLP GAN, ema=0.9`` for a recipe of flags."""
+    ``MLP GAN, ema=0.9`` for a recipe of flags; a conditional group (``seed+projection``)
+    adds ``, conditional (projection)``."""
     model, preset = group
+    preset, _, conditioning = preset.partition("+")
+    suffix = TEXT[lang]["conditional_name"].format(method=conditioning) if conditioning else ""
     if preset == "seed":
-        return display_name(model)
+        return display_name(model) + suffix
     if "=" in preset:
-        return f"{display_name(model)}, {preset}"
-    return TEXT[lang]["with_preset"].format(model=display_name(model), preset=preset)
+        return f"{display_name(model)}, {preset}{suffix}"
+    return TEXT[lang]["with_preset"].format(model=display_name(model), preset=preset) + suffix
 
 
 def summarise(run: Run, evaluation: dict | None, analysis: dict | None) -> RunSummary:

@@ -79,6 +79,29 @@ TEXT = {
         "distance between two samples of a class; ink area {ink:+.1%}, width {width:+.1f} px, "
         "brightness {bright:+.3f}",
         "with_preset": "{model}, {preset} preset",
+        "conditional_name": ", conditional ({method})",
+        "conditional": "9. Asking for a garment: conditional beside unconditional",
+        "conditional_text": "The same networks told the class (ganscope train --conditional: "
+        "G gets the one-hot label joined to z; D is told it by input concatenation, a "
+        "projection or an auxiliary classifier). Samples are class-balanced; label agreement "
+        "is the share the shipped classifier calls the asked class, intra-class FID the mean "
+        "over classes of each class's FID against its test images, CAS the test accuracy of "
+        "the classifier's recipe trained on generated images only (Ravuri & Vinyals 2019).",
+        "conditional_heading": "{model}, {preset} preset",
+        "conditional_sentence": "{name}: the classifier calls {agree:.1%} of the samples the "
+        "asked class (it is right on {real:.1%} of real test images); its weakest class is "
+        "{worst} ({worst_agree:.1%}, against {worst_real:.1%} on real images). FID {fid:.2f}, "
+        "intra-class FID {intra:.2f}.",
+        "conditional_versus": "Unconditional: FID {fid:.2f}; the label costs {ratio:.2f}x the "
+        "seconds per epoch.",
+        "conditional_cas": "A classifier trained only on its samples is right on {cas:.1%} of "
+        "the real test images (trained on the real images: {real:.1%}).",
+        "conditional_grids": "The same 8 latent vectors in every grid: one row for the "
+        "unconditional generator, one row per class for each conditional one.",
+        "classifier_real": "classifier on real images",
+        "agreement": "agreement",
+        "intra_fid": "intra-class FID",
+        "network": "network",
         "setup_recipe": "recipe: {preset} preset",
         "setup_recipe_seed": "the report's (nothing changed)",
         "presets": "8. Training presets side by side",
@@ -160,6 +183,25 @@ TEXT = {
         "(未平移 {base:.0%});特征变化为同类两个样本间距离的 {rel:.2f} 倍;墨迹面积 "
         "{ink:+.1%},宽度 {width:+.1f} 像素,亮度 {bright:+.3f}",
         "with_preset": "{model},{preset} 预设",
+        "conditional_name": ",条件生成({method})",
+        "conditional": "9. 指定服装类别:条件生成与无条件生成对比",
+        "conditional_text": "同样的网络,告知类别(ganscope train --conditional:G 的输入是 z "
+        "与独热标签的拼接;D 通过输入拼接、投影或辅助分类器得知类别)。样本按类别均衡;标签一致率"
+        "是随附分类器判为所要求类别的比例,类内 FID 是各类样本与该类测试图像的 FID 的平均,"
+        "CAS 是只用生成图像训练的分类器在真实测试集上的准确率(Ravuri & Vinyals 2019)。",
+        "conditional_heading": "{model},{preset} 预设",
+        "conditional_sentence": "{name}:分类器把 {agree:.1%} 的样本判为所要求的类别(在真实"
+        "测试图像上的准确率为 {real:.1%});最弱的类别是 {worst}({worst_agree:.1%},真实图像为 "
+        "{worst_real:.1%})。FID {fid:.2f},类内 FID {intra:.2f}。",
+        "conditional_versus": "无条件生成:FID {fid:.2f};标签使每轮耗时变为 {ratio:.2f} 倍。",
+        "conditional_cas": "只用其样本训练的分类器在真实测试图像上的准确率为 {cas:.1%}(用真实"
+        "图像训练:{real:.1%})。",
+        "conditional_grids": "每个网格使用相同的 8 个潜在向量:无条件生成器一行,每个条件生成器"
+        "每个类别一行。",
+        "classifier_real": "分类器在真实图像上",
+        "agreement": "一致率",
+        "intra_fid": "类内 FID",
+        "network": "网络",
         "setup_recipe": "训练方案:{preset} 预设",
         "setup_recipe_seed": "原报告的方案(未改动)",
         "presets": "8. 训练预设对比",

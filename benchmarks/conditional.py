@@ -1,0 +1,177 @@
+"""Class-conditional GANs against the unconditional ones: train, evaluate, print the table.
+
+    python benchmarks/conditional.py --out /tmp/conditional --models mlp --presets seed improved \
+        --conditionings none projection concat acgan --seeds 0 1 2 [--cas projection] [--table]
+
+For each network, preset, conditioning and seed: the run (``OUT/runs/MODEL-PRESET-COND-seedS``,
+trained as ``ganscope train --model MODEL --preset PRESET --conditional COND --seed S`` would;
+reused when it exists with the same method), its evaluation of 10,000 samples (latent seed 0,
+class-balanced for a conditional run: FID, label agreement overall and per class, intra-class
+FID) and, for the conditionings named by ``--cas``, the Classification Accuracy Score. One JSON
+line per run goes to OUT/results.jsonl; ``--table`` prints docs/conditional.md's tables from
+it: mean ± std over the seeds, each variant's seconds per epoch against the unconditional run
+of the same preset and seeds, and the per-class agreement of the best variant. Seconds per
+epoch are part of the result: run it alone on the machine (or with OMP_NUM_THREADS=1 beside
+one other job, and say so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+from ganscope import evaluation, runs
+from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.presets import with_preset
+from ganscope.reproduce import ensure_trained
+
+KEYS = ("fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "cas")
+
+
+def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> RunConfig:
+    train = TrainConfig(epochs=args.epochs, seed=seed, preset=preset, device=args.device)
+    return RunConfig(
+        data=DataConfig(data_dir=args.data_dir),
+        model=ModelConfig(model, conditioning=conditioning),
+        train=with_preset(train, model),
+    ).validate()
+
+
+def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
+    run = ensure_trained(path, config, progress=True)
+    epochs = run.metrics("epoch")
+    wanted = {"epoch": run.latest_epoch(), "n": n, "seed": 0}
+    record = run.find_evaluation(**wanted)
+    if record is None or (cas and "cas" not in record):
+        record = evaluation.evaluate_run(run, n=n, seed=0, cas=cas, progress=True)
+    return {
+        "model": config.model.name,
+        "preset": config.train.preset,
+        "conditioning": config.model.conditioning,
+        "seed": config.train.seed,
+        "epochs": len(epochs),
+        "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
+        "precision": epochs[-1].get("precision"),
+        "device": epochs[-1].get("device"),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "n": n,
+        **{k: record.get(k) for k in KEYS},
+        "label_agreement_per_class": record.get("label_agreement_per_class"),
+        "classifier_accuracy_per_class": record.get("classifier_accuracy_per_class"),
+        "intra_fid_per_class": record.get("intra_fid_per_class"),
+        "cas_real": record.get("cas_real"),
+    }
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(results: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["preset"], r["conditioning"]), []).append(r)
+    lines = [
+        "| network | preset | conditioning | seeds | FID ↓ | label agreement ↑ | worst class "
+        "gap ↓ | intra-class FID ↓ | CAS ↑ | s/epoch | × unconditional |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, preset, cond), rows in sorted(groups.items()):
+        seeds = sorted(r["seed"] for r in rows)
+        plain = [r for r in groups.get((model, preset, "none"), []) if r["seed"] in seeds]
+        speed = statistics.mean(r["seconds_per_epoch"] for r in rows)
+        ratio = (
+            f"{speed / statistics.mean(r['seconds_per_epoch'] for r in plain):.2f}"
+            if plain and cond != "none"
+            else "–"
+        )
+        cells = [_mean_std([r.get(k) for r in rows]) for k in KEYS]
+        lines.append(
+            f"| {model} | {preset} | {cond} | {','.join(map(str, seeds))} | "
+            + " | ".join(cells)
+            + f" | {speed:.1f} | {ratio} |"
+        )
+    device = {(r["device"], r["precision"], r["threads"], r["cpu"]) for r in results}
+    lines.append("")
+    lines.append(
+        f"Device, precision, torch threads, CPU: {sorted(device)}; n = 10,000 "
+        "samples per evaluation (latent seed 0); printed by benchmarks/conditional.py."
+    )
+    return "\n".join(lines)
+
+
+def per_class(results: list[dict], model: str, preset: str, cond: str) -> str:
+    rows = [
+        r
+        for r in results
+        if (r["model"], r["preset"], r["conditioning"]) == (model, preset, cond)
+        and r["label_agreement_per_class"]
+    ]
+    if not rows:
+        return ""
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+    lines = [
+        f"{model}, {preset} preset, {cond}: per class, mean over seeds "
+        f"{','.join(str(r['seed']) for r in rows)}",
+        "",
+        "| class | label agreement | classifier on real images | gap | intra-class FID |",
+        "|---|---|---|---|---|",
+    ]
+    for c, name in enumerate(classes):
+        agree = statistics.mean(r["label_agreement_per_class"][c] for r in rows)
+        real = rows[0]["classifier_accuracy_per_class"][c]
+        intra = statistics.mean(r["intra_fid_per_class"][c] for r in rows)
+        lines.append(f"| {name} | {agree:.3f} | {real:.3f} | {real - agree:+.3f} | {intra:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--models", nargs="+", default=["mlp"])
+    parser.add_argument("--presets", nargs="+", default=["seed"])
+    parser.add_argument("--conditionings", nargs="+", default=["none", "projection"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--cas", nargs="*", default=[], help="conditionings to score by CAS")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--table", action="store_true", help="only print the tables")
+    args = parser.parse_args()
+    results_path = args.out / "results.jsonl"
+    if not args.table:
+        for model in args.models:
+            for preset in args.presets:
+                for cond in args.conditionings:
+                    for seed in args.seeds:
+                        config = run_config(model, preset, cond, seed, args)
+                        path = args.out / "runs" / f"{model}-{preset}-{cond}-seed{seed}"
+                        result = measure(path, config, cond in args.cas, args.n)
+                        runs.append_metrics(results_path, [result])
+                        print(json.dumps({k: result[k] for k in ("model", "preset",
+                              "conditioning", "seed", *KEYS)}), flush=True)  # fmt: skip
+    results = runs.read_metrics(results_path)
+    latest = {(r["model"], r["preset"], r["conditioning"], r["seed"]): r for r in results}
+    results = list(latest.values())
+    print(table(results))
+    variants = {(r["model"], r["preset"], r["conditioning"]) for r in results}
+    for model, preset, cond in sorted(v for v in variants if v[2] != "none"):
+        print()
+        print(per_class(results, model, preset, cond))
+
+
+if __name__ == "__main__":
+    main()
