@@ -259,3 +259,44 @@ def test_report_opens_in_a_browser(reproduced):
     assert errors == []
     assert (out / "report-screenshot.png").stat().st_size > 10_000
     keep_artefact(out / "report-screenshot.png")
+
+
+def test_conditional_beside_unconditional(reproduced, tmp_path, fashion_dir):
+    import dataclasses
+
+    out = tmp_path / "out"
+    shutil.copytree(reproduced[0] / "runs" / "mlp-seed0", out / "runs" / "mlp-seed0")
+    profile = dataclasses.replace(TINY, cas_per_class=20, cas_epochs=1)
+    paths = reproduce.reproduce(
+        out=out,
+        seeds=[0],
+        models=["mlp"],
+        conditional=["projection"],
+        device="cpu",
+        profile=profile,
+        data_dir=str(fashion_dir),
+        progress=False,
+    )
+    plain, told = (load_run(out / "runs" / n) for n in ("mlp-seed0", "mlp-projection-seed0"))
+    assert told.config.model.conditioning == "projection"
+    record = told.find_evaluation(n=TINY.eval_n)
+    assert record["cas_samples_per_class"] == 20 and record["cas_epochs"] == 1
+    assert "cas" not in plain.find_evaluation(n=TINY.eval_n)
+    page = paths["html"].read_text()
+    section = page[page.index("9. Asking for a garment") :]
+    # the paragraph is computed from the records' numbers
+    assert f"calls {record['label_agreement']:.1%} of the samples the asked class" in section
+    assert f"right on {record['cas']:.1%} of the real test images" in section
+    assert "<table id='conditional-mlp-seed'>" in section
+    per_class = section[section.index("<table id='conditional-classes-mlp-seed'>") :]
+    agreement = record["label_agreement_per_class"][7]
+    assert "<td>Sneaker</td>" in per_class and f"<td>{agreement:.1%}</td>" in per_class
+    assert section.count("data:image/png;base64,") == 2  # the same z: a row, a row per class
+    assert "115,344" in section  # the conditional MLP G's parameters
+    assert "8. Training presets side by side" not in page  # one preset: no such section
+    zh = reproduce.write_report(
+        [plain, told], ReportOptions(out=str(tmp_path / "zh"), lang="zh", progress=False)
+    )
+    section = zh["html"].read_text().split("9. 指定服装类别")[1]
+    for english in ("the classifier calls", "agreement:", "network", "classifier on real"):
+        assert english not in section, english
