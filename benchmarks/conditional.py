@@ -163,7 +163,8 @@ def main() -> None:
                         runs.append_metrics(results_path, [result])
                         print(json.dumps({k: result[k] for k in ("model", "preset",
                               "conditioning", "seed", *KEYS)}), flush=True)  # fmt: skip
-    results = runs.read_metrics(results_path)
+    lines = results_path.read_text().splitlines() if results_path.is_file() else []
+    results = [json.loads(line) for line in lines if line.strip()]
     latest = {(r["model"], r["preset"], r["conditioning"], r["seed"]): r for r in results}
     results = list(latest.values())
     print(table(results))

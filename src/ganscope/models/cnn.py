@@ -29,6 +29,8 @@ class CNNDiscriminator(nn.Module):
 
     #: Length of the features before the last layer (what a projection D multiplies).
     feature_size = 128
+    #: Label maps join one value per pixel, as the image's: unscaled (``conditional``).
+    label_scale = 1.0
 
     def __init__(self, label_inputs: int = 0) -> None:
         super().__init__()

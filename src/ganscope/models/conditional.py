@@ -13,12 +13,21 @@ D takes it by one of three standard methods (:data:`CONDITIONINGS`):
   names the class of every image, through a linear layer on its features; both players add
   the cross-entropy of that guess to their loss (``objective.class_loss``).
 
+The one-hot label enters with the energy of the input it joins: G's is scaled by
+``sqrt(z_dim)`` (``|z|^2`` is about ``z_dim`` for z ~ N(0, I)), the MLP D's by ``sqrt(784)``
+(one per pixel of the flat image), the CNN's label maps not at all (one value per pixel, as
+the image). Adam's step does not grow with an input's scale, so a plain one-hot's weights
+would move the label's share of a layer's input 10-28x slower than z's or the pixels': on
+seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs/conditional.md).
+
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
 ``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` ``(B, 1 + C)``: the logit, then the
 class logits (one tensor, so that DistributedDataParallel and CUDA graphs see one output).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +48,7 @@ class ConditionalGenerator(nn.Module):
     def __init__(self, generator: type[nn.Module], z_dim: int, num_classes: int) -> None:
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
+        self.label_scale = math.sqrt(z_dim)  # the one-hot's norm: z's typical norm
         self.net = generator(z_dim=z_dim + num_classes)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -48,14 +58,15 @@ class ConditionalGenerator(nn.Module):
             onehot = labels.to(z.dtype)  # (B, C)
         else:
             onehot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (B, C)
-        return self.net(torch.cat([z, onehot], 1))  # (B, 1, 28, 28)
+        return self.net(torch.cat([z, self.label_scale * onehot], 1))  # (B, 1, 28, 28)
 
 
 class ConditionalDiscriminator(nn.Module):
     """The family's discriminator told the class by ``conditioning``: ``D(images, labels)``.
 
     The family's D must offer ``features(images, onehot=None)`` ``(B, feature_size)`` and
-    ``logits(features)`` ``(B, 1)``, and take ``label_inputs`` (for ``concat``)."""
+    ``logits(features)`` ``(B, 1)``, take ``label_inputs`` and say its one-hot's
+    ``label_scale`` (for ``concat``)."""
 
     def __init__(self, discriminator: type[nn.Module], conditioning: str, num_classes: int) -> None:
         super().__init__()
@@ -73,7 +84,7 @@ class ConditionalDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         onehot = None
         if self.conditioning == "concat":
-            onehot = F.one_hot(labels, self.num_classes)  # (B, C)
+            onehot = self.net.label_scale * F.one_hot(labels, self.num_classes)  # (B, C)
         h = self.net.features(images, onehot)  # (B, F)
         logits = self.net.logits(h)  # (B, 1)
         if self.conditioning == "projection":

@@ -7,6 +7,8 @@ Parameters: G 114,064; D 100,609.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -20,6 +22,8 @@ class Discriminator(nn.Module):
 
     #: Length of the features before the last layer (what a projection D multiplies).
     feature_size = 128
+    #: The one-hot label joins 784 pixels: scaled to their typical norm (``conditional``).
+    label_scale = math.sqrt(IMAGE_PIXELS)
 
     def __init__(self, label_inputs: int = 0) -> None:
         super().__init__()

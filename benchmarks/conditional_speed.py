@@ -1,0 +1,89 @@
+"""What the label costs per training step: each conditioning against the unconditional GAN.
+
+    python benchmarks/conditional_speed.py [--models mlp cnn] [--steps 200] [--repeats 3] \
+        [--preset seed] [--device cpu] [--data-dir DIR]
+
+For each network, the training step of every conditioning (none, concat, projection, acgan)
+is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
+turns (so a slower moment of the machine hits every variant alike), the median per variant.
+Prints images per second and the ratio of seconds per step to the unconditional step's (the
+issue's target: at most 1.2x). Run it alone on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from ganscope.config import ModelConfig, RunConfig, TrainConfig
+from ganscope.data import load_split
+from ganscope.devices import resolve_device
+from ganscope.presets import with_preset
+from ganscope.state import init_state
+from ganscope.training import make_step
+
+CONDITIONINGS = ("none", "concat", "projection", "acgan")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trial(step, state, index, labels, steps: int, batch: int, device) -> float:
+    """Seconds for ``steps`` training steps (the loop's own step function)."""
+    synchronize(device)
+    started = time.perf_counter()
+    for i in range(steps):
+        rows = index[(i * batch) % (len(index) - batch) :][:batch]
+        z = torch.randn(batch, state.fixed_z.shape[1], device=device, generator=state.noise_rng)
+        asked = {"labels": labels[:batch]} if state.num_classes else {}
+        step(index=rows, z=z, **asked)
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--preset", default="seed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    split = load_split("fashion-mnist", "train", args.data_dir, progress=False)
+    images, real_labels = split.images.to(device), split.labels.to(device)
+    index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).to(device)
+    asked = torch.arange(args.batch_size, device=device) % 10
+    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
+          f"{args.steps} steps x {args.repeats} trials, preset {args.preset}")  # fmt: skip
+    for model in args.models:
+        steps = {}
+        for cond in CONDITIONINGS:
+            train = with_preset(TrainConfig(preset=args.preset, device=str(device)), model)
+            config = RunConfig(model=ModelConfig(model, conditioning=cond), train=train)
+            state = init_state(config, device)
+            labels = real_labels if cond != "none" else None
+            step = make_step(state, images, device, labels=labels)
+            trial(step, state, index, asked, 5, args.batch_size, device)  # warm-up
+            steps[cond] = (step, state, [])
+        for _ in range(args.repeats):
+            for step, state, times in steps.values():
+                times.append(trial(step, state, index, asked, args.steps, args.batch_size, device))
+        base = statistics.median(steps["none"][2]) / args.steps
+        for cond, (_, state, times) in steps.items():
+            per_step = statistics.median(times) / args.steps
+            print(
+                f"{model} {cond:10s} {state.precision}: {args.batch_size / per_step:8.0f} "
+                f"images/s, {per_step * 1000:7.2f} ms/step, {per_step / base:.2f}x unconditional"
+            )
+
+
+if __name__ == "__main__":
+    main()
