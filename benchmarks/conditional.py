@@ -10,7 +10,9 @@ class-balanced for a conditional run: FID, label agreement overall and per class
 FID) and, for the conditionings named by ``--cas``, the Classification Accuracy Score. One JSON
 line per run goes to OUT/results.jsonl; ``--table`` prints docs/conditional.md's tables from
 it: mean ± std over the seeds, each variant's seconds per epoch against the unconditional run
-of the same preset and seeds, and the per-class agreement of the best variant. Seconds per
+of the same preset and seeds, and the per-class agreement of each variant. ``--grids`` also
+writes OUT/grids/RUN.png: 8 latent vectors of seed 0, one row per class (a row for an
+unconditional run), the figures of docs/conditional.md. Seconds per
 epoch are part of the result: run it alone on the machine (or with OMP_NUM_THREADS=1 beside
 one other job, and say so).
 """
@@ -25,8 +27,9 @@ from pathlib import Path
 
 import torch
 
-from ganscope import evaluation, runs
+from ganscope import atomic, evaluation, runs
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.gallery import same_z_png
 from ganscope.presets import with_preset
 from ganscope.reproduce import ensure_trained
 
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--table", action="store_true", help="only print the tables")
+    parser.add_argument("--grids", action="store_true", help="write OUT/grids/RUN.png")
     args = parser.parse_args()
     results_path = args.out / "results.jsonl"
     if not args.table:
@@ -161,6 +165,9 @@ def main() -> None:
                         path = args.out / "runs" / f"{model}-{preset}-{cond}-seed{seed}"
                         result = measure(path, config, cond in args.cas, args.n)
                         runs.append_metrics(results_path, [result])
+                        if args.grids:
+                            png = same_z_png(runs.load_run(path))
+                            atomic.write_bytes(args.out / "grids" / f"{path.name}.png", png)
                         print(json.dumps({k: result[k] for k in ("model", "preset",
                               "conditioning", "seed", *KEYS)}), flush=True)  # fmt: skip
     lines = results_path.read_text().splitlines() if results_path.is_file() else []

@@ -131,3 +131,34 @@ def test_the_mlp_targets_ask_for_recall_too(presets):
     assert presets._verdict("mlp", 0.7, 13.0, 0.025, 3) == "not met: FID 0.700x > 0.667x"
     assert presets._verdict("cnn", 0.5011, 2.0, 0.05, 3) == "not met: FID 0.501x > 0.500x"
     assert presets._verdict("mlp", 0.54, 13.0, 0.02, 3) == "met"
+
+
+def test_the_conditional_table_is_computed_from_the_results():
+    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def result(cond, seed, fid, agree, seconds):
+        per_class = [agree] * 10
+        return {
+            "model": "mlp", "preset": "seed", "conditioning": cond, "seed": seed, "fid": fid,
+            "label_agreement": agree if cond != "none" else None, "seconds_per_epoch": seconds,
+            "label_agreement_worst_gap": None, "intra_fid": None, "cas": None,
+            "label_agreement_per_class": per_class if cond != "none" else None,
+            "classifier_accuracy_per_class": [0.9] * 10, "intra_fid_per_class": [5.0] * 10,
+            "device": "cpu", "precision": "fp32", "threads": 1, "cpu": "x",
+        }  # fmt: skip
+
+    results = [
+        result("none", 3, 30.0, None, 2.0),
+        result("none", 4, 34.0, None, 2.0),
+        result("projection", 3, 20.0, 0.6, 2.2),
+        result("projection", 4, 22.0, 0.8, 2.6),
+    ]
+    text = bench.table(results)
+    row = next(line for line in text.splitlines() if "| projection |" in line)
+    assert "| 3,4 | 21.000 ± 1.414 | 0.700 ± 0.141 |" in row
+    assert row.endswith("| 2.4 | 1.20 |")  # 2.4 s against the unconditional 2.0 s
+    assert "| 0.700 | 0.900 | +0.200 | 5.00 |" in bench.per_class(
+        results, "mlp", "seed", "projection"
+    )
