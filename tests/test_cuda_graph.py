@@ -6,6 +6,8 @@ and a replay runs the recorded step on whatever the static input buffers hold. T
 captures for real and runs only where a GPU is present.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -32,9 +34,9 @@ class EmulatedGraphs:
     def watch(self, monkeypatch) -> "EmulatedGraphs":
         make_step = training.make_step
 
-        def spy(state, images, device, backend=None):
+        def spy(state, images, device, backend=None, labels=None):
             self.state = state
-            return make_step(state, images, device, backend)
+            return make_step(state, images, device, backend, labels)
 
         monkeypatch.setattr(training, "make_step", spy)
         monkeypatch.setattr(training, "_graph_backend", lambda *args, **kwargs: self)
@@ -380,3 +382,21 @@ def test_a_failed_real_capture_leaves_cuda_usable(tmp_path, small_split, monkeyp
     monkeypatch.undo()
     again = _cuda_run(tmp_path, small_split, "again", "mlp", True)  # a later capture works
     assert all(r["cuda_graph"] for r in again.metrics("epoch"))
+
+
+@pytest.mark.parametrize("model, conditioning", [("mlp", "acgan"), ("cnn", "projection")])
+def test_conditional_steps_are_captured_and_train_exactly_like_the_eager_loop(
+    tmp_path, small_split, model, conditioning, monkeypatch
+):
+    # The asked labels are one more static input of the graph; the real labels are gathered
+    # inside it from the device-resident label tensor, like the images.
+    config = _config(model)
+    config = dataclasses.replace(config, model=ModelConfig(model, conditioning=conditioning))
+    eager = trainer.train(config, tmp_path / "eager", split=small_split, progress=False)
+    graphs = EmulatedGraphs().watch(monkeypatch)
+    captured = trainer.train(config, tmp_path / "captured", split=small_split, progress=False)
+    assert (graphs.eager_calls, graphs.captures, graphs.replays) == (3, 1, 7)
+    assert _step_stats(captured) == _step_stats(eager)
+    expected, got = state_tensors(eager), state_tensors(captured)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=0, atol=0, msg=name)
