@@ -75,6 +75,14 @@ METRICS = (
     Metric("label_agreement", True, 4, "samples the classifier calls the asked class", False),
     Metric("intra_fid", False, 3, "mean over classes of the per-class FID", in_report=False),
     Metric(
+        "cas",
+        True,
+        4,
+        "test accuracy of the classifier's recipe trained on samples only (evaluate --cas)",
+        in_report=False,
+        in_tensorboard=False,
+    ),  # fmt: skip
+    Metric(
         "memorisation_share",
         False,
         4,

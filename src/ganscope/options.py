@@ -236,9 +236,11 @@ class EvaluateOptions(GeneratorOptions):
     Generate N images and compare them with the test set in the shipped classifier's feature
     space: FID, KID (mean and std), precision/recall, density/coverage, the generated class
     distribution (entropy, KL to the real one, classes covered), a classifier score (IS
-    analogue) and a memorisation check against the training set. Writes
-    RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the closest generated/training
-    pairs.
+    analogue) and a memorisation check against the training set. A conditional run's samples
+    are class-balanced and add label agreement (overall and per class, beside the classifier's
+    accuracy on real images) and intra-class FID; --cas adds the Classification Accuracy
+    Score. Writes RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the closest
+    generated/training pairs.
     """
 
     n: int = option(10000, "generated images", minimum=2)
@@ -278,8 +280,11 @@ class AnalyzeOptions(GeneratorOptions):
     the shipped classifier, and report per dimension the class each side pushes towards, its
     semantic strength (TV distance), the share of flipped classes, brightness, sharpness and
     confidence changes, with 95% bootstrap intervals. Also labels SeFa's closed-form
-    directions. Writes RUN_DIR/analysis/: dims.csv, dims.json, summary.LANG.md,
-    class_shifts.png and report-style grids.
+    directions. A conditional run keeps each base vector's class on both sides of a shift
+    and adds what z does once the class is given: per dimension and class, whether a shift
+    keeps the class, how far it moves the image, ink area, width and brightness, the style
+    dimensions named (styles.csv, styles.png). Writes RUN_DIR/analysis/: dims.csv, dims.json,
+    summary.LANG.md, class_shifts.png and report-style grids.
     """
 
     dims: tuple[str, ...] = option(("all",), "'all' or a list of latent dimensions", type=str)
