@@ -290,8 +290,10 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def _cuda_run(
     tmp_path, split, name, model, cuda_graph, precision="fp32", epochs=2, recipe_flags=None
 ):
+    flags = dict(recipe_flags or {})
+    conditioning = flags.pop("conditioning", "none")  # a ModelConfig field, not a TrainConfig's
     config = RunConfig(
-        model=ModelConfig(model),
+        model=ModelConfig(model, conditioning=conditioning),
         train=TrainConfig(
             epochs=epochs,
             device="cuda",
@@ -299,7 +301,7 @@ def _cuda_run(
             seed=3,
             cuda_graph=cuda_graph,
             cuda_graph_unchecked=cuda_graph,  # the forms this GPU test is there to check
-            **(recipe_flags or {}),
+            **flags,
         ),
     )
     return trainer.train(config, tmp_path / name, split=split, progress=False)
@@ -315,6 +317,8 @@ def _cuda_run(
         ("cnn", "bf16", None),
         *[(model, "fp32", flags) for model, flags in IMPROVED],
         (IMPROVED[1][0], "bf16", IMPROVED[1][1]),
+        ("mlp", "fp32", {"conditioning": "acgan"}),  # the asked labels: one more input
+        ("cnn", "bf16", {"conditioning": "projection"}),
     ],
     ids=[
         "mlp-fp32",
@@ -324,6 +328,8 @@ def _cuda_run(
         "mlp-ema-sn",
         "cnn-ema-r1",
         "cnn-ema-r1-bf16",
+        "mlp-acgan",
+        "cnn-projection-bf16",
     ],
 )
 def test_real_cuda_graph_matches_eager_on_the_gpu(
