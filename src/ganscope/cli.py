@@ -51,7 +51,7 @@ def _shown(default: object) -> str:
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, tuple):
-        return " ".join(map(str, default))
+        return " ".join(map(str, default)) or "none"
     return str(default)
 
 
