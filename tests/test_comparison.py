@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 
 from ganscope import comparison, report
-from ganscope.config import TrainConfig
+from ganscope.config import ModelConfig, TrainConfig
 from ganscope.data import get_dataset
 from ganscope.document import Heading, Table
 from ganscope.metrics import REPORT_METRICS
@@ -14,7 +14,7 @@ CLASSES = get_dataset("fashion-mnist").classes
 
 def summary(model, preset, seed, fid, recall, histogram, seconds=(5.0,)):
     train = with_preset(TrainConfig(seed=seed, preset=preset), model)
-    run = SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(name=model), train=train))
+    run = SimpleNamespace(config=SimpleNamespace(model=ModelConfig(model), train=train))
     evaluation = {key: 0.5 for key in REPORT_METRICS}
     evaluation.update(fid=fid, recall=recall, class_histogram=list(histogram))
     epochs = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]

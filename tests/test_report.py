@@ -3,7 +3,7 @@
 import pytest
 
 from ganscope import report
-from ganscope.config import TrainConfig
+from ganscope.config import ModelConfig, TrainConfig
 from ganscope.data import get_dataset
 from ganscope.metrics import REPORT_METRICS, format_metric
 
@@ -35,7 +35,7 @@ def test_metric_table_mean_and_std_over_seeds():
 
     def summary(model, seed, fid):
         run = SimpleNamespace(
-            config=SimpleNamespace(model=SimpleNamespace(name=model), train=TrainConfig(seed=seed))
+            config=SimpleNamespace(model=ModelConfig(model), train=TrainConfig(seed=seed))
         )
         evaluation = {key: 0.5 for key in REPORT_METRICS}
         evaluation["fid"] = fid
