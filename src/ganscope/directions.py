@@ -32,6 +32,7 @@ from torch import nn
 from . import progress as report_progress
 from .classifier import classify
 from .errors import GanscopeError
+from .models import is_conditional
 from .options import AnalyzeOptions
 from .sampling import check_deltas, check_dims, generate, latent, z_dim_of
 
@@ -74,10 +75,10 @@ def _first_layer(generator: nn.Module, method: str) -> tuple[torch.Tensor, torch
     first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
     if first is None:
         raise GanscopeError(f"{method} needs a generator whose first layer is nn.Linear")
-    z_dim = z_dim_of(generator)
-    weight = first.weight.detach().double().cpu()[:, :z_dim]
-    bias = first.bias.detach().double().cpu()
-    return weight, bias
+    weight = first.weight.detach().double().cpu()
+    if is_conditional(generator):  # (out, z_dim + C): z's columns come first
+        weight = weight[:, : z_dim_of(generator)]
+    return weight, first.bias.detach().double().cpu()
 
 
 def pca_directions(generator: nn.Module, k: int, seed: int = 0) -> list[Direction]:
