@@ -48,7 +48,10 @@ def test_two_training_processes_on_one_folder(tmp_path, fashion_dir):
     """Two real processes: the second (a --resume) fails naming the first's PID, and the first
     finishes with each record once."""
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "ganscope", "train", "--epochs", "2", "--limit", "6400"]
+    # The CNN GAN (about 10 s for its 100 steps here): the first must still be training when
+    # the second has started Python and torch, which an MLP run of 200 steps outran.
+    argv = [sys.executable, "-m", "ganscope", "train", "--model", "cnn", "--epochs", "2"]
+    argv += ["--limit", "3200"]
     argv += ["--data-dir", str(fashion_dir), "--out", str(out), "--no-progress"]
     first = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -65,7 +68,7 @@ def test_two_training_processes_on_one_folder(tmp_path, fashion_dir):
     assert f"PID {first.pid}" in second.stderr and "Traceback" not in second.stderr
     run = runs.load_run(out)
     steps = [r["step"] for r in run.metrics("step")]
-    assert steps == list(range(1, 201)) and run.config.train.epochs == 2
+    assert steps == list(range(1, 101)) and run.config.train.epochs == 2
 
 
 def test_a_damaged_metrics_line_is_kept_aside_not_a_reason_to_drop_records(tmp_path, small_split):
