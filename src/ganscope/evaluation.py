@@ -38,7 +38,7 @@ from .metrics import (
     nearest_neighbours,
     precision_recall_density_coverage,
 )
-from .models import balanced_labels, is_conditional
+from .models import balanced_labels, is_conditional, turn_labels
 from .options import EvaluateOptions, resolve
 from .plots import labelled_grid, save_png
 from .runs import TRAINED_WEIGHTS, append_metrics, closest_pairs_path
@@ -165,7 +165,7 @@ def evaluate_generator(
     if n < 2:
         raise GanscopeError(f"--n must be at least 2, got {n}")
     batch_size = compare_options.get("batch_size", EvaluateOptions.batch_size)
-    asked = balanced_labels(n, generator.num_classes) if is_conditional(generator) else None
+    asked = turn_labels(generator, n)
     z = latent(n, z_dim_of(generator), seed)
     fake = to_uint8(generate(generator, z, batch_size, labels=asked))
     result = compare(fake, reference, classifier, seed=seed, asked=asked, **compare_options)

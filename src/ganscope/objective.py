@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .config import TrainConfig
-from .models import balanced_labels, is_conditional
+from .models import turn_labels
 
 
 def d_loss(train: TrainConfig, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -208,9 +208,8 @@ def standing_statistics(
         norm.momentum = None  # a cumulative average over the batches
     generator.train()
     latent = torch.Generator(device=device).manual_seed(STANDING_SEED)
-    labels: tuple[torch.Tensor, ...] = ()
-    if is_conditional(generator):  # a conditional G sees every class equally often
-        labels = (balanced_labels(batch_size, generator.num_classes, device),)
+    asked = turn_labels(generator, batch_size, device)  # a conditional G: every class alike
+    labels = () if asked is None else (asked,)
     for _ in range(batches):
         generator(torch.randn(batch_size, z_dim, device=device, generator=latent), *labels)
     generator.eval()

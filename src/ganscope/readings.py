@@ -33,7 +33,7 @@ from .directions import (
 )
 from .errors import GanscopeError
 from .gallery import traversal_figures
-from .models import balanced_labels, is_conditional
+from .models import is_conditional, turn_labels
 from .options import REPORT_DIMS, AnalyzeOptions, TraverseOptions
 from .plots import plot_class_shifts, plot_strength_by_epoch, save_png
 from .runs import AnalysisFiles, Run
@@ -206,7 +206,7 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
         "batch_size": opts.batch_size,
         "classes": classes,
         # a conditional G: base vector k drawn as class k mod C, on both sides of each shift
-        "labels": _labels(generator, opts.n),
+        "labels": turn_labels(generator, opts.n),
     }
     say = f"analysing {len(dim_list)} dimensions of {run.path} (epoch {epoch})"
     report_progress.say(say, enabled=opts.progress)
@@ -219,7 +219,7 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
     z = latent(TraverseOptions.n, z_dim, opts.seed)  # the report's figures, as traverse draws
     grid_dims = list(dict.fromkeys([r["dim"] for r in top] + [d for d in REPORT_DIMS if d < z_dim]))
     grids = traversal_figures(
-        generator, grid_dims, main_delta, z, labels=_labels(generator, len(z))
+        generator, grid_dims, main_delta, z, labels=turn_labels(generator, len(z))
     )
     found = {}
     for kind, option, method in CLOSED_FORM:
@@ -248,11 +248,6 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
         style_rows=style_rows,
         style_grid=style_grid,
     )
-
-
-def _labels(generator: nn.Module, n: int) -> torch.Tensor | None:
-    """The classes of ``n`` base vectors: each in turn for a conditional G, else None."""
-    return balanced_labels(n, generator.num_classes) if is_conditional(generator) else None
 
 
 #: How many style dimensions the figure of a conditional run shows.
@@ -301,7 +296,7 @@ def _strength_by_epoch(
         run.generator_epochs(), desc="epochs", enabled=opts.progress
     ):
         generator = run.generator(epoch=snapshot, device=opts.device)
-        labels = _labels(generator, opts.checkpoint_n)
+        labels = turn_labels(generator, opts.checkpoint_n)
         snapshot_rows = analyze(
             generator,
             directions=axis_directions(dims, z_dim),

@@ -15,7 +15,7 @@ from torch import nn
 
 from .checks import check_delta
 from .errors import GanscopeError
-from .models import balanced_labels, is_conditional
+from .models import is_conditional, turn_labels
 
 
 def z_dim_of(generator: nn.Module) -> int:
@@ -92,8 +92,7 @@ def sample(
 ) -> torch.Tensor:
     """``n`` images from the latent vectors ``latent(n, z_dim, seed)``; a conditional
     generator draws the classes ``labels`` ``(n,)``, by default every class in turn."""
-    if labels is None and is_conditional(generator):
-        labels = balanced_labels(n, generator.num_classes)
+    labels = turn_labels(generator, n) if labels is None else labels
     return generate(generator, latent(n, z_dim_of(generator), seed), labels=labels)
 
 

@@ -23,6 +23,7 @@ from .conditional import (
     balanced_labels,
     grid_labels,
     is_conditional,
+    turn_labels,
 )
 from .mlp import Discriminator, Generator
 
@@ -110,6 +111,7 @@ __all__ = [
     "balanced_labels",
     "grid_labels",
     "is_conditional",
+    "turn_labels",
     "MODELS",
     "ModelFamily",
     "register_model",

@@ -104,6 +104,16 @@ def balanced_labels(n: int, num_classes: int, device: torch.device | str = "cpu"
     return torch.arange(n, device=device) % num_classes
 
 
+def turn_labels(
+    generator: nn.Module, n: int, device: torch.device | str = "cpu"
+) -> torch.Tensor | None:
+    """The labels of ``n`` images when none are asked for: every class in turn for a
+    conditional ``generator``, None for an unconditional one."""
+    if not is_conditional(generator):
+        return None
+    return balanced_labels(n, generator.num_classes, device)
+
+
 def grid_labels(num_classes: int, per_class: int) -> torch.Tensor:
     """Labels of a grid with one row per class: ``(C * per_class,)``, row-major."""
     return torch.arange(num_classes).repeat_interleave(per_class)
