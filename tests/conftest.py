@@ -85,3 +85,17 @@ def keep_artefact(path: Path) -> None:
     if artefacts:
         Path(artefacts).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(artefacts) / path.name)
+
+
+def train_interrupted_after_epoch_1(config, out: Path, split):
+    """Train ``config`` into ``out`` and stop it (KeyboardInterrupt) once epoch 1 is saved;
+    returns the run folder, to be resumed."""
+    from ganscope import trainer
+
+    def interrupt(run, state, record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(config, out, split=split, progress=False, callbacks=[interrupt])
+    return out

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from conftest import train_interrupted_after_epoch_1
 from ganscope import models, runs, trainer, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError
@@ -78,15 +79,7 @@ def test_fixed_grid_is_one_row_per_class_from_the_same_z():
 def test_each_method_trains_and_resumes_bit_exactly(tmp_path, small_split, model, conditioning):
     config = _config(model, conditioning, epochs=2)
     full = trainer.train(config, tmp_path / "full", split=small_split, progress=False)
-
-    def interrupt(run, state, record):
-        if record["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(
-            config, tmp_path / "cut", split=small_split, progress=False, callbacks=[interrupt]
-        )
+    train_interrupted_after_epoch_1(config, tmp_path / "cut", small_split)
     resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
     a, b = full.load_checkpoint(), resumed.load_checkpoint()
     for player in ("generator", "discriminator"):

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from conftest import train_interrupted_after_epoch_1
 from ganscope import atomic, runs, trainer, training
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.errors import GanscopeError, TrainingDiverged
@@ -120,15 +121,7 @@ class StopAfterEpoch(Exception):
 def test_resume_after_epoch_is_bit_exact(tmp_path, small_split, model):
     config = _config(model, epochs=3)
     full = trainer.train(config, tmp_path / "full", split=small_split, progress=False)
-
-    def interrupt(run, state, record):
-        if record["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(
-            config, tmp_path / "cut", split=small_split, progress=False, callbacks=[interrupt]
-        )
+    train_interrupted_after_epoch_1(config, tmp_path / "cut", small_split)
     assert runs.load_run(tmp_path / "cut").load_checkpoint()["epoch"] == 1
     resumed = trainer.resume(tmp_path / "cut", split=small_split, progress=False)
     w_full, w_resumed = _weights(full), _weights(resumed)
@@ -255,9 +248,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_split, monkeyp
 
 def test_too_little_data_for_one_batch(tmp_path, small_split):
     with pytest.raises(GanscopeError, match="fewer than one batch"):
-        trainer.train(
-            _config(batch_size=1000), tmp_path / "run", split=small_split, progress=False
-        )
+        trainer.train(_config(batch_size=1000), tmp_path / "run", split=small_split, progress=False)
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path, small_split):
