@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .gallery import output_path
+from .methods import compare_run
 from .options import AnalyzeOptions, resolve
 from .readings import CLOSED_FORM, Analysis, measure_run, write_analysis
 from .runs import Run
@@ -41,8 +42,13 @@ def analyze_run(
     top-k and the report's dims), SeFa's ``sefa.csv`` and ``class_shifts_sefa.png``, with
     ``per_checkpoint`` ``strength_by_epoch.csv/.png``, and last ``dims.json``: the header
     (``directions.analysis_header``) and every row, so its presence means a finished analysis.
+    Every class's boundary in z (``boundaries``) is fitted and drawn (``grids/towards_CC.png``).
+    With ``compare_methods``: scores the direction methods on the analysis already written
+    instead (``methods.compare_run``).
     """
     opts = resolve(AnalyzeOptions, options, overrides)
+    if opts.compare_methods:  # on the analysis already there: see ``methods``
+        return compare_run(run, opts)
     folder = output_path(run, opts.out, run.analysis_dir, opts.overwrite, folder=True)
     analysis = measure_run(run, opts)
     markdown = summary(analysis, opts.lang)

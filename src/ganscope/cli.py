@@ -212,13 +212,11 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 def _cmd_analyze(args: argparse.Namespace, argv: list[str]) -> int:
 
     result = analyze_run(load_run(args.run_dir), args.options)
+    text = result.get("summary", result.get("markdown"))  # an analysis, or a comparison
     return _print_result(
         args,
-        {k: v for k, v in result.items() if k != "summary"},
-        lambda: (
-            f"{result['summary']}\n({result['seconds']:.1f} s) written: "
-            f"{Path(result['paths'][0]).parent}"
-        ),
+        {k: v for k, v in result.items() if k not in ("summary", "markdown")},
+        lambda: f"{text}\n({result['seconds']:.1f} s) written: {Path(result['paths'][0]).parent}",
     )
 
 

@@ -130,15 +130,15 @@ def _measure(images: torch.Tensor, classifier: nn.Module, batch_size: int) -> _S
     return _Side(probs, unit.mean(dim=(1, 2, 3)), _sharpness(unit))
 
 
-def _interval(samples: torch.Tensor) -> list[float]:
+def interval95(samples: torch.Tensor) -> list[float]:
     """95% percentile interval of bootstrap samples ``(B,)``."""
     low, high = torch.quantile(samples.double(), torch.tensor([0.025, 0.975], dtype=torch.double))
     return [float(low), float(high)]
 
 
-def _paired(diff: torch.Tensor, boot: torch.Tensor) -> tuple[float, list[float]]:
+def paired_mean(diff: torch.Tensor, boot: torch.Tensor) -> tuple[float, list[float]]:
     """Mean of per-base-vector differences ``(N,)`` and its bootstrap interval."""
-    return float(diff.mean()), _interval(diff[boot].mean(dim=1))
+    return float(diff.mean()), interval95(diff[boot].mean(dim=1))
 
 
 def _read_direction(
@@ -148,7 +148,7 @@ def _read_direction(
     for side_name, side in (("minus", minus), ("plus", plus)):
         gain = side.probs.mean(0) - base.probs.mean(0)  # (C,)
         target = int(gain.argmax())
-        value, interval = _paired(side.probs[:, target] - base.probs[:, target], boot)
+        value, interval = paired_mean(side.probs[:, target] - base.probs[:, target], boot)
         row[f"{side_name}_class"] = classes[target]
         row[f"{side_name}_class_index"] = target
         row[f"{side_name}_gain"] = value
@@ -156,13 +156,13 @@ def _read_direction(
         row[f"{side_name}_reliable"] = interval[0] > 0
         row[f"{side_name}_distribution"] = side.probs.mean(0).tolist()
         for key in ("brightness", "sharpness", "confidence"):
-            change, change_ci = _paired(getattr(side, key) - getattr(base, key), boot)
+            change, change_ci = paired_mean(getattr(side, key) - getattr(base, key), boot)
             row[f"{side_name}_{key}"] = change
             row[f"{side_name}_{key}_ci"] = change_ci
     tv = 0.5 * (plus.probs.mean(0) - minus.probs.mean(0)).abs().sum()
     boot_tv = 0.5 * (plus.probs[boot].mean(1) - minus.probs[boot].mean(1)).abs().sum(-1)
     row["strength"] = float(tv)
-    row["strength_ci"] = _interval(boot_tv)
+    row["strength_ci"] = interval95(boot_tv)
     row["flip_share"] = float((minus.predicted != plus.predicted).float().mean())
     row["base_distribution"] = base.probs.mean(0).tolist()
     return row

@@ -300,12 +300,35 @@ class AnalyzeOptions(GeneratorOptions):
     top_k: int = option(5, "strongest dimensions to draw", minimum=1)
     sefa: int = option(10, "SeFa directions to label (0: none)", minimum=0)
     pca: int = option(
-        0,
+        10,
         "GANSpace directions to label: principal components of the first layer's activations "
         "over many z, mapped back to latent directions (0: none)",
         minimum=0,
         maximum=100,
     )
+    boundary_n: int = option(
+        10000,
+        "latent vectors (seed --seed + 1) the classifier boundaries towards each class are "
+        "fitted on, a fifth held out to measure them (0: none; needs at least 100)",
+        minimum=0,
+    )
+    compare_methods: bool = option(
+        False,
+        "instead of analysing: score single dimensions, SeFa, GANSpace and the classifier "
+        "boundaries towards every class on the run's existing analysis (chosen on its base "
+        "vectors, scored on fresh ones): methods.csv/.md/.json/.png beside it",
+    )
+    compare_n: int = option(256, "base vectors the comparison scores on", minimum=2)
+    compare_seed: int | None = seed_option(
+        "the comparison's base vectors (default: --seed + 2)", default=None
+    )
+    lengths: tuple[float, ...] = option(
+        (5.0, 10.0, 20.0),
+        "edit lengths in z the comparison scores; must hold the analysis's first delta",
+        flag="--length",
+        metavar="L",
+    )
+    data_dir: str | None = data_dir_option("the one the run trained on")
     per_checkpoint: bool = option(
         False, "also measure every epoch's generator (checkpoint_n base vectors each)"
     )
@@ -320,6 +343,13 @@ class AnalyzeOptions(GeneratorOptions):
     def check(self) -> None:
         object.__setattr__(self, "dims", tuple(str(d) for d in self.dims))
         object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))
+        object.__setattr__(self, "lengths", tuple(sorted({float(v) for v in self.lengths})))
         check_positive_deltas(self.deltas)
+        if not self.lengths or not all(0 < v <= MAX_ABS_DELTA for v in self.lengths):
+            raise GanscopeError(f"--length must be in (0, {MAX_ABS_DELTA:g}], got {self.lengths}")
+        if 0 < self.boundary_n < 100:
+            raise GanscopeError(f"--boundary-n must be 0 or at least 100, got {self.boundary_n}")
+        if self.compare_seed is None:
+            object.__setattr__(self, "compare_seed", self.seed + 2)
         # Per base vector: its two shifted images at a time and the bootstrap's indices.
         check_memory(f"--n {self.n}", self.n * (2 * IMAGE_BYTES + 8 * self.bootstrap))

@@ -22,6 +22,7 @@ from torch import nn
 
 from . import atomic
 from . import progress as report_progress
+from .boundaries import Boundary, direction_figure, fit_boundaries, towards
 from .classifier import load_classifier
 from .directions import (
     Direction,
@@ -138,6 +139,7 @@ def analysis_header(
         "deltas": list(opts.deltas),
         "sefa": opts.sefa,
         "pca": opts.pca,
+        "boundary_n": opts.boundary_n,
     }
 
 
@@ -154,14 +156,17 @@ class Analysis:
     pca_rows: list[dict[str, Any]]
     #: epoch -> direction -> strength (``--per-checkpoint``; else empty).
     strength_by_epoch: dict[int, dict[str, float]]
-    #: dimension -> the report's three-row figure (uint8 pixels).
-    grids: dict[int, torch.Tensor]
+    #: dimension (or a boundary's file name) -> the report's three-row figure (uint8 pixels).
+    grids: dict[int | str, torch.Tensor]
     classes: list[str]
     seconds: float
     #: A conditional run's style readings, one row per dimension (``styles``), and the
     #: figure of the strongest style dimensions; empty and None for an unconditional run.
     style_rows: list[dict[str, Any]] = field(default_factory=list)
     style_grid: np.ndarray | None = None
+    #: Every class's boundary in z (``boundaries``; empty with ``--boundary-n 0`` and for a
+    #: conditional run, whose class is its label).
+    boundaries: list[Boundary] = field(default_factory=list)
 
     @property
     def main_delta(self) -> float:
@@ -181,6 +186,7 @@ class Analysis:
             "sefa_rows": self.sefa_rows,
             "pca_rows": self.pca_rows,
             "strength_by_epoch": self.strength_by_epoch,
+            "boundaries": [b.record() for b in self.boundaries],
         } | ({"style_rows": self.style_rows} if self.style_rows else {})
 
 
@@ -221,21 +227,10 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
     grids = traversal_figures(
         generator, grid_dims, main_delta, z, labels=turn_labels(generator, len(z))
     )
-    found = {}
-    for kind, option, method in CLOSED_FORM:
-        count = getattr(opts, option)
-        found[kind] = []
-        if count:
-            report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
-            found[kind] = analyze(
-                generator,
-                directions=_closed_form(kind, generator, count, opts.seed),
-                deltas=[main_delta],
-                progress=opts.progress,
-                **measure,
-            )
+    found = {kind: _closed_form_rows(kind, generator, opts, measure) for kind, _, _ in CLOSED_FORM}
     by_epoch = _strength_by_epoch(run, opts, dim_list, z_dim, main_delta, measure)
     style_rows, style_grid = _styles(generator, dim_list, opts, measure)
+    boundaries = _boundaries(generator, opts, measure, grids, z)
     return Analysis(
         header=analysis_header(run, epoch, opts, dim_list, classifier.meta["sha256"]),
         rows=rows,
@@ -247,7 +242,30 @@ def measure_run(run: Run, opts: AnalyzeOptions) -> Analysis:
         seconds=time.perf_counter() - started,
         style_rows=style_rows,
         style_grid=style_grid,
+        boundaries=boundaries,
     )
+
+
+def _boundaries(
+    generator: nn.Module, opts: AnalyzeOptions, measure: dict[str, Any], grids: dict, z
+) -> list[Boundary]:
+    """Every class's boundary in z, fitted on ``opts.boundary_n`` vectors of seed + 1; each
+    one's figure (the report's three rows along its normal) goes into ``grids``."""
+    if not opts.boundary_n or is_conditional(generator):
+        return []
+    say = f"fitting the classifier's boundaries on {opts.boundary_n} latent vectors"
+    report_progress.say(say, enabled=opts.progress)
+    boundaries = fit_boundaries(
+        generator, measure["classifier"], opts.boundary_n, opts.seed + 1, measure["classes"],
+        opts.batch_size,
+    )  # fmt: skip
+    for b in boundaries:
+        if b.fitted:
+            direction = towards(boundaries, b.class_index)
+            grids[f"towards_{b.class_index:02d}.png"] = direction_figure(
+                generator, direction, opts.deltas[0], z
+            )
+    return boundaries
 
 
 #: How many style dimensions the figure of a conditional run shows.
@@ -278,6 +296,22 @@ def _closed_form(kind: str, generator: nn.Module, count: int, seed: int) -> list
     if kind == "sefa":
         return sefa_directions(generator, count)
     return pca_directions(generator, count, seed)
+
+
+def _closed_form_rows(
+    kind: str, generator: nn.Module, opts: AnalyzeOptions, measure: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rows of ``kind``'s (SeFa's or GANSpace's) directions at the first delta."""
+    _, option, method = next(entry for entry in CLOSED_FORM if entry[0] == kind)
+    count = getattr(opts, option)
+    if not count:
+        return []
+    report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
+    directions = _closed_form(kind, generator, count, opts.seed)
+    return analyze(
+        generator, directions=directions, deltas=[opts.deltas[0]], progress=opts.progress,
+        **measure,
+    )  # fmt: skip
 
 
 def _strength_by_epoch(

@@ -44,7 +44,6 @@ STATE_FILES = (
     CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR, LOCK_FILE, WRITER_FILE, DAMAGED_METRICS_FILE,
 )  # fmt: skip
 
-
 #: An evaluation record of G's own weights in an ``--ema`` run has ``"weights"`` this.
 TRAINED_WEIGHTS = "trained"
 
@@ -61,16 +60,17 @@ class AnalysisFiles:
         """``dims.json``, written last: its presence means a finished analysis."""
         return self.folder / "dims.json"
 
-    def table(self, kind: str = "dims") -> Path:
-        """``dims.csv`` (the dimensions) or ``sefa.csv``, ``pca.csv``."""
-        return self.folder / f"{kind}.csv"
+    def table(self, kind: str = "dims", suffix: str = ".csv") -> Path:
+        """``dims.csv`` (the dimensions), ``sefa.csv``, ``pca.csv``; ``methods.csv``, ``.md``,
+        ``.json``, ``.png``: the scored comparison of direction methods (``methods``)."""
+        return self.folder / f"{kind}{suffix}"
 
     def class_shifts(self, kind: str | None = None) -> Path:
         return self.folder / ("class_shifts.png" if kind is None else f"class_shifts_{kind}.png")
 
-    def grid(self, dim: int) -> Path:
-        """The report-style three-row figure of dimension ``dim``."""
-        return self.folder / "grids" / f"dim_{dim:03d}.png"
+    def grid(self, dim: int | str) -> Path:
+        """The report-style three-row figure of dimension ``dim`` (or a named direction)."""
+        return self.folder / "grids" / (f"dim_{dim:03d}.png" if isinstance(dim, int) else dim)
 
     def strength_by_epoch(self, suffix: str) -> Path:
         """``.csv`` or ``.png``: each dimension's strength in every epoch's generator."""
