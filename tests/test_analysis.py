@@ -155,6 +155,10 @@ def test_analyze_run_writes_everything(tmp_path, small_split, capsys):
     record = json.loads((folder / "dims.json").read_text())
     assert [r["dim"] for r in record["rows"]] == [1, 20, 50]
     assert len(record["sefa_rows"]) == 2 and sorted(record["strength_by_epoch"]) == ["1", "2"]
+    # every class's boundary, fitted or (too few images of it) not, and a figure per fitted one
+    assert [b["class_index"] for b in record["boundaries"]] == list(range(10))
+    towards = {f"towards_{b['class_index']:02d}.png" for b in record["boundaries"] if b["normal"]}
+    assert towards == {p.name for p in (folder / "grids").glob("towards_*.png")}
     # Grids for the top 2 and for the report's dims 20, 50, 60, 70, 90.
     grids = sorted(p.name for p in (folder / "grids").iterdir())
     assert {"dim_020.png", "dim_060.png", "dim_090.png"} <= set(grids)

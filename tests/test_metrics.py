@@ -115,3 +115,14 @@ def test_too_few_images():
 
 
 # ---- sanity on the real data with the shipped classifier ------------------------------------
+
+
+def test_frechet_from_moments_equals_torchmetrics_fid():
+    generator = torch.Generator().manual_seed(3)
+    real = torch.randn(400, 16, generator=generator)
+    fake = torch.randn(150, 16, generator=generator) * 1.3 + 0.2
+    ours = metrics.frechet_from_moments(*metrics.moments(fake), *metrics.moments(real))
+    assert ours == pytest.approx(metrics.frechet_distance(real, fake), rel=1e-6)
+    assert metrics.frechet_from_moments(*metrics.moments(real), *metrics.moments(real)) == (
+        pytest.approx(0.0, abs=1e-6)
+    )

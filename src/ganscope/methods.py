@@ -40,6 +40,7 @@ from torch import nn
 from . import atomic
 from . import progress as report_progress
 from .boundaries import Boundary, nearest_class, towards
+from .checks import check_class
 from .classifier import features_and_probabilities, load_classifier
 from .data import load_split, to_model_range, to_uint8
 from .directions import Direction, interval95, paired_mean, pca_directions, sefa_directions
@@ -214,7 +215,7 @@ def compare(
     """Score every method towards every class (see the module docstring): the rows, and the
     base vectors' readings and directions the figure needs. ``options``: ``AnalyzeOptions``."""
     classes = [b.name for b in boundaries]
-    seed = options.compare_seed
+    seed = record["seed"] + 2 if options.compare_seed is None else options.compare_seed
     if seed in (record["seed"], record["seed"] + 1):
         raise GanscopeError(
             f"--compare-seed {seed} is the analysis's or the boundaries' seed; the scores "
@@ -227,7 +228,9 @@ def compare(
     boot = torch.randint(0, len(z), (options.bootstrap, len(z)), generator=boot_rng)
     cache: dict[str, tuple[dict[float, Readings], dict]] = {}
     rows, chosen = [], {}
-    targets = report_progress.bar(range(len(classes)), desc="classes", enabled=options.progress)
+    wanted = sorted({check_class(c, tuple(classes)) for c in options.towards})
+    wanted = wanted or list(range(len(classes)))
+    targets = report_progress.bar(wanted, desc="classes", enabled=options.progress)
     for target in targets:
         keep = nearest_class(boundaries, target)
         for method, (direction, selection_gain) in method_directions(
@@ -248,7 +251,7 @@ def compare(
                     "direction": direction.name, "selection_gain": selection_gain,
                     "keep_class": keep_class, **row,
                 })  # fmt: skip
-    return rows, {"base": base, "z": z, "directions": chosen}
+    return rows, {"base": base, "z": z, "directions": chosen, "seed": seed, "targets": wanted}
 
 
 #: The columns of ``methods.csv`` (intervals as ``low..high``).
@@ -344,7 +347,8 @@ def figure(generator: nn.Module, found: dict[str, Any], classes: Sequence[str], 
     methods = [m for m, _ in METHODS if any(k[1] == m for k in found["directions"])]
     z, predicted = found["z"], found["base"].predicted
     cells = []
-    for target in range(len(classes)):
+    targets = found["targets"]
+    for target in targets:
         others = (predicted != target).nonzero()
         base = z[int(others[0]) if len(others) else 0]
         row = [base]
@@ -353,10 +357,10 @@ def figure(generator: nn.Module, found: dict[str, Any], classes: Sequence[str], 
             row.append(base if direction is None else base + length * direction.vector)
         cells.append(torch.stack(row))
     pixels = to_uint8(generate(generator, torch.cat(cells)))
-    pixels = pixels.view(len(classes), len(methods) + 1, 28, 28)
+    pixels = pixels.view(len(targets), len(methods) + 1, 28, 28)
     names = ", ".join(["unedited"] + [METHOD_NAME[m] for m in methods])
     title = f"towards each class (rows), length {length:g}; columns: {names}"
-    return labelled_grid(pixels, list(classes), title, scale=3)
+    return labelled_grid(pixels, [classes[t] for t in targets], title, scale=3)
 
 
 def _checked_record(run: Run, folder: Path, opts: Any) -> dict[str, Any]:
@@ -406,7 +410,7 @@ def compare_run(run: Run, opts: Any) -> dict[str, Any]:
     main = record["deltas"][0]
     header = {key: record[key] for key in ("run", "model", "epoch", "n", "seed",
                                            "classifier_sha256", "boundary_n")}  # fmt: skip
-    header |= {"compare_n": opts.compare_n, "compare_seed": opts.compare_seed,
+    header |= {"compare_n": opts.compare_n, "compare_seed": found["seed"],
                "lengths": list(opts.lengths), "length": main}  # fmt: skip
     text = markdown(rows, main, header)
     files = AnalysisFiles(folder)

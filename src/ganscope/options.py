@@ -318,9 +318,13 @@ class AnalyzeOptions(GeneratorOptions):
         "boundaries towards every class on the run's existing analysis (chosen on its base "
         "vectors, scored on fresh ones): methods.csv/.md/.json/.png beside it",
     )
+    towards: tuple[str, ...] = option(
+        (), "the classes --compare-methods scores, by name or index (none: every class)",
+        type=str, metavar="CLASS",
+    )  # fmt: skip
     compare_n: int = option(256, "base vectors the comparison scores on", minimum=2)
     compare_seed: int | None = seed_option(
-        "the comparison's base vectors (default: --seed + 2)", default=None
+        "the comparison's base vectors (default: the analysis's seed + 2)", default=None
     )
     lengths: tuple[float, ...] = option(
         (5.0, 10.0, 20.0),
@@ -344,12 +348,11 @@ class AnalyzeOptions(GeneratorOptions):
         object.__setattr__(self, "dims", tuple(str(d) for d in self.dims))
         object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))
         object.__setattr__(self, "lengths", tuple(sorted({float(v) for v in self.lengths})))
+        object.__setattr__(self, "towards", tuple(str(c) for c in self.towards))
         check_positive_deltas(self.deltas)
         if not self.lengths or not all(0 < v <= MAX_ABS_DELTA for v in self.lengths):
             raise GanscopeError(f"--length must be in (0, {MAX_ABS_DELTA:g}], got {self.lengths}")
         if 0 < self.boundary_n < 100:
             raise GanscopeError(f"--boundary-n must be 0 or at least 100, got {self.boundary_n}")
-        if self.compare_seed is None:
-            object.__setattr__(self, "compare_seed", self.seed + 2)
         # Per base vector: its two shifted images at a time and the bootstrap's indices.
         check_memory(f"--n {self.n}", self.n * (2 * IMAGE_BYTES + 8 * self.bootstrap))
