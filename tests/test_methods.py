@@ -86,8 +86,8 @@ def analysed(tmp_path_factory, fashion_dir):
 def test_compare_methods_writes_the_table_chosen_and_scored_on_different_seeds(
     analysed, fashion_dir, capsys
 ):
-    argv = ["analyze", str(analysed.path), "--compare-methods", "--compare-n", "24",
-            "--length", "5", "10", "--data-dir", str(fashion_dir), "--no-progress", "--json"]  # fmt: skip
+    argv = ["analyze", str(analysed.path), "--compare-methods", "--compare-n", "24", "--length",
+            "5", "10", "--data-dir", str(fashion_dir), "--no-progress", "--json"]  # fmt: skip
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     folder = analysed.path / "analysis"

@@ -61,6 +61,38 @@ def test_page_and_runs(served):
     assert all("/" not in r["name"] for r in runs)  # no paths reach the client
 
 
+def test_boundaries_are_sliders_towards_a_class(tmp_path, small_split):
+    """The analysis's fitted boundaries become "towards C" and "towards C, keeping K"
+    sliders, and a slider moves z along exactly that normal."""
+    from ganscope.analysis import analyze_run
+    from ganscope.boundaries import Boundary, towards
+    from ganscope.runs import load_run
+
+    config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=1, device="cpu"))
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
+    analyze_run(run, dims=("3",), n=4, sefa=1, pca=0, bootstrap=10, progress=False)
+    record = json.loads(run.analysis.record.read_text())
+    eye = torch.eye(100)
+    normals = {1: eye[4], 7: (eye[4] + eye[9]) / 2**0.5}  # Trouser; Sneaker, near it
+    for entry in record["boundaries"]:
+        normal = normals.get(entry["class_index"])
+        entry["normal"] = None if normal is None else normal.tolist()
+    run.analysis.record.write_text(json.dumps(record))
+    client = TestClient(web.create_app(web.Explorer([str(run.path)])), base_url="http://127.0.0.1")
+    listed = [d["name"] for d in client.get("/api/runs").json()[0]["directions"]]
+    assert listed == ["SeFa 1", "towards Trouser", "towards Trouser, keeping Sneaker",
+                      "towards Sneaker", "towards Sneaker, keeping Trouser"]  # fmt: skip
+    z = latent(1, 100, 3)
+    moved = client.post(
+        "/api/generate", json={"run": 0, "z": z[0].tolist(), "directions": {"4": 6}}
+    )
+    boundaries = [Boundary.from_record(b) for b in record["boundaries"]]
+    vector = towards(boundaries, 7, [1]).vector  # Sneaker keeping Trouser: along dim 9 only
+    assert torch.allclose(vector, eye[9], atol=1e-6)
+    expected = to_uint8(generate(load_run(run.path).generator(), z + 6 * vector))[0].numpy()
+    assert np.array_equal(_pixels(moved.json()["image"]), expected)
+
+
 @pytest.mark.parametrize("run, epoch", [(0, None), (0, 1), (1, 2)])
 def test_generate_matches_the_python_api_bit_for_bit(served, run, epoch):
     explorer, client = served

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from .boundaries import Boundary, boundary_directions
 from .classifier import classify, load_classifier
 from .config import option
 from .data import get_dataset, to_uint8
@@ -122,8 +123,26 @@ class ServedRun:
     directions: list[torch.Tensor]
 
 
-def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun:
+def _directions(generator, record: dict[str, Any]) -> tuple[list[torch.Tensor], list[dict]]:
+    """SeFa's and GANSpace's directions, recomputed exactly as the analysis labelled them, then
+    the classifier boundaries' ("towards Sneaker", "towards Sneaker, keeping Sandal")."""
+    found, listed = [], []
+    for rows, compute in (
+        (record.get("sefa_rows") or [], lambda k: sefa_directions(generator, k)),
+        (record.get("pca_rows") or [], lambda k: pca_directions(generator, k, record["seed"])),
+    ):
+        found += [d.vector for d in compute(len(rows))] if rows else []
+        listed += [{"name": row["direction"], "label": f"{row['minus_class']} ↔ "
+                    f"{row['plus_class']}", "strength": round(float(row["strength"]), 3)}
+                   for row in rows]  # fmt: skip
+    boundaries = [Boundary.from_record(entry) for entry in record.get("boundaries") or []]
+    for direction in boundary_directions(boundaries):
+        found.append(direction.vector)
+        listed.append({"name": direction.name, "label": "classifier boundary", "strength": None})
+    return found, listed
 
+
+def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun:
     generator, epoch = run.generator_at(None, device)
     z_dim = run.config.model.z_dim
     record = run.analysis_record()
@@ -140,22 +159,7 @@ def _describe_run(index: int, run, device: str, classes: list[str]) -> ServedRun
                     "strength": round(float(row["strength"]), 3),
                     "sentence": describe(row, "en", names),
                 }
-        # SeFa's and GANSpace's directions, recomputed exactly as the analysis labelled them.
-        for rows, compute in (
-            (record.get("sefa_rows") or [], lambda k: sefa_directions(generator, k)),
-            (record.get("pca_rows") or [], lambda k: pca_directions(generator, k, record["seed"])),
-        ):
-            if not rows:
-                continue
-            directions += [d.vector for d in compute(len(rows))]
-            listed += [
-                {
-                    "name": row["direction"],
-                    "label": f"{row['minus_class']} ↔ {row['plus_class']}",
-                    "strength": round(float(row["strength"]), 3),
-                }
-                for row in rows
-            ]
+        directions, listed = _directions(generator, record)
     order = sorted(
         range(z_dim), key=lambda d: (-readings[d]["strength"] if d in readings else 1, d)
     )
