@@ -22,7 +22,7 @@ from .models import build_discriminator, build_generator, count_parameters, disp
 from .options import REPORT_DIMS
 from .presets import recipe_changes
 from .summary import RunSummary, group_name, metric_table, missing_classes, plateau_epoch
-from .text import TEXT, describe
+from .text import TEXT, describe, method_table, methods_paragraph
 
 #: How many of the strongest dimensions the report lists per run.
 STRONGEST = 5
@@ -133,7 +133,29 @@ def _latent_blocks(summary: RunSummary, t: dict, lang: str, classes: Sequence[st
     blocks.append(Bullets(tuple(describe(row, lang, classes) for row in strongest)))
     shifts = summary.run.analysis.class_shifts()
     blocks += _figures([_figure(summary, shifts, t["strongest"])])
-    return blocks
+    return blocks + (_methods_blocks(summary, t, lang, classes) if summary.methods else [])
+
+
+def _methods_blocks(summary: RunSummary, t: dict, lang: str, classes: Sequence[str]) -> list:
+    """'Which method moves which garment best': the scored comparison of the run's
+    direction methods (``methods``), a table per method and a paragraph from its numbers."""
+    record = summary.methods
+    sizes = {"n": record["n"], "compare_n": record["compare_n"], "length": record["length"]}
+    text = t["methods_text"].format(seed=record["compare_seed"], **sizes)
+    names = {key: name[0].upper() + name[1:] for key, name in t["method_names"].items()}
+    rows = tuple(
+        (names[method], f"{e['wins']}/{e['scored']}", f"{e['flip']:.2f}",
+         f"{e['off_target']:.2f}", f"{e['fid_drift']:+.1f}", f"{e['kept']}/{e['scored']}")
+        for method, e in method_table(record).items()
+    )  # fmt: skip
+    figure = _figure(summary, summary.run.analysis.table("methods", ".png"), t["methods"])
+    return [
+        Heading(4, t["methods"]),
+        Paragraph(text),
+        Table(t["methods_columns"], rows, "methods"),
+        Paragraph(methods_paragraph(record, lang, classes)),
+        *_figures([figure]),
+    ]
 
 
 def build_blocks(

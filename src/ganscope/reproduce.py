@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from .config import (
 from .document import write_document
 from .errors import GanscopeError
 from .evaluation import evaluate_run
+from .methods import compare_run
 from .models import CONDITIONINGS
 from .options import (
     MAX_SEED,
@@ -74,6 +75,9 @@ class Profile:
     analysis_n: int = AnalyzeOptions.n
     analysis_dims: tuple[str, ...] | tuple[int, ...] = AnalyzeOptions.dims
     sefa: int = AnalyzeOptions.sefa
+    #: The classifier boundaries' fitting vectors and the methods comparison's base vectors.
+    boundary_n: int = AnalyzeOptions.boundary_n
+    compare_n: int = AnalyzeOptions.compare_n
     #: The Classification Accuracy Score of conditional runs: images per class, epochs.
     cas_per_class: int = EvaluateOptions.cas_per_class
     cas_epochs: int = EvaluateOptions.cas_epochs
@@ -86,6 +90,8 @@ class Profile:
             lang=lang,
             sefa=self.sefa,
             progress=progress,
+            boundary_n=self.boundary_n,
+            compare_n=self.compare_n,
         )
 
 
@@ -100,6 +106,8 @@ PROFILES = {
         eval_n=2000,
         analysis_n=64,
         sefa=3,
+        boundary_n=2000,
+        compare_n=64,
         cas_per_class=300,
         cas_epochs=2,
     ),  # fmt: skip
@@ -321,6 +329,32 @@ def ensure_analysed(run: Run, wanted: AnalyzeOptions) -> dict[str, Any]:
     return analyze_run(run, wanted)
 
 
+def ensure_compared(
+    run: Run, analysis: dict[str, Any], wanted: AnalyzeOptions
+) -> dict[str, Any] | None:
+    """The run's scored comparison of direction methods (``methods``) for this analysis,
+    reused when its header matches, else computed; None where the analysis has no fitted
+    boundary (a conditional run, ``--boundary-n 0``, a generator that draws one garment)."""
+    if not any(b.get("normal") for b in analysis.get("boundaries") or []):
+        return None
+    path = run.analysis.table("methods", ".json")
+    try:
+        record = read_json(path) if path.is_file() else None
+    except GanscopeError:
+        record = None
+    same = ("epoch", "seed", "n", "boundary_n", "classifier_sha256")
+    if (
+        isinstance(record, dict)
+        and all(record.get(key) == analysis.get(key) for key in same)
+        and record.get("compare_n") == wanted.compare_n
+        and isinstance(record.get("rows"), list)
+    ):
+        return record
+    say = f"[reproduce] {run.path}: scoring the direction methods"
+    report_progress.say(say, enabled=wanted.progress)
+    return compare_run(run, replace(wanted, compare_methods=True))
+
+
 def reproduce(
     options: ReproduceOptions | None = None, *, profile: Profile | None = None, **overrides: Any
 ) -> dict[str, Path]:
@@ -362,7 +396,8 @@ def reproduce(
         )
         run = ensure_trained(path, config, opts.progress)
         ensure_evaluated(run, profile.eval_n, opts.progress, profile if cond != "none" else None)
-        ensure_analysed(run, profile.analysis(opts.lang, opts.progress))
+        wanted = profile.analysis(opts.lang, opts.progress)
+        ensure_compared(run, ensure_analysed(run, wanted), wanted)
         runs.append(run)
     return write_report(
         runs,
@@ -404,6 +439,8 @@ def write_report(
         evaluation = ensure_evaluated(
             run, profile.eval_n if profile else None, options.progress, cas
         )
-        summaries.append(summarise(run, evaluation, ensure_analysed(run, wanted)))
+        analysis = ensure_analysed(run, wanted)
+        methods = ensure_compared(run, analysis, wanted)
+        summaries.append(summarise(run, evaluation, analysis, methods))
     blocks = build_blocks(summaries, options.lang, profile, seconds)
     return write_document(blocks, TEXT[options.lang]["title"], Path(options.out))

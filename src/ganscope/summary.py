@@ -30,6 +30,8 @@ class RunSummary:
     evaluation: dict[str, Any] | None
     analysis: dict[str, Any] | None
     samples_png: bytes
+    #: ``analyze --compare-methods``'s record (``methods``), where the run has one.
+    methods: dict[str, Any] | None = None
 
     @property
     def model(self) -> str:
@@ -91,9 +93,12 @@ def group_name(group: tuple[str, str], lang: str) -> str:
     return TEXT[lang]["with_preset"].format(model=display_name(model), preset=preset) + suffix
 
 
-def summarise(run: Run, evaluation: dict | None, analysis: dict | None) -> RunSummary:
+def summarise(
+    run: Run, evaluation: dict | None, analysis: dict | None, methods: dict | None = None
+) -> RunSummary:
     """A run's summary; writes nothing."""
-    return RunSummary(run, run.metrics("epoch"), evaluation, analysis, sample_grid_png(run))
+    samples = sample_grid_png(run)
+    return RunSummary(run, run.metrics("epoch"), evaluation, analysis, samples, methods)
 
 
 def plateau_epoch(epochs: Sequence[dict[str, Any]], tolerance: float = 0.1) -> int | None:

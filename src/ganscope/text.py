@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .data import get_dataset
+from .methods import winners
 from .options import check_lang
 from .styles import KEEP_SHARE
 
@@ -121,9 +122,62 @@ TEXT = {
         "({seconds_a} s to {seconds_b} s).",
         "times": "{ratio:.2f}x",
         "no_ratio": "no ratio: the first is 0",
+        "methods": "Which method moves which garment best",
+        "methods_text": "Each method's best direction towards each class, chosen on the "
+        "analysis's {n} base vectors and scored on {compare_n} fresh ones (seed {seed}) at "
+        "edit length {length:g} in z: flip rate (of the images the classifier does not call "
+        "the class, the share it calls it after the edit), the probability the edit hands to "
+        "other classes, and the FID drift (edited against unedited images, same n). The "
+        "full table with 95% intervals and a sweep of lengths: analysis/methods.md.",
+        "methods_columns": (
+            "method",
+            "classes won",
+            "mean flip rate",
+            "given to other classes",
+            "FID drift",
+            "nearest class kept (±0.05)",
+        ),  # fmt: skip
+        "methods_wins": "{method} wins on flip rate for {k} of {n} classes ({classes}).",
+        "methods_keep": "Projecting the nearest class's normal out of the boundary keeps that "
+        "class's probability within ±0.05 for {k} of {n} classes; the plain boundary does for "
+        "{plain}.",
+        "methods_dims": "The best single dimension flips {dims:.0%} of the images on average "
+        "against {best:.0%} for {method}.",
+        "method_names": {
+            "dims": "the best dimension",
+            "sefa": "SeFa",
+            "pca": "GANSpace",
+            "boundary": "the classifier boundary",
+            "conditional": "the boundary keeping the nearest class",
+        },  # fmt: skip
     },
     "zh": {
         "title": "Fashion-MNIST 上的对抗生成网络:实验报告的复现与度量",
+        "methods": "哪种方法最能把图像推向哪种服饰",
+        "methods_text": "每种方法朝每个类别的最佳方向:在分析的 {n} 个基向量上选出,在另外 "
+        "{compare_n} 个新基向量(种子 {seed})上评分,z 中的编辑长度为 {length:g}。翻转率:编辑前"
+        "分类器不认为属于该类的图像中,编辑后被认为属于该类的比例;交给其他类别的概率;FID 漂移"
+        "(编辑后相对未编辑图像,样本数相同)。带 95% 区间和多种长度的完整表格见 "
+        "analysis/methods.md。",
+        "methods_columns": (
+            "方法",
+            "获胜类别数",
+            "平均翻转率",
+            "交给其他类别",
+            "FID 漂移",
+            "保持最近类别(±0.05)",
+        ),  # fmt: skip
+        "methods_wins": "{method}在 {n} 个类别中的 {k} 个上翻转率最高({classes})。",
+        "methods_keep": "从边界法向量中投影掉最近类别的法向量后,{n} 个类别中有 {k} 个的最近类别"
+        "概率变化在 ±0.05 以内;普通边界为 {plain} 个。",
+        "methods_dims": "最佳单一维度平均翻转 {dims:.0%} 的图像,{method}为 {best:.0%}。",
+        "method_names": {
+            "dims": "最佳单一维度",
+            "sefa": "SeFa",
+            "pca": "GANSpace",
+            "boundary": "分类器边界",
+            "conditional": "保持最近类别的分类器边界",
+        },  # fmt: skip
         "quick": "快速模式(--quick):在前 {limit} 张训练图像上训练 {epochs} 个 epoch,"
         "用 {eval_n} 个样本计算指标。这些数字不是原报告的实验;去掉 --quick 运行完整实验。",
         "setup": "1. 实验设置",
@@ -329,3 +383,57 @@ def summary_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", title: st
             f"{rank}. **{row['direction']}** (±{row['delta']:g}; {strength}): {describe(row, lang)}"
         )
     return "\n".join(lines) + "\n"
+
+
+#: An edit keeps a class when the class's mean probability moves by at most this much.
+KEEP_TOLERANCE = 0.05
+
+
+def method_table(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per method, over the classes scored at the comparison's main length: classes won on
+    flip rate, mean flip rate, mean probability given to other classes, mean FID drift, and
+    the classes whose nearest class's probability stayed within ``KEEP_TOLERANCE``."""
+    rows = [r for r in record["rows"] if r["length"] == record["length"]]
+    won = [w["method"] for w in winners(rows, record["length"])]
+    table: dict[str, dict[str, Any]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        flips = [r["flip"] for r in mine if r["flip"] is not None]
+        table[method] = {
+            "won": [
+                w["class_index"] for w in winners(rows, record["length"]) if w["method"] == method
+            ],  # fmt: skip
+            "wins": won.count(method),
+            "flip": sum(flips) / len(flips) if flips else float("nan"),
+            "off_target": sum(r["off_target"] for r in mine) / len(mine),
+            "fid_drift": sum(r["fid_drift"] for r in mine) / len(mine),
+            "kept": sum(
+                abs(r["keep_change"]) <= KEEP_TOLERANCE
+                for r in mine
+                if r["keep_change"] is not None
+            ),  # fmt: skip
+            "scored": len(mine),
+        }
+    return table
+
+
+def methods_paragraph(record: dict[str, Any], lang: str, classes: Sequence[str]) -> str:
+    """The comparison in words, every number read from ``record`` (``methods``)."""
+    words, table = TEXT[lang], method_table(record)
+    names = words["method_names"]
+    sentences = []
+    for method, entry in sorted(table.items(), key=lambda item: -item[1]["wins"]):
+        if entry["wins"]:
+            won = ", ".join(classes[c] for c in entry["won"])
+            sentences.append(words["methods_wins"].format(
+                method=names[method], k=entry["wins"], n=entry["scored"], classes=won))  # fmt: skip
+    if "conditional" in table and "boundary" in table:
+        entry = table["conditional"]
+        sentences.append(words["methods_keep"].format(
+            k=entry["kept"], n=entry["scored"], plain=table["boundary"]["kept"]))  # fmt: skip
+    best = max(table, key=lambda m: table[m]["flip"])
+    if "dims" in table and best != "dims":
+        sentences.append(words["methods_dims"].format(
+            dims=table["dims"]["flip"], best=table[best]["flip"], method=names[best]))  # fmt: skip
+    sentences = [sentence[0].upper() + sentence[1:] for sentence in sentences]
+    return " ".join(sentences) if lang == "en" else "".join(sentences)
