@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from ganscope import cli, methods, trainer
+from ganscope import cli, methods, reproduce, text, trainer
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split
 from ganscope.metrics import moments
@@ -164,3 +164,51 @@ def test_compare_methods_refuses_a_conditional_run(tmp_path, small_split, capsys
     run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
     assert cli.main(["analyze", str(run.path), "--compare-methods", "--no-progress"]) == 2
     assert "conditional run" in capsys.readouterr().err
+
+
+def _row(cls: int, method: str, flip: float, keep_change: float | None = 0.0) -> dict:
+    return {"class": f"c{cls}", "class_index": cls, "method": method, "direction": method,
+            "length": 10.0, "flip": flip, "side_tv": 0.3, "off_target": 0.1, "fid_drift": 5.0,
+            "keep_change": keep_change}  # fmt: skip
+
+
+def test_the_paragraph_is_computed_from_the_rows():
+    rows = [_row(0, "dims", 0.2), _row(0, "boundary", 0.9, 0.2), _row(0, "conditional", 0.8),
+            _row(1, "dims", 0.1), _row(1, "boundary", 0.7, 0.01),
+            _row(1, "conditional", 0.95)]  # fmt: skip
+    record = {"rows": rows, "length": 10.0}
+    table = text.method_table(record)
+    assert table["boundary"]["wins"] == 1 and table["conditional"]["won"] == [1]
+    assert table["dims"]["flip"] == pytest.approx(0.15) and table["boundary"]["kept"] == 1
+    paragraph = text.methods_paragraph(record, "en", ["Coat", "Bag"])
+    assert "The classifier boundary wins on flip rate for 1 of 2 classes (Coat)." in paragraph
+    assert "The boundary keeping the nearest class wins on flip rate for 1 of 2 classes (Bag)" in (
+        paragraph
+    )
+    assert "within ±0.05 for 2 of 2 classes; the plain boundary does for 1." in paragraph
+    assert "flips 15% of the images on average against 88%" in paragraph
+    assert "分类器边界" in text.methods_paragraph(record, "zh", ["大衣", "包"])
+
+
+def test_the_report_has_the_comparison_and_reuses_it(analysed, tmp_path, fashion_dir, monkeypatch):
+    monkeypatch.setenv("GANSCOPE_DATA_DIR", str(fashion_dir))  # the run was trained on a split
+    profile = reproduce.Profile("tiny", eval_n=200, analysis_n=16, analysis_dims=("1", "20"),
+                                sefa=2, boundary_n=2000, compare_n=24)  # fmt: skip
+    options = reproduce.ReportOptions(out=str(tmp_path / "report"), progress=False)
+    paths = reproduce.write_report([analysed], options, profile=profile)
+    markdown = paths["md"].read_text()
+    assert "#### Which method moves which garment best" in markdown
+    saved = json.loads((analysed.path / "analysis" / "methods.json").read_text())
+    assert saved["compare_n"] == 24
+    for method, entry in text.method_table(saved).items():
+        assert f"| {entry['wins']}/{entry['scored']} | {entry['flip']:.2f} |" in markdown, method
+    assert text.methods_paragraph(saved, "en", load_split_classes()) in markdown
+    before = (analysed.path / "analysis" / "methods.json").stat().st_mtime_ns
+    reproduce.write_report([analysed], options, profile=profile)
+    assert (analysed.path / "analysis" / "methods.json").stat().st_mtime_ns == before
+
+
+def load_split_classes() -> list[str]:
+    from ganscope.data import get_dataset
+
+    return list(get_dataset("fashion-mnist").class_names("en"))
