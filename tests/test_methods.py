@@ -212,3 +212,17 @@ def load_split_classes() -> list[str]:
     from ganscope.data import get_dataset
 
     return list(get_dataset("fashion-mnist").class_names("en"))
+
+
+def test_the_python_api_returns_the_table_as_data(analysed, fashion_dir):
+    import ganscope
+
+    result = ganscope.compare_methods(
+        analysed, compare_n=8, lengths=(10.0,), towards=("bag", "1"), data_dir=str(fashion_dir),
+        progress=False,
+    )  # fmt: skip
+    assert {r["class"] for r in result["rows"]} == {"Bag", "Trouser"}
+    assert {w["class"] for w in result["winners"]} <= {"Bag", "Trouser"}
+    assert result["compare_n"] == 8 and result["markdown"].startswith("# Directions towards")
+    saved = json.loads((analysed.path / "analysis" / "methods.json").read_text())
+    assert saved["rows"] == result["rows"]

@@ -5,10 +5,14 @@ The Python API that the CLI (and later the web page) wraps::
     import ganscope
     run = ganscope.train(ganscope.RunConfig(), "runs/mlp")
     G = ganscope.load_run("runs/mlp").generator()   # a plain nn.Module, no trainer needed
+    ganscope.analyze(run)                            # what every latent dimension does
+    table = ganscope.compare_methods(run)["rows"]    # which direction makes a sneaker
 """
 
 __version__ = "0.1.0"
 
+from .analysis import analyze_run as analyze
+from .analysis import compare_methods
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import GanscopeError, TrainingDiverged
 from .runs import Run, load_run
@@ -26,4 +30,6 @@ __all__ = [
     "load_run",
     "train",
     "resume",
+    "analyze",
+    "compare_methods",
 ]

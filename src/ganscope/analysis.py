@@ -54,3 +54,14 @@ def analyze_run(
     markdown = summary(analysis, opts.lang)
     paths = write_analysis(analysis, folder, opts.top_k, (opts.lang, markdown))
     return {**analysis.record(), "summary": markdown, "paths": [str(p) for p in paths]}
+
+
+def compare_methods(
+    run: Run, options: AnalyzeOptions | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The scored comparison of direction methods on ``run``'s analysis, as data: ``rows``
+    (one dict per class, method and edit length, the fields of ``methods``), ``winners``
+    (per class, the best on flip rate at the analysis's delta), the header, the Markdown
+    table and the paths written. ``ganscope analyze RUN --compare-methods`` from Python."""
+    opts = resolve(AnalyzeOptions, options, {**overrides, "compare_methods": True})
+    return compare_run(run, opts)
