@@ -162,3 +162,22 @@ def test_the_conditional_table_is_computed_from_the_results():
     assert "| 0.700 | 0.900 | +0.200 | 5.00 |" in bench.per_class(
         results, "mlp", "seed", "projection"
     )
+
+
+def test_the_methods_keep_target_is_counted_from_the_rows():
+    spec = importlib.util.spec_from_file_location("methods_bench", ROOT / "benchmarks/methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def row(cls, method, keep_change, gain=0.3):
+        return {"class": cls, "method": method, "length": 10.0, "keep_change": keep_change,
+                "gain": gain, "keep_class": "K"}  # fmt: skip
+
+    record = {"length": 10.0, "rows": [
+        row("A", "boundary", 0.2), row("A", "conditional", 0.01),  # dragged up, then kept
+        row("B", "boundary", 0.1), row("B", "conditional", -0.2),  # dragged, overshoots
+        row("C", "boundary", -0.01), row("C", "conditional", 0.04, gain=-0.1),  # target falls
+    ]}  # fmt: skip
+    kept, scored, missed, drag = module.keep_target(record)
+    assert (kept, scored) == (1, 3) and [m.split(" ")[0] for m in missed] == ["B", "C"]
+    assert "for 2 classes (A, B); the conditional one keeps it for 1 of them" in drag
