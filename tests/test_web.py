@@ -61,23 +61,33 @@ def test_page_and_runs(served):
     assert all("/" not in r["name"] for r in runs)  # no paths reach the client
 
 
-def test_boundaries_are_sliders_towards_a_class(tmp_path, small_split):
-    """The analysis's fitted boundaries become "towards C" and "towards C, keeping K"
-    sliders, and a slider moves z along exactly that normal."""
+@pytest.fixture(scope="module")
+def with_boundaries(tmp_path_factory, small_split):
+    """A run whose analysis holds two fitted boundaries with known normals: Trouser along
+    dimension 4, Sneaker between dimensions 4 and 9 (so each is the other's nearest class)."""
     from ganscope.analysis import analyze_run
-    from ganscope.boundaries import Boundary, towards
-    from ganscope.runs import load_run
 
     config = RunConfig(model=ModelConfig("mlp"), train=TrainConfig(epochs=1, device="cpu"))
-    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
+    folder = tmp_path_factory.mktemp("boundaries") / "run"
+    run = trainer.train(config, folder, split=small_split, progress=False)
     analyze_run(run, dims=("3",), n=4, sefa=1, pca=0, bootstrap=10, progress=False)
     record = json.loads(run.analysis.record.read_text())
     eye = torch.eye(100)
-    normals = {1: eye[4], 7: (eye[4] + eye[9]) / 2**0.5}  # Trouser; Sneaker, near it
+    normals = {1: eye[4], 7: (eye[4] + eye[9]) / 2**0.5}
     for entry in record["boundaries"]:
         normal = normals.get(entry["class_index"])
         entry["normal"] = None if normal is None else normal.tolist()
     run.analysis.record.write_text(json.dumps(record))
+    return run, record
+
+
+def test_boundaries_are_sliders_towards_a_class(with_boundaries):
+    """The analysis's fitted boundaries become "towards C" and "towards C, keeping K"
+    sliders, and a slider moves z along exactly that normal."""
+    from ganscope.boundaries import Boundary, towards
+    from ganscope.runs import load_run
+
+    run, record = with_boundaries
     client = TestClient(web.create_app(web.Explorer([str(run.path)])), base_url="http://127.0.0.1")
     listed = [d["name"] for d in client.get("/api/runs").json()[0]["directions"]]
     assert listed == ["SeFa 1", "towards Trouser", "towards Trouser, keeping Sneaker",
@@ -88,7 +98,7 @@ def test_boundaries_are_sliders_towards_a_class(tmp_path, small_split):
     )
     boundaries = [Boundary.from_record(b) for b in record["boundaries"]]
     vector = towards(boundaries, 7, [1]).vector  # Sneaker keeping Trouser: along dim 9 only
-    assert torch.allclose(vector, eye[9], atol=1e-6)
+    assert torch.allclose(vector, torch.eye(100)[9], atol=1e-6)
     expected = to_uint8(generate(load_run(run.path).generator(), z + 6 * vector))[0].numpy()
     assert np.array_equal(_pixels(moved.json()["image"]), expected)
 
@@ -207,13 +217,17 @@ def test_no_request_body_makes_a_server_error(served, path, body):
 @pytest.fixture(scope="module")
 def server_url(served):
     """The explorer served by uvicorn on a free port of 127.0.0.1, for the browser test."""
+    explorer, _ = served
+    yield from _serve(explorer)
+
+
+def _serve(explorer):
     import socket
     import threading
     import time
 
     import uvicorn
 
-    explorer, _ = served
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -281,6 +295,34 @@ def test_the_page_in_a_browser(server_url, tmp_path):
     assert errors == []
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
     keep_artefact(tmp_path / "explorer.png")
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"), reason="no chromium")
+def test_a_boundary_slider_in_a_browser(with_boundaries):
+    playwright = pytest.importorskip("playwright.sync_api")
+    run, _ = with_boundaries
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--headless"]
+        )
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for url in _serve(web.Explorer([str(run.path)])):
+            page.goto(url)
+            page.wait_for_function("document.getElementById('image').src.startsWith('data:')")
+            assert "towards Sneaker, keeping Trouser (classifier boundary)" in page.inner_text(
+                "#sefa"
+            )
+            first = page.eval_on_selector("#image", "el => el.src")
+            move = "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }"
+            page.eval_on_selector("input[data-key='sefa4']", move, 8)
+            page.wait_for_function(
+                "prev => document.getElementById('image').src !== prev", arg=first
+            )
+            assert "s=4:8" in page.url
+        browser.close()
+    assert errors == []
 
 
 @pytest.mark.parametrize(
