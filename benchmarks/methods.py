@@ -25,8 +25,9 @@ import torch
 
 from ganscope import atomic
 from ganscope.analysis import analyze_run, compare_methods
+from ganscope.methods_text import KEEP_TOLERANCE, method_table
 from ganscope.runs import load_run
-from ganscope.text import KEEP_TOLERANCE, TEXT, method_table
+from ganscope.text import TEXT
 
 NAMES = TEXT["en"]["method_names"]
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from ganscope import cli, methods, reproduce, text, trainer
+from ganscope import cli, methods, methods_text, reproduce, trainer
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split
 from ganscope.metrics import moments
@@ -177,17 +177,17 @@ def test_the_paragraph_is_computed_from_the_rows():
             _row(1, "dims", 0.1), _row(1, "boundary", 0.7, 0.01),
             _row(1, "conditional", 0.95)]  # fmt: skip
     record = {"rows": rows, "length": 10.0}
-    table = text.method_table(record)
+    table = methods_text.method_table(record)
     assert table["boundary"]["wins"] == 1 and table["conditional"]["won"] == [1]
     assert table["dims"]["flip"] == pytest.approx(0.15) and table["boundary"]["kept"] == 1
-    paragraph = text.methods_paragraph(record, "en", ["Coat", "Bag"])
+    paragraph = methods_text.methods_paragraph(record, "en", ["Coat", "Bag"])
     assert "The classifier boundary wins on flip rate for 1 of 2 classes (Coat)." in paragraph
     assert "The boundary keeping the nearest class wins on flip rate for 1 of 2 classes (Bag)" in (
         paragraph
     )
     assert "within ±0.05 for 2 of 2 classes; the plain boundary does for 1." in paragraph
     assert "flips 15% of the images on average against 88%" in paragraph
-    assert "分类器边界" in text.methods_paragraph(record, "zh", ["大衣", "包"])
+    assert "分类器边界" in methods_text.methods_paragraph(record, "zh", ["大衣", "包"])
 
 
 def test_the_report_has_the_comparison_and_reuses_it(analysed, tmp_path, fashion_dir, monkeypatch):
@@ -200,9 +200,9 @@ def test_the_report_has_the_comparison_and_reuses_it(analysed, tmp_path, fashion
     assert "#### Which method moves which garment best" in markdown
     saved = json.loads((analysed.path / "analysis" / "methods.json").read_text())
     assert saved["compare_n"] == 24
-    for method, entry in text.method_table(saved).items():
+    for method, entry in methods_text.method_table(saved).items():
         assert f"| {entry['wins']}/{entry['scored']} | {entry['flip']:.2f} |" in markdown, method
-    assert text.methods_paragraph(saved, "en", load_split_classes()) in markdown
+    assert methods_text.methods_paragraph(saved, "en", load_split_classes()) in markdown
     before = (analysed.path / "analysis" / "methods.json").stat().st_mtime_ns
     reproduce.write_report([analysed], options, profile=profile)
     assert (analysed.path / "analysis" / "methods.json").stat().st_mtime_ns == before

@@ -65,6 +65,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "document",
         "summary",
         "comparison",
+        "methods_text",
         "conditioning",
         "report",
         "analysis",

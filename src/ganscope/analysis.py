@@ -12,6 +12,7 @@ from typing import Any
 
 from .gallery import output_path
 from .methods import compare_run
+from .methods_text import boundaries_markdown
 from .options import AnalyzeOptions, resolve
 from .readings import CLOSED_FORM, Analysis, measure_run, write_analysis
 from .runs import Run
@@ -29,6 +30,8 @@ def summary(analysis: Analysis, lang: str) -> str:
             markdown += "\n" + summary_markdown(rows, lang, TEXT[lang][f"{kind}_title"])
     if analysis.style_rows:  # a conditional run
         markdown += "\n" + styles_markdown(style_dimensions(analysis.style_rows), lang)
+    if analysis.boundaries:
+        markdown += "\n" + boundaries_markdown([b.record() for b in analysis.boundaries], lang)
     return markdown
 
 

@@ -17,12 +17,13 @@ from .conditioning import conditional_blocks
 from .data import get_dataset
 from .directions import ranked
 from .document import Block, Bullets, Code, Figure, Figures, Heading, Paragraph, Table
+from .methods_text import method_table, methods_paragraph
 from .metrics import MEMORISATION_QUANTILE, REPORT_METRICS, format_metric
 from .models import build_discriminator, build_generator, count_parameters, display_name
 from .options import REPORT_DIMS
 from .presets import recipe_changes
 from .summary import RunSummary, group_name, metric_table, missing_classes, plateau_epoch
-from .text import TEXT, describe, method_table, methods_paragraph
+from .text import TEXT, describe
 
 #: How many of the strongest dimensions the report lists per run.
 STRONGEST = 5

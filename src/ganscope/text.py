@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from .data import get_dataset
-from .methods import winners
 from .options import check_lang
 from .styles import KEEP_SHARE
 
@@ -122,6 +121,10 @@ TEXT = {
         "({seconds_a} s to {seconds_b} s).",
         "times": "{ratio:.2f}x",
         "no_ratio": "no ratio: the first is 0",
+        "boundaries_title": "Classifier boundaries in z (towards each class)",
+        "boundaries_columns": "| class | vectors (positives) | held-out accuracy | balanced | "
+        "stability |",
+        "boundaries_none": "too few images of it",
         "methods": "Which method moves which garment best",
         "methods_text": "Each method's best direction towards each class, chosen on the "
         "analysis's {n} base vectors and scored on {compare_n} fresh ones (seed {seed}) at "
@@ -153,6 +156,9 @@ TEXT = {
     },
     "zh": {
         "title": "Fashion-MNIST 上的对抗生成网络:实验报告的复现与度量",
+        "boundaries_title": "z 中的分类器边界(朝向各类别)",
+        "boundaries_columns": "| 类别 | 向量数(正例) | 留出准确率 | 平衡准确率 | 稳定性 |",
+        "boundaries_none": "该类图像太少",
         "methods": "哪种方法最能把图像推向哪种服饰",
         "methods_text": "每种方法朝每个类别的最佳方向:在分析的 {n} 个基向量上选出,在另外 "
         "{compare_n} 个新基向量(种子 {seed})上评分,z 中的编辑长度为 {length:g}。翻转率:编辑前"
@@ -383,57 +389,3 @@ def summary_markdown(rows: Sequence[dict[str, Any]], lang: str = "en", title: st
             f"{rank}. **{row['direction']}** (±{row['delta']:g}; {strength}): {describe(row, lang)}"
         )
     return "\n".join(lines) + "\n"
-
-
-#: An edit keeps a class when the class's mean probability moves by at most this much.
-KEEP_TOLERANCE = 0.05
-
-
-def method_table(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per method, over the classes scored at the comparison's main length: classes won on
-    flip rate, mean flip rate, mean probability given to other classes, mean FID drift, and
-    the classes whose nearest class's probability stayed within ``KEEP_TOLERANCE``."""
-    rows = [r for r in record["rows"] if r["length"] == record["length"]]
-    won = [w["method"] for w in winners(rows, record["length"])]
-    table: dict[str, dict[str, Any]] = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        flips = [r["flip"] for r in mine if r["flip"] is not None]
-        table[method] = {
-            "won": [
-                w["class_index"] for w in winners(rows, record["length"]) if w["method"] == method
-            ],  # fmt: skip
-            "wins": won.count(method),
-            "flip": sum(flips) / len(flips) if flips else float("nan"),
-            "off_target": sum(r["off_target"] for r in mine) / len(mine),
-            "fid_drift": sum(r["fid_drift"] for r in mine) / len(mine),
-            "kept": sum(
-                abs(r["keep_change"]) <= KEEP_TOLERANCE
-                for r in mine
-                if r["keep_change"] is not None
-            ),  # fmt: skip
-            "scored": len(mine),
-        }
-    return table
-
-
-def methods_paragraph(record: dict[str, Any], lang: str, classes: Sequence[str]) -> str:
-    """The comparison in words, every number read from ``record`` (``methods``)."""
-    words, table = TEXT[lang], method_table(record)
-    names = words["method_names"]
-    sentences = []
-    for method, entry in sorted(table.items(), key=lambda item: -item[1]["wins"]):
-        if entry["wins"]:
-            won = ", ".join(classes[c] for c in entry["won"])
-            sentences.append(words["methods_wins"].format(
-                method=names[method], k=entry["wins"], n=entry["scored"], classes=won))  # fmt: skip
-    if "conditional" in table and "boundary" in table:
-        entry = table["conditional"]
-        sentences.append(words["methods_keep"].format(
-            k=entry["kept"], n=entry["scored"], plain=table["boundary"]["kept"]))  # fmt: skip
-    best = max(table, key=lambda m: table[m]["flip"])
-    if "dims" in table and best != "dims":
-        sentences.append(words["methods_dims"].format(
-            dims=table["dims"]["flip"], best=table[best]["flip"], method=names[best]))  # fmt: skip
-    sentences = [sentence[0].upper() + sentence[1:] for sentence in sentences]
-    return " ".join(sentences) if lang == "en" else "".join(sentences)
