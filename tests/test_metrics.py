@@ -123,6 +123,9 @@ def test_frechet_from_moments_equals_torchmetrics_fid():
     fake = torch.randn(150, 16, generator=generator) * 1.3 + 0.2
     ours = metrics.frechet_from_moments(*metrics.moments(fake), *metrics.moments(real))
     assert ours == pytest.approx(metrics.frechet_distance(real, fake), rel=1e-6)
+    mean, cov = metrics.moments(real)
+    rooted = metrics.frechet_from_moments(*metrics.moments(fake), mean, cov, metrics.psd_root(cov))
+    assert rooted == pytest.approx(ours, rel=1e-6)
     assert metrics.frechet_from_moments(*metrics.moments(real), *metrics.moments(real)) == (
         pytest.approx(0.0, abs=1e-6)
     )

@@ -45,7 +45,7 @@ from .classifier import features_and_probabilities, load_classifier
 from .data import load_split, to_model_range, to_uint8
 from .directions import Direction, interval95, paired_mean, pca_directions, sefa_directions
 from .errors import GanscopeError
-from .metrics import frechet_from_moments, moments
+from .metrics import frechet_from_moments, moments, psd_root
 from .plots import labelled_grid, save_png
 from .readings import is_complete
 from .runs import AnalysisFiles, Run
@@ -140,7 +140,8 @@ def score(
 ) -> list[dict[str, Any]]:
     """One row per edit length of ``edits`` (length -> readings of the edited base vectors):
     the scores of the module docstring for an edit towards class ``target``; ``real``: the
-    test set's feature moments (:func:`metrics.moments`), ``boot``: bootstrap indices,
+    test set's feature moments (:func:`metrics.moments`, optionally with the covariance's
+    :func:`metrics.psd_root`), ``boot``: bootstrap indices,
     ``edit_fids``: :func:`fids` of ``edits`` when already computed (intervals at the longest
     length when not)."""
     others = [c for c in range(base.probs.shape[1]) if c != target]
@@ -174,34 +175,38 @@ def score(
     return rows
 
 
-def method_directions(
-    generator: nn.Module, record: dict[str, Any], boundaries: Sequence[Boundary], target: int
-) -> dict[str, tuple[Direction, float | None]]:
-    """Each method's direction towards ``target`` (chosen on the analysis's base vectors,
-    with the rise it gave there) — the methods the analysis has rows for."""
-    z_dim = z_dim_of(generator)
+def candidates(generator: nn.Module, record: dict[str, Any]) -> dict[str, tuple[list, dict]]:
+    """Per method the analysis has rows for: its rows at the analysis's delta and its
+    directions' vectors by name (SeFa's and GANSpace's recomputed exactly as analysed)."""
     main = record["deltas"][0]
-    found: dict[str, tuple[Direction, float | None]] = {}
     dim_rows = [r for r in record["rows"] if r["delta"] == main and r["dim"] is not None]
-    eye = torch.eye(z_dim)
-    chosen = choose(dim_rows, target, {r["direction"]: eye[r["dim"]] for r in dim_rows})
-    if chosen:
-        found["dims"] = chosen
+    eye = torch.eye(z_dim_of(generator))
+    found = {"dims": (dim_rows, {r["direction"]: eye[r["dim"]] for r in dim_rows})}
     for kind, compute in (
         ("sefa", lambda k: sefa_directions(generator, k)),
         ("pca", lambda k: pca_directions(generator, k, record["seed"])),
     ):
         rows = record.get(f"{kind}_rows") or []
         if rows:
-            vectors = {d.name: d.vector for d in compute(len(rows))}
-            found[kind] = choose(rows, target, vectors)
+            found[kind] = (rows, {d.name: d.vector for d in compute(len(rows))})
+    return found
+
+
+def method_directions(
+    found: dict[str, tuple[list, dict]], boundaries: Sequence[Boundary], target: int
+) -> dict[str, tuple[Direction, float | None]]:
+    """Each method's direction towards ``target``: among ``found`` (:func:`candidates`) the
+    one chosen on the analysis's base vectors, with the rise it gave there; the boundary and
+    the conditional boundary (keeping the nearest class)."""
+    chosen = {kind: choose(rows, target, vectors) for kind, (rows, vectors) in found.items()}
+    chosen = {kind: pick for kind, pick in chosen.items() if pick is not None}
     plain = towards(boundaries, target)
     if plain is not None:
-        found["boundary"] = (plain, None)
+        chosen["boundary"] = (plain, None)
         nearest = nearest_class(boundaries, target)
         if nearest is not None:
-            found["conditional"] = (towards(boundaries, target, [nearest]), None)
-    return found
+            chosen["conditional"] = (towards(boundaries, target, [nearest]), None)
+    return chosen
 
 
 def compare(
@@ -223,9 +228,11 @@ def compare(
         )
     z = latent(options.compare_n, z_dim_of(generator), seed)
     base = read_images(generator, classifier, z, options.batch_size)
-    real = moments(real_features)
+    mean, cov = moments(real_features)
+    real = (mean, cov, psd_root(cov))  # with the covariance's root: many FIDs against it
     boot_rng = torch.Generator().manual_seed(seed)
     boot = torch.randint(0, len(z), (options.bootstrap, len(z)), generator=boot_rng)
+    found = candidates(generator, record)
     cache: dict[str, tuple[dict[float, Readings], dict]] = {}
     rows, chosen = [], {}
     wanted = sorted({check_class(c, tuple(classes)) for c in options.towards})
@@ -234,7 +241,7 @@ def compare(
     for target in targets:
         keep = nearest_class(boundaries, target)
         for method, (direction, selection_gain) in method_directions(
-            generator, record, boundaries, target
+            found, boundaries, target
         ).items():
             chosen[(target, method)] = direction
             if direction.name not in cache:

@@ -134,15 +134,29 @@ def moments(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def frechet_from_moments(
-    mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor
+    mean_a: torch.Tensor,
+    cov_a: torch.Tensor,
+    mean_b: torch.Tensor,
+    cov_b: torch.Tensor,
+    root_b: torch.Tensor | None = None,
 ) -> float:
     """The Fréchet distance of two Gaussians, the formula ``frechet_distance`` computes
     through torchmetrics (trace of sqrt(cov_a cov_b) from the eigenvalues of the product), for
-    the many small FIDs of one real side that ``methods`` bootstraps; the tests hold the two
-    equal."""
-    eigenvalues = torch.linalg.eigvals(cov_a @ cov_b).sqrt().real.sum()
-    distance = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * eigenvalues
+    the many small FIDs against one real side that ``methods`` bootstraps; the tests hold the
+    two equal. ``root_b`` (:func:`psd_root` of ``cov_b``) computes the same trace from the
+    symmetric matrix root_b cov_a root_b instead, several times faster."""
+    if root_b is None:
+        trace_root = torch.linalg.eigvals(cov_a @ cov_b).sqrt().real.sum()
+    else:
+        trace_root = torch.linalg.eigvalsh(root_b @ cov_a @ root_b).clamp(min=0).sqrt().sum()
+    distance = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_root
     return float(distance)
+
+
+def psd_root(cov: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root of a covariance matrix."""
+    values, vectors = torch.linalg.eigh(cov)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
 
 
 def kernel_distance(
