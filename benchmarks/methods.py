@@ -17,7 +17,6 @@ method's mean flip rate.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 
@@ -86,9 +85,8 @@ def run_tables(run, analysis: dict, record: dict) -> list[str]:
                      f"fitted on {analysis['boundary_n']} vectors, held-out balanced accuracy "
                      f"{accuracy:.3f} (mean), stability {stability:.3f} (mean cosine of the "
                      "halves' normals).")  # fmt: skip
-    lines.append(f"Seconds: analysis {analysis['seconds']:.1f}, comparison "
-                 f"{record['seconds']:.1f}; {torch.get_num_threads()} threads, "
-                 f"{platform.processor() or platform.machine()}.")  # fmt: skip
+    lines.append(f"Seconds (the analyze and compare commands' own clocks): analysis "
+                 f"{analysis['seconds']:.1f}, comparison {record['seconds']:.1f}.")  # fmt: skip
     return lines + [""]
 
 

@@ -21,6 +21,8 @@ TINY = reproduce.Profile(
     analysis_n=8,
     analysis_dims=(1, 20, 50, 60, 70, 90),
     sefa=1,
+    boundary_n=500,
+    compare_n=16,
 )
 
 
