@@ -365,8 +365,9 @@ def figure(generator: nn.Module, found: dict[str, Any], classes: Sequence[str], 
         cells.append(torch.stack(row))
     pixels = to_uint8(generate(generator, torch.cat(cells)))
     pixels = pixels.view(len(targets), len(methods) + 1, 28, 28)
-    names = ", ".join(["unedited"] + [METHOD_NAME[m] for m in methods])
-    title = f"towards each class (rows), length {length:g}; columns: {names}"
+    short = {"dims": "dimension", "conditional": "keeping nearest"}
+    names = ", ".join(["unedited"] + [short.get(m, METHOD_NAME[m]) for m in methods])
+    title = f"length {length:g}: {names}"
     return labelled_grid(pixels, [classes[t] for t in targets], title, scale=3)
 
 
