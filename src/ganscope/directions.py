@@ -101,6 +101,16 @@ def pca_directions(generator: nn.Module, k: int, seed: int = 0) -> list[Directio
     return [Direction(f"PCA {i + 1}", (signs[i] * row).float()) for i, row in enumerate(basis)]
 
 
+def closed_form_directions(
+    kind: str, generator: nn.Module, count: int, seed: int
+) -> list[Direction]:
+    """``count`` of SeFa's (``kind`` "sefa") or GANSpace's ("pca", its z of ``seed``)
+    directions: what the analysis labels and what the explorer and the comparison recompute."""
+    if kind == "sefa":
+        return sefa_directions(generator, count)
+    return pca_directions(generator, count, seed)
+
+
 def _sharpness(images: torch.Tensor) -> torch.Tensor:
     """Mean gradient magnitude per image ``(N,)`` of images ``(N, 1, H, W)`` on [0, 1]."""
     dx = images[..., :, 1:] - images[..., :, :-1]

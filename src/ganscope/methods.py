@@ -43,7 +43,7 @@ from .boundaries import Boundary, nearest_class, towards
 from .checks import check_class
 from .classifier import features_and_probabilities, load_classifier
 from .data import load_split, to_model_range, to_uint8
-from .directions import Direction, interval95, paired_mean, pca_directions, sefa_directions
+from .directions import Direction, closed_form_directions, interval95, paired_mean
 from .errors import GanscopeError
 from .metrics import frechet_from_moments, moments, psd_root
 from .plots import labelled_grid, save_png
@@ -182,13 +182,11 @@ def candidates(generator: nn.Module, record: dict[str, Any]) -> dict[str, tuple[
     dim_rows = [r for r in record["rows"] if r["delta"] == main and r["dim"] is not None]
     eye = torch.eye(z_dim_of(generator))
     found = {"dims": (dim_rows, {r["direction"]: eye[r["dim"]] for r in dim_rows})}
-    for kind, compute in (
-        ("sefa", lambda k: sefa_directions(generator, k)),
-        ("pca", lambda k: pca_directions(generator, k, record["seed"])),
-    ):
+    for kind in ("sefa", "pca"):
         rows = record.get(f"{kind}_rows") or []
         if rows:
-            found[kind] = (rows, {d.name: d.vector for d in compute(len(rows))})
+            computed = closed_form_directions(kind, generator, len(rows), record["seed"])
+            found[kind] = (rows, {d.name: d.vector for d in computed})
     return found
 
 

@@ -25,12 +25,10 @@ from . import progress as report_progress
 from .boundaries import Boundary, direction_figure, fit_boundaries, towards
 from .classifier import load_classifier
 from .directions import (
-    Direction,
     analyze,
     axis_directions,
-    pca_directions,
+    closed_form_directions,
     ranked,
-    sefa_directions,
 )
 from .errors import GanscopeError
 from .gallery import traversal_figures
@@ -292,12 +290,6 @@ def _styles(
     return rows, figure
 
 
-def _closed_form(kind: str, generator: nn.Module, count: int, seed: int) -> list[Direction]:
-    if kind == "sefa":
-        return sefa_directions(generator, count)
-    return pca_directions(generator, count, seed)
-
-
 def _closed_form_rows(
     kind: str, generator: nn.Module, opts: AnalyzeOptions, measure: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -307,7 +299,7 @@ def _closed_form_rows(
     if not count:
         return []
     report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
-    directions = _closed_form(kind, generator, count, opts.seed)
+    directions = closed_form_directions(kind, generator, count, opts.seed)
     return analyze(
         generator, directions=directions, deltas=[opts.deltas[0]], progress=opts.progress,
         **measure,

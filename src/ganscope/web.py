@@ -29,7 +29,7 @@ from .classifier import classify, load_classifier
 from .config import option
 from .data import get_dataset, to_uint8
 from .devices import resolve_device
-from .directions import pca_directions, sefa_directions
+from .directions import closed_form_directions
 from .errors import GanscopeError
 from .gallery import traversal_figures
 from .models import display_name
@@ -127,11 +127,11 @@ def _directions(generator, record: dict[str, Any]) -> tuple[list[torch.Tensor], 
     """SeFa's and GANSpace's directions, recomputed exactly as the analysis labelled them, then
     the classifier boundaries' ("towards Sneaker", "towards Sneaker, keeping Sandal")."""
     found, listed = [], []
-    for rows, compute in (
-        (record.get("sefa_rows") or [], lambda k: sefa_directions(generator, k)),
-        (record.get("pca_rows") or [], lambda k: pca_directions(generator, k, record["seed"])),
-    ):
-        found += [d.vector for d in compute(len(rows))] if rows else []
+    for kind in ("sefa", "pca"):
+        rows = record.get(f"{kind}_rows") or []
+        if rows:
+            computed = closed_form_directions(kind, generator, len(rows), record["seed"])
+            found += [d.vector for d in computed]
         listed += [{"name": row["direction"], "label": f"{row['minus_class']} ↔ "
                     f"{row['plus_class']}", "strength": round(float(row["strength"]), 3)}
                    for row in rows]  # fmt: skip
