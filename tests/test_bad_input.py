@@ -65,6 +65,11 @@ CASES = {
         "--per-rank-batch cannot change",
     ),
     # export
+    "import-missing": (["import", "{tmp}/nothing.pt", "--out", "{tmp}/new"], "does not exist"),
+    "import-not-a-model": (["import", "{file}", "--out", "{tmp}/new"], "not a model ganscope"),
+    "import-z-dim": (["import", "{file}", "--z-dim", "0"], "--z-dim must be in 1..4096"),
+    "import-format": (["import", "{file}", "--format", "pkl"], "--format must be one of auto"),
+    "import-into-a-run": (["import", "{file}", "--out", "{run}"], "already holds a run"),
     "export-format": (["export", "{run}", "--format", "pdf"], "--format must be one of onnx"),
     "export-epoch": (["export", "{run}", "--epoch", "7"], "no generator for epoch 7"),
     "export-missing-run": (["export", "{tmp}/nothing"], "does not exist"),

@@ -35,7 +35,8 @@ def test_metric_table_mean_and_std_over_seeds():
 
     def summary(model, seed, fid):
         run = SimpleNamespace(
-            config=SimpleNamespace(model=ModelConfig(model), train=TrainConfig(seed=seed))
+            config=SimpleNamespace(model=ModelConfig(model), train=TrainConfig(seed=seed)),
+            imported=False,
         )
         evaluation = {key: 0.5 for key in REPORT_METRICS}
         evaluation["fid"] = fid

@@ -45,7 +45,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "options",
     ),
     "method": ("objective", "state", "logbook", "training"),
-    "run folder": ("runs", "checkpoints", "lock"),
+    "run folder": ("runs", "checkpoints", "lock", "metrics_log", "foreign"),
     "products": (
         "sampling",
         "plots",
@@ -59,6 +59,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "methods",
         "tensorboard_log",
         "trainer",
+        "importer",
     ),
     "documents": (
         "text",

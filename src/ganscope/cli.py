@@ -27,6 +27,7 @@ from .errors import GanscopeError
 from .evaluation import evaluate_run
 from .export import export_generator
 from .gallery import write_interpolation, write_progress_gif, write_samples, write_traversals
+from .importer import ImportOptions, import_generator
 from .metrics import METRICS
 from .reproduce import ReportOptions, ReproduceOptions, report, reproduce
 from .runs import TRAINED_WEIGHTS, load_run
@@ -220,6 +221,22 @@ def _cmd_analyze(args: argparse.Namespace, argv: list[str]) -> int:
     )
 
 
+def _cmd_import(args: argparse.Namespace, argv: list[str]) -> int:
+
+    run = import_generator(args.models, args.options, command=["ganscope", *argv])
+    source = run.config.source
+    return _print_result(
+        args,
+        {"run": str(run.path), "z_dim": run.config.model.z_dim, **run.config.source.__dict__},
+        lambda: (
+            f"imported {len(source.files)} {source.format} file(s) as epoch(s) "
+            f"{', '.join(map(str, source.epochs))} (z_dim {run.config.model.z_dim}): {run.path}\n"
+            f"next: ganscope evaluate {run.path}; ganscope analyze {run.path}; "
+            f"ganscope serve {run.path}"
+        ),
+    )
+
+
 # -- the report -------------------------------------------------------------------------------
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
@@ -275,6 +292,7 @@ COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
     "interpolate": (_cmd_interpolate, options.InterpolateOptions, "run_dir"),
     "animate": (_cmd_animate, options.AnimateOptions, "run_dir"),
     "export": (_cmd_export, options.ExportOptions, "run_dir"),
+    "import": (_cmd_import, ImportOptions, "models"),
     "evaluate": (_cmd_evaluate, options.EvaluateOptions, "run_dir"),
     "analyze": (_cmd_analyze, options.AnalyzeOptions, "run_dir"),
     "reproduce": (_cmd_reproduce, ReproduceOptions, None),
@@ -340,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = _add_command(sub, name, cls)
         if positional == "run_dir":
             command.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
+        elif positional == "models":
+            command.add_argument(
+                "models", metavar="MODEL", nargs="+",
+                help="generator files (one per epoch): TorchScript, ONNX or a state_dict",
+            )  # fmt: skip
         elif positional == "run_dirs":
             command.add_argument(
                 "run_dirs", metavar="RUN_DIR", nargs="+", help="run folders written by train"

@@ -31,6 +31,15 @@ PRECISIONS = ("auto", "fp32", "bf16")
 LOSSES = ("bce", "hinge")
 
 
+#: ``ganscope import``: the formats of a generator trained elsewhere, the latent distributions
+#: it may expect and the output ranges it may declare (``docs/import.md``).
+IMPORT_FORMATS = ("torchscript", "onnx", "state_dict")
+LATENTS = ("normal", "uniform")
+OUTPUT_RANGES = ("-1,1", "0,1")
+#: The model name of every imported run (it names no registered family).
+IMPORTED = "imported"
+
+
 def option(default: Any = None, help: str = "", **spec: Any) -> Any:
     """A dataclass field with its command-line spelling: ``help`` and, optionally, ``flag``
     (default ``--field-name``), ``type``, ``metavar``, ``choices`` (a callable returning the
@@ -95,7 +104,8 @@ class ModelConfig:
     def validate(self) -> None:
         if not 1 <= self.z_dim <= 4096:
             raise GanscopeError(f"z_dim must be in 1..4096, got {self.z_dim}")
-        get_family(self.name)
+        if self.name != IMPORTED:  # an imported run's generator is its file (SourceConfig)
+            get_family(self.name)
         lookup(CONDITIONINGS, self.conditioning, "conditioning")
 
     @property
@@ -256,6 +266,60 @@ class TrainConfig:
             require_tensorboard()
 
 
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where an imported generator came from (``ganscope import``); empty (``format`` "") for
+    a run ganscope trained, whose ``config.json`` then has no ``source`` at all. One entry of
+    ``files``, ``sha256`` and ``epochs`` per imported file."""
+
+    format: str = ""
+    files: tuple[str, ...] = ()
+    sha256: tuple[str, ...] = ()
+    epochs: tuple[int, ...] = ()
+    #: ``state_dict``: the class, ``module:Class`` (a module's ``.py`` file is kept in the run)
+    module: str = ""
+    #: ``state_dict``: the class's keyword arguments, as JSON
+    class_args: str = "{}"
+    latent: str = "normal"
+    output_range: str = "-1,1"
+    #: Who wrote the file when it says so (ganscope's exports: "ganscope 0.1.0"), else "".
+    producer: str = ""
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.format)
+
+    def validate(self) -> None:
+        lookup(dict.fromkeys(IMPORT_FORMATS), self.format, "import format")
+        lookup(dict.fromkeys(LATENTS), self.latent, "latent distribution")
+        lookup(dict.fromkeys(OUTPUT_RANGES), self.output_range, "output range")
+        if not self.epochs or len({len(self.files), len(self.sha256), len(self.epochs)}) != 1:
+            raise GanscopeError("an imported run needs one file, checksum and epoch each")
+        if len(set(self.epochs)) != len(self.epochs) or min(self.epochs) < 1:
+            raise GanscopeError(f"imported epochs must differ and be 1 or more: {self.epochs}")
+        if (self.format == "state_dict") != bool(self.module):
+            raise GanscopeError("a state_dict needs its module:Class (and only it has one)")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SourceConfig:
+        known = {f.name: f.default for f in dataclasses.fields(cls)}
+        if not isinstance(raw, dict) or set(raw) - set(known):
+            raise GanscopeError("config.json: 'source' is not an imported generator's record")
+        values = {}
+        for key, value in raw.items():
+            if isinstance(known[key], tuple):
+                ok = isinstance(value, list | tuple) and all(
+                    isinstance(v, int if key == "epochs" else str) for v in value
+                )
+                value = tuple(value) if ok else None
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise GanscopeError(f"config.json: source.{key} has the wrong type ({value!r})")
+            values[key] = value
+        return cls(**values)
+
+
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
@@ -285,11 +349,17 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: An imported generator's origin (``ganscope import``); empty for a trained run.
+    source: SourceConfig = field(default_factory=SourceConfig)
 
     def validate(self) -> RunConfig:
         """Check ranges and registered names; hardware checks come when a device is chosen."""
         self.data.validate()
         self.model.validate()
+        if self.source.imported or self.model.name == IMPORTED:
+            self.source.validate()
+            if self.model.name != IMPORTED:
+                raise GanscopeError(f"an imported run's model is named {IMPORTED!r}")
         self.train.validate()
         return self
 
@@ -308,10 +378,15 @@ class RunConfig:
                 f.name: f.default for f in dataclasses.fields(cls) if f.metadata.get("mechanics")
             }
             parts[name] = dataclasses.replace(part, **defaults)
-        return RunConfig(**parts)
+        return RunConfig(**parts, source=self.source)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as JSON data; a trained run's has no ``source`` (its files stay as
+        they were before ``ganscope import`` existed)."""
+        raw = dataclasses.asdict(self)
+        if not self.source.imported:
+            del raw["source"]
+        return raw
 
     def with_changes(self, **changes: Any) -> RunConfig:
         """This config with ``changes`` (names of :data:`RESUMABLE`) applied to their sections."""
@@ -319,7 +394,7 @@ class RunConfig:
         for key, value in changes.items():
             section = RESUMABLE[key]
             parts[section] = dataclasses.replace(parts[section], **{key: value})
-        return RunConfig(**parts)
+        return RunConfig(**parts, source=self.source)
 
     @classmethod
     def from_dict(cls, raw: Any) -> RunConfig:
@@ -327,7 +402,9 @@ class RunConfig:
         keys default."""
         if not isinstance(raw, dict):
             raise GanscopeError("config.json: 'config' is not a JSON object")
-        parts = {}
+        parts: dict[str, Any] = {}
+        if "source" in raw:
+            parts["source"] = SourceConfig.from_dict(raw["source"])
         for name, part_cls in SECTIONS.items():
             values = raw.get(name, {})
             if not isinstance(values, dict):

@@ -72,13 +72,21 @@ def _first_layer(generator: nn.Module, method: str) -> tuple[torch.Tensor, torch
     """The weight ``(out, z_dim)`` and bias ``(out,)`` of G's first layer, in float64 on
     the CPU. A conditional G's first layer also takes the one-hot label after z: its columns
     only add a constant per class, so the directions in z are read from z's columns."""
-    first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
-    if first is None:
-        raise GanscopeError(f"{method} needs a generator whose first layer is nn.Linear")
-    weight = first.weight.detach().double().cpu()
+    finder = getattr(generator, "first_layer", None)  # an imported generator (foreign)
+    if callable(finder):
+        found = finder()
+    else:
+        first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
+        found = first and (first.weight.detach().double().cpu(), first.bias.detach().double().cpu())
+    if not found:
+        raise GanscopeError(
+            f"{method} needs a generator whose first layer reads z (an nn.Linear, or an "
+            "nn.ConvTranspose2d of z as a 1x1 image)"
+        )
+    weight, bias = found
     if is_conditional(generator):  # (out, z_dim + C): z's columns come first
         weight = weight[:, : z_dim_of(generator)]
-    return weight, first.bias.detach().double().cpu()
+    return weight, bias
 
 
 def pca_directions(generator: nn.Module, k: int, seed: int = 0) -> list[Direction]:

@@ -30,7 +30,8 @@ from torch import nn
 
 from . import __version__, atomic
 from .data import get_dataset
-from .errors import GanscopeError
+from .errors import GanscopeError, one_line
+from .foreign import TORCHSCRIPT_METADATA, file_metadata, stored_path
 from .gallery import output_path
 from .models import is_conditional
 from .options import ExportOptions
@@ -38,8 +39,6 @@ from .runs import Run
 
 INSTALL = "pip install 'ganscope[export]'"
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-#: The name of the TorchScript extra file that holds the metadata.
-TORCHSCRIPT_METADATA = "ganscope.json"
 
 
 def metadata(run: Run, epoch: int) -> dict[str, str]:
@@ -78,15 +77,31 @@ def export_generator(run: Run, options: ExportOptions) -> dict[str, Any]:
             if importlib.util.find_spec(package) is None:
                 raise GanscopeError(f"--format onnx needs the {package} package: {INSTALL}")
     generator, epoch = run.generator_at(options.epoch, device="cpu")
+    if run.imported and run.config.source.format == "onnx":
+        kept = stored_path(run.path, run.config.source, epoch)
+        raise GanscopeError(
+            f"run {run.path} was imported from ONNX and keeps that file, {kept}: use it "
+            "(ganscope does not turn ONNX back into a torch module)"
+        )
+    if run.imported and run.config.source.format == "torchscript" and options.format == "onnx":
+        raise GanscopeError(  # torch.export reads nn.Modules, not TorchScript
+            f"run {run.path} was imported from TorchScript, which torch's ONNX exporter "
+            "cannot read: export it with --format torchscript"
+        )
     generator = generator.to(memory_format=torch.contiguous_format).float().eval()
     default = run.export_path(epoch, SUFFIX[options.format])
     path = output_path(run, options.out, default, overwrite=options.overwrite)
     info = metadata(run, epoch)
     example = _example_inputs(generator, run.config.model.z_dim)
-    if options.format == "onnx":
-        payload = _onnx_bytes(generator, example, info)
-    else:
-        payload = _torchscript_bytes(generator, example, info)
+    write = _onnx_bytes if options.format == "onnx" else _torchscript_bytes
+    try:
+        payload = write(generator, example, info)
+    except Exception as error:  # the exporters raise many types for a module they cannot read
+        if not run.imported:
+            raise
+        raise GanscopeError(
+            f"cannot export {run.path}'s imported generator as {options.format} ({one_line(error)})"
+        ) from None
     atomic.write_bytes(path, payload)
     return {"path": str(path), "format": options.format, "metadata": info}
 
@@ -154,12 +169,4 @@ def _torchscript_bytes(
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata an exported file holds, ONNX or TorchScript."""
     path = Path(path)
-    if path.suffix == ".onnx":
-        import onnx  # optional: pip install 'ganscope[export]'
-
-        model = onnx.load(str(path), load_external_data=False)
-        return {entry.key: entry.value for entry in model.metadata_props}
-    extra = {TORCHSCRIPT_METADATA: ""}
-    with _quiet_exporter():
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[TORCHSCRIPT_METADATA])
+    return file_metadata(path, "onnx" if path.suffix == ".onnx" else "torchscript")

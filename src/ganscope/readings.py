@@ -299,7 +299,11 @@ def _closed_form_rows(
     if not count:
         return []
     report_progress.say(f"labelling {count} {method} directions", enabled=opts.progress)
-    directions = closed_form_directions(kind, generator, count, opts.seed)
+    try:
+        directions = closed_form_directions(kind, generator, count, opts.seed)
+    except GanscopeError as error:  # an imported generator without a readable first layer
+        report_progress.warn(f"{error}; no {method} directions")
+        return []
     return analyze(
         generator, directions=directions, deltas=[opts.deltas[0]], progress=opts.progress,
         **measure,

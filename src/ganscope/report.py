@@ -45,13 +45,11 @@ def _figures(items: Sequence[Figure | None]) -> list[Block]:
 def _setup_block(
     summaries: Sequence[RunSummary], lang: str, profile: Any, seconds: float | None
 ) -> list[Block]:
+    """The set-up table; imported generators (``ganscope import``) have no training rows."""
     t = TEXT[lang]
-    first = summaries[0]
+    trained = [s for s in summaries if not s.run.imported]
+    first = (trained or summaries)[0]
     cfg = first.run.config
-    device = next((r["device"] for r in reversed(first.epochs) if r.get("device")), "?")
-    precisions = sorted(
-        {f"{s.model}: {s.epochs[-1].get('precision', 'fp32')}" for s in summaries if s.epochs}
-    )
     rows = [
         (
             t["setup_dataset"],
@@ -59,28 +57,15 @@ def _setup_block(
                 dataset=cfg.data.dataset, train=cfg.data.limit or 60000
             ),
         ),
-        (
-            t["setup_optimiser"],
-            t["setup_optimiser_value"].format(
-                lr=cfg.train.lr,
-                beta1=cfg.train.beta1,
-                beta2=cfg.train.beta2,
-                batch=cfg.train.batch_size,
-            ),
-        ),  # fmt: skip
-        (t["setup_epochs"], str(cfg.train.epochs)),
-        (t["setup_objective"], t["setup_objective_value"]),
-        (t["setup_seeds"], ", ".join(str(s) for s in sorted({s.seed for s in summaries}))),
-        (t["setup_device"], device),
-        (t["setup_precision"], "; ".join(precisions)),
+        *(_training_rows(trained, lang) if trained else []),
         (
             t["setup_versions"],
             f"ganscope {first.run.meta.get('ganscope_version')}, torch "
             f"{first.run.meta.get('torch_version')}, Python {platform.python_version()}",
         ),
     ]
-    recipes = {s.preset: recipe_changes(s.run.config.train) for s in summaries}
-    if set(recipes) != {"seed"}:  # what each preset changed, for the reader to see
+    recipes = {s.preset: recipe_changes(s.run.config.train) for s in trained}
+    if set(recipes) - {"seed"}:  # what each preset changed, for the reader to see
         rows += [
             (
                 t["setup_recipe"].format(preset=preset),
@@ -93,7 +78,7 @@ def _setup_block(
             f"{t['seconds']}: {group_name(s.group, lang)}, {t['seed']} {s.seed}",
             f"{s.train_seconds:.0f} s",
         )
-        for s in summaries
+        for s in trained
     ]
     if seconds is not None:
         rows.append((t["setup_total"], f"{seconds:.0f} s"))
@@ -102,9 +87,37 @@ def _setup_block(
     return [Heading(2, t["setup"]), Table((t["setting"], t["value"]), tuple(rows), "setup")]
 
 
-def _architecture_blocks(summaries: Sequence[RunSummary], t: dict) -> list[Block]:
+def _training_rows(trained: Sequence[RunSummary], lang: str) -> list[tuple[str, str]]:
+    """How the trained runs were trained: optimiser, epochs, objective, seeds, device."""
+    t, first = TEXT[lang], trained[0]
+    cfg = first.run.config
+    device = next((r["device"] for r in reversed(first.epochs) if r.get("device")), "?")
+    precisions = sorted(
+        {f"{s.model}: {s.epochs[-1].get('precision', 'fp32')}" for s in trained if s.epochs}
+    )
+    optimiser = t["setup_optimiser_value"].format(
+        lr=cfg.train.lr, beta1=cfg.train.beta1, beta2=cfg.train.beta2, batch=cfg.train.batch_size
+    )
+    return [
+        (t["setup_optimiser"], optimiser),
+        (t["setup_epochs"], str(cfg.train.epochs)),
+        (t["setup_objective"], t["setup_objective_value"]),
+        (t["setup_seeds"], ", ".join(str(s) for s in sorted({s.seed for s in trained}))),
+        (t["setup_device"], device),
+        (t["setup_precision"], "; ".join(precisions)),
+    ]
+
+
+def _architecture_blocks(summaries: Sequence[RunSummary], lang: str) -> list[Block]:
+    t = TEXT[lang]
     blocks: list[Block] = [Heading(2, t["arch"])]
-    for model in dict.fromkeys(s.model for s in summaries):
+    for summary in {s.group: s for s in summaries if s.run.imported}.values():
+        source = summary.run.config.source
+        blocks.append(Heading(3, group_name(summary.group, lang)))
+        lines = [f"{key}: {value}" for key, value in vars(source).items() if value]
+        blocks.append(Paragraph(t["imported_arch"]))
+        blocks.append(Code("\n".join(lines)))
+    for model in dict.fromkeys(s.model for s in summaries if not s.run.imported):
         generator, discriminator = build_generator(model), build_discriminator(model)
         blocks.append(Heading(3, display_name(model)))
         blocks.append(
@@ -171,7 +184,7 @@ def build_blocks(
         quick = t["quick"].format(epochs=profile.epochs, limit=profile.limit, eval_n=profile.eval_n)
         blocks.append(Paragraph(quick, note=True))
     blocks += _setup_block(summaries, lang, profile, seconds)
-    blocks += _architecture_blocks(summaries, t)
+    blocks += _architecture_blocks(summaries, lang)
 
     def caption(s: RunSummary) -> str:
         return t["run_caption"].format(model=group_name(s.group, lang), seed=s.seed)

@@ -8,7 +8,6 @@ the order of file names. Every file is written atomically (``atomic``).
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,12 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, atomic, checkpoints
+from . import __version__, atomic, checkpoints, foreign
 from .config import FORMAT_VERSION, RunConfig
 from .devices import prepare_module, resolve_device
 from .errors import GanscopeError
+from .metrics_log import (  # noqa: F401 - the metrics log's functions, as runs.* for callers
+    DAMAGED_METRICS_FILE,
+    append_metrics,
+    read_metrics,
+    truncate_metrics,
+)
 from .models import build_generator
-from .progress import warn
 from .state import EMA_KEY
 
 CONFIG_FILE = "config.json"
@@ -37,8 +41,6 @@ TRAVERSALS_DIR = "traversals"
 #: The OS lock a writing command holds for its whole life, and who holds it (PID, command).
 LOCK_FILE = ".lock"
 WRITER_FILE = ".writer"
-#: Metrics lines that could not be read, kept aside by a resume instead of being dropped.
-DAMAGED_METRICS_FILE = "metrics.damaged.jsonl"
 #: What only training writes; other commands' outputs must never replace these.
 STATE_FILES = (
     CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR, LOCK_FILE, WRITER_FILE, DAMAGED_METRICS_FILE,
@@ -173,8 +175,13 @@ class Run:
         return bool(relative.parts) and relative.parts[0] in STATE_FILES
 
     # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def imported(self) -> bool:
+        """Whether the generator was trained elsewhere (``ganscope import``)."""
+        return self.config.source.imported
+
     def has_checkpoint(self) -> bool:
-        return self.checkpoint_path.is_file()
+        return self.imported or self.checkpoint_path.is_file()
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """The full training state saved after the latest finished epoch."""
@@ -206,11 +213,15 @@ class Run:
 
     def latest_epoch(self) -> int:
         """The epoch of the latest checkpoint (its tensors are mapped, not read)."""
+        if self.imported:
+            return max(self.config.source.epochs)
         self._require_checkpoint()
         return int(checkpoints.load(self.checkpoint_path, "cpu", ("epoch",), mmap=True)["epoch"])
 
     def generator_epochs(self) -> list[int]:
         """Epochs for which a generator snapshot exists, in order."""
+        if self.imported:
+            return sorted(self.config.source.epochs)
         epochs = []
         for file in (self.path / CHECKPOINT_DIR).glob("generator_epoch_*.pt"):
             try:
@@ -232,6 +243,13 @@ class Run:
         the weights the same run without ``--ema`` ends with."""
 
         device = resolve_device(str(device))
+        if self.imported and not trained:
+            epoch = self.latest_epoch() if epoch is None else epoch
+            cfg = self.config
+            generator = foreign.load_generator(
+                self.path, cfg.source, epoch, cfg.model.z_dim, cfg.num_classes
+            )
+            return generator.to(device), epoch
         if trained:
             path = self._trained_weights_path(epoch)
         elif epoch is None:
@@ -261,7 +279,7 @@ class Run:
 
     def _trained_weights_path(self, epoch: int | None) -> Path:
         """The checkpoint that holds G's own weights besides their moving average."""
-        if not self.config.train.ema:
+        if not self.config.train.ema or self.imported:
             raise GanscopeError(
                 f"run {self.path} was not trained with --ema: its generator is G's own "
                 "weights already (drop --trained-weights)"
@@ -347,58 +365,6 @@ class Run:
             "commands": commands,
         }
         atomic.write_json(self.config_path, {**self.meta, "config": config.to_dict()})
-
-
-def _parse_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The records of a metrics log and its damaged lines (not JSON objects, e.g. cut by a
-    kill or overwritten by hand), each kept in order."""
-    if not path.is_file():
-        return [], []
-    records, damaged = [], []
-    try:
-        with path.open(encoding="utf-8", errors="replace") as stream:
-            lines = stream.read().splitlines()
-    except OSError as error:
-        raise GanscopeError(f"{path} is unreadable ({error.strerror})") from None
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict) and isinstance(record.get("kind"), str):
-            records.append(record)
-        else:
-            damaged.append(line)
-    return records, damaged
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics log; damaged lines are skipped (a resume keeps them aside)."""
-    return _parse_metrics(path)[0]
-
-
-def append_metrics(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    lines = "".join(json.dumps(record) + "\n" for record in records)
-    if lines:
-        with path.open("a") as stream:
-            stream.write(lines)
-
-
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop records logged after ``last_step`` (the steps a resumed run will redo). Damaged
-    lines are moved to ``metrics.damaged.jsonl`` beside it, with a warning: never a reason to
-    drop good records."""
-
-    records, damaged = _parse_metrics(path)
-    if damaged:
-        aside = path.with_name(DAMAGED_METRICS_FILE)
-        with aside.open("a", encoding="utf-8") as stream:
-            stream.write("".join(line + "\n" for line in damaged))
-        warn(f"{len(damaged)} damaged line(s) of {path} moved to {aside}; the others are kept")
-    keep = [r for r in records if not isinstance(r.get("step"), int) or r["step"] <= last_step]
-    atomic.write_bytes(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 def check_new_run_folder(path: str | Path) -> Path:

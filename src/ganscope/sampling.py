@@ -25,6 +25,13 @@ def z_dim_of(generator: nn.Module) -> int:
     return z_dim
 
 
+def device_of(generator: nn.Module) -> torch.device:
+    """Where ``generator`` runs: its first parameter's (or buffer's) device, else the CPU."""
+    tensor = next(generator.parameters(), None)
+    tensor = tensor if tensor is not None else next(generator.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def latent(n: int, z_dim: int, seed: int) -> torch.Tensor:
     """``n`` standard-normal latent vectors ``(n, z_dim)``, the same for the same seed anywhere."""
     if n < 1:
@@ -46,7 +53,7 @@ def generate(
             f"latent vectors must be (N, {z_dim_of(generator)}), got {tuple(z.shape)}"
         )
     label_parts = _label_parts(generator, labels, len(z), batch_size)
-    device = next(generator.parameters()).device
+    device = device_of(generator)
     was_training = generator.training
     generator.eval()
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .config import IMPORTED
 from .gallery import sample_grid_png
 from .metrics import COVERAGE_FRACTION, REPORT_METRICS
 from .models import display_name
@@ -45,6 +46,8 @@ class RunSummary:
     def preset(self) -> str:
         """The run's training preset, or its recipe's changes (``ema=0.9, loss=hinge``) when
         flags changed a preset's parts: runs are averaged only with runs of the same recipe."""
+        if self.run.imported:  # no recipe: the imported file names its group
+            return self.run.config.source.files[-1]
         name = recipe_name(self.run.config.train, self.model)
         if name != "custom":
             return name
@@ -84,6 +87,8 @@ def group_name(group: tuple[str, str], lang: str) -> str:
     ``MLP GAN, ema=0.9`` for a recipe of flags; a conditional group (``seed+projection``)
     adds ``, conditional (projection)``."""
     model, preset = group
+    if model == IMPORTED:  # "your GAN (dcgan.pt)"
+        return TEXT[lang]["imported_name"].format(file=preset)
     preset, _, conditioning = preset.partition("+")
     suffix = TEXT[lang]["conditional_name"].format(method=conditioning) if conditioning else ""
     if preset == "seed":

@@ -80,6 +80,8 @@ TEXT = {
         "brightness {bright:+.3f}",
         "with_preset": "{model}, {preset} preset",
         "conditional_name": ", conditional ({method})",
+        "imported_name": "your GAN ({file})",
+        "imported_arch": "Imported with ganscope import; ganscope does not know its layers:",
         "conditional": "9. Asking for a garment: conditional beside unconditional",
         "conditional_text": "The same networks told the class (ganscope train --conditional: "
         "G gets the one-hot label joined to z; D is told it by input concatenation, a "
@@ -244,6 +246,8 @@ TEXT = {
         "{ink:+.1%},宽度 {width:+.1f} 像素,亮度 {bright:+.3f}",
         "with_preset": "{model},{preset} 预设",
         "conditional_name": ",条件生成({method})",
+        "imported_name": "你的 GAN({file})",
+        "imported_arch": "由 ganscope import 导入;ganscope 不知道它的网络层:",
         "conditional": "9. 指定服装类别:条件生成与无条件生成对比",
         "conditional_text": "同样的网络,告知类别(ganscope train --conditional:G 的输入是 z "
         "与独热标签的拼接;D 通过输入拼接、投影或辅助分类器得知类别)。样本按类别均衡;标签一致率"
