@@ -99,3 +99,30 @@ def train_interrupted_after_epoch_1(config, out: Path, split):
     with pytest.raises(KeyboardInterrupt):
         trainer.train(config, out, split=split, progress=False, callbacks=[interrupt])
     return out
+
+
+def serve_explorer(explorer):
+    """The explorer on a free loopback port in a thread: yields its URL, then stops it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ganscope import web
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        web.create_app(explorer), host="127.0.0.1", port=port, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)

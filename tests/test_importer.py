@@ -168,20 +168,22 @@ def test_the_first_layer_is_the_modules(foreign):
     assert torch.equal(weight.float(), runs["state_dict"][0].inner.project.weight)
 
 
-def test_serve_shows_an_imported_run_and_a_slider_moves_it(foreign):
+@pytest.mark.parametrize("kind", ["torchscript", "onnx", "state_dict"])
+def test_serve_shows_an_imported_run_and_a_slider_moves_it(foreign, kind):
     fastapi = pytest.importorskip("fastapi")  # noqa: F841
     from fastapi.testclient import TestClient
 
     from ganscope import web
 
-    _, run = foreign[1]["torchscript"]
+    _, run = foreign[1][kind]
+    z_dim = run.config.model.z_dim
     client = TestClient(
         web.create_app(web.Explorer([str(run.path)])), base_url="http://127.0.0.1:8000"
     )
     assert client.get("/").status_code == 200
     listed = client.get("/api/runs").json()
-    assert listed[0]["epochs"] == [1] and listed[0]["z_dim"] == 64
-    z = latent(1, 64, 2)[0].tolist()
+    assert listed[0]["epochs"] == [1] and listed[0]["z_dim"] == z_dim
+    z = latent(1, z_dim, 2)[0].tolist()
 
     def image(body):
         answer = client.post("/api/generate", json=body)
@@ -197,7 +199,54 @@ def test_serve_shows_an_imported_run_and_a_slider_moves_it(foreign):
     assert not np.array_equal(image({"run": 0, "z": shifted}), plain)
 
 
-def test_a_ganscope_export_round_trips_bit_for_bit(tmp_path, small_split):
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no chromium")
+def test_the_explorer_page_moves_an_imported_onnx_generator(foreign):
+    """In a browser: the page loads the imported ONNX run and a slider changes its image."""
+    from conftest import serve_explorer
+    from ganscope import web
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    _, run = foreign[1]["onnx"]
+    errors = []
+    for url in serve_explorer(web.Explorer([str(run.path)])):
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True,
+                args=["--no-sandbox", "--headless"],
+            )  # fmt: skip
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function("document.getElementById('image').src.startsWith('data:')")
+            first = page.eval_on_selector("#image", "el => el.src")
+            move = "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }"
+            page.eval_on_selector("input[data-key='dim5']", move, 6)
+            page.wait_for_function(
+                "prev => document.getElementById('image').src !== prev", arg=first
+            )
+            browser.close()
+    assert errors == []
+
+
+def test_a_conditional_export_imports_with_its_classes(tmp_path, small_split):
+    config = RunConfig(
+        model=ModelConfig("mlp", conditioning="projection"),
+        train=TrainConfig(epochs=1, device="cpu"),
+    )
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
+    script = export_generator(run, ExportOptions(format="torchscript"))["path"]
+    back = import_generator([script], out=tmp_path / "back")
+    assert back.config.model.conditional and back.config.num_classes == 10
+    z, labels = latent(20, 100, 1), torch.arange(20) % 10
+    assert torch.equal(
+        generate(back.generator(), z, labels=labels), generate(run.generator(), z, labels=labels)
+    )
+    paths = write_samples(back, n=10, class_name="Sneaker")
+    assert paths[0].is_file()
+
+
+@pytest.mark.slow
+def test_a_ganscope_export_round_trips_bit_for_bit(tmp_path, small_split, fashion_dir):
     """TorchScript: the imported export makes the run's own images bit for bit; ONNX: the
     file's own images, and the run's within float rounding. The metadata fills z_dim and
     the epoch."""
@@ -210,6 +259,11 @@ def test_a_ganscope_export_round_trips_bit_for_bit(tmp_path, small_split):
     assert imported.generator_epochs() == [1] and imported.config.model.z_dim == 100
     assert imported.config.source.producer.startswith("ganscope")
     assert torch.equal(generate(imported.generator(), z), generate(run.generator(epoch=1), z))
+    own_record = evaluate_run(run, epoch=1, n=200, data_dir=str(fashion_dir), progress=False)
+    back_record = evaluate_run(imported, n=200, data_dir=str(fashion_dir), progress=False)
+    assert {k: back_record[k] for k in ("fid", "kid", "precision", "coverage")} == {
+        k: own_record[k] for k in ("fid", "kid", "precision", "coverage")
+    }
     pytest.importorskip("onnxscript")
     path = export_generator(run, ExportOptions(format="onnx"))["path"]
     back = import_generator([path], out=tmp_path / "back-onnx")

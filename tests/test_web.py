@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from conftest import serve_explorer
 from ganscope import trainer, web
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import to_uint8
@@ -218,31 +219,7 @@ def test_no_request_body_makes_a_server_error(served, path, body):
 def server_url(served):
     """The explorer served by uvicorn on a free port of 127.0.0.1, for the browser test."""
     explorer, _ = served
-    yield from _serve(explorer)
-
-
-def _serve(explorer):
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        web.create_app(explorer), host="127.0.0.1", port=port, log_level="error"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve_explorer(explorer)
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/usr/bin/chromium"), reason="no chromium")
@@ -308,7 +285,7 @@ def test_a_boundary_slider_in_a_browser(with_boundaries):
         )
         page = browser.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
-        for url in _serve(web.Explorer([str(run.path)])):
+        for url in serve_explorer(web.Explorer([str(run.path)])):
             page.goto(url)
             page.wait_for_function("document.getElementById('image').src.startsWith('data:')")
             assert "towards Sneaker, keeping Trouser (classifier boundary)" in page.inner_text(
