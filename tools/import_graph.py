@@ -43,6 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "distributed",
         "presets",
         "options",
+        "space",
     ),
     "method": ("objective", "state", "logbook", "training"),
     "run folder": ("runs", "checkpoints", "lock", "metrics_log", "foreign"),
@@ -60,6 +61,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tensorboard_log",
         "trainer",
         "importer",
+        "sweep",
     ),
     "documents": (
         "text",
@@ -71,6 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "report",
         "analysis",
         "reproduce",
+        "sweep_report",
     ),
     "interfaces": ("cli", "web", "export", "bench", "__main__", "__init__"),
 }

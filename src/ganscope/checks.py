@@ -31,6 +31,12 @@ def require_tensorboard() -> None:
         raise GanscopeError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_INSTALL}")
 
 
+def require_package(module: str, what: str, install: str) -> None:
+    """A one-line error naming the install command when an optional package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise GanscopeError(f"{what} needs the {module} package: {install}")
+
+
 def flag_of(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 

@@ -31,6 +31,8 @@ from .importer import ImportOptions, import_generator
 from .metrics import METRICS
 from .reproduce import ReportOptions, ReproduceOptions, report, reproduce
 from .runs import TRAINED_WEIGHTS, load_run
+from .sweep import SweepOptions, load_summary, sweep
+from .sweep_report import write_sweep_report
 from .trainer import TrainOptions
 from .web import ServeOptions, serve
 
@@ -237,6 +239,30 @@ def _cmd_import(args: argparse.Namespace, argv: list[str]) -> int:
     )
 
 
+def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
+
+    opts = args.options
+    if opts.report is not None:
+        paths = write_sweep_report(load_summary(opts.report, opts.storage, opts.study), opts.report)
+        return _print_result(args, paths, lambda: f"report: {paths['html']}")
+    if args.space is None:
+        raise GanscopeError("give the SPACE file of the study (or --report SWEEP_DIR)")
+    args.interrupt_hint = (
+        "finished trials are kept; the same command continues the study (a killed trial is "
+        "retried from its checkpoint)"
+    )
+    result = sweep(args.space, opts)
+    best = [t for t in result["trials"] if t["number"] in result["best"]]
+    return _print_result(
+        args,
+        result,
+        lambda: "\n".join(
+            [f"{len(result['trials'])} trials in {opts.out}; best:"]
+            + [f"  trial {t['number']}: {t['values']} {t['params']} ({t['run']})" for t in best]
+        ),
+    )
+
+
 # -- the report -------------------------------------------------------------------------------
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
@@ -293,6 +319,7 @@ COMMANDS: dict[str, tuple[Callable, type, str | None]] = {
     "animate": (_cmd_animate, options.AnimateOptions, "run_dir"),
     "export": (_cmd_export, options.ExportOptions, "run_dir"),
     "import": (_cmd_import, ImportOptions, "models"),
+    "sweep": (_cmd_sweep, SweepOptions, "space"),
     "evaluate": (_cmd_evaluate, options.EvaluateOptions, "run_dir"),
     "analyze": (_cmd_analyze, options.AnalyzeOptions, "run_dir"),
     "reproduce": (_cmd_reproduce, ReproduceOptions, None),
@@ -363,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "models", metavar="MODEL", nargs="+",
                 help="generator files (one per epoch): TorchScript, ONNX or a state_dict",
             )  # fmt: skip
+        elif positional == "space":
+            command.add_argument(
+                "space", metavar="SPACE", nargs="?", help="the study's TOML file (docs/sweep.md)"
+            )
         elif positional == "run_dirs":
             command.add_argument(
                 "run_dirs", metavar="RUN_DIR", nargs="+", help="run folders written by train"

@@ -241,3 +241,51 @@ def plot_strength_by_epoch(table: dict[int, dict[str, float]], path: Path) -> Pa
     axis.set_title("semantic strength (TV distance) by epoch")
     fig.colorbar(image, ax=axis)
     return save_figure(fig, path)
+
+
+def plot_sweep(
+    trials: Sequence[dict[str, Any]], objective: str, path: Path, maximize: bool = False
+) -> Path:
+    """A study's optimisation history (each complete trial's value and the best so far) and
+    every trial's per-epoch curve, pruned ones dashed and crossed where they were stopped."""
+    plt = _pyplot()
+    fig, (history, curves) = plt.subplots(1, 2, figsize=(10, 3.6))
+    done = [t for t in trials if t["state"] == "COMPLETE" and t["values"]]
+    numbers, values = [t["number"] for t in done], [t["values"][0] for t in done]
+    history.plot(numbers, values, "o", color="tab:blue", label="complete trial")
+    if values:
+        pick = max if maximize else min
+        best = [pick(values[: i + 1]) for i in range(len(values))]
+        history.step(numbers, best, where="post", color="tab:red", label="best so far")
+    history.set(xlabel="trial", ylabel=objective, title="optimisation history")
+    history.legend(fontsize=8)
+    for trial in trials:
+        epochs, curve = [int(e) for e in trial["curve"]], list(trial["curve"].values())
+        pruned = trial["state"] == "PRUNED"
+        end = [len(curve) - 1] if pruned else None
+        style = "--" if pruned else "-"
+        curves.plot(epochs, curve, style, alpha=0.7, lw=1, marker="x" if pruned else None,
+                    markevery=end)  # fmt: skip
+    curves.set(xlabel="epoch", ylabel=objective, title="per-epoch curves (dashed, x: pruned)")
+    return save_figure(fig, path)
+
+
+def plot_pareto(
+    points: Sequence[tuple[float, float, bool]], names: Sequence[str], path: Path
+) -> Path:
+    """Two objectives of every finished trial; the Pareto front's trials in red."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for x, y, front in points:
+        ax.plot(x, y, "o", color="tab:red" if front else "tab:gray")
+    ax.set(xlabel=names[0], ylabel=names[1], title="trials (red: the Pareto front)")
+    return save_figure(fig, path)
+
+
+def plot_importances(importances: dict[str, float], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 0.5 + 0.4 * len(importances)))
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set(xlabel="importance (share of the objective's variance)", title="parameters")
+    return save_figure(fig, path)
