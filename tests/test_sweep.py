@@ -1,0 +1,190 @@
+"""``ganscope sweep``: studies of tiny MLP trials on real data, with one and two workers, on
+SQLite and on a real PostgreSQL server, a worker killed mid-trial, pruning, the report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganscope.cli import main
+from ganscope.errors import GanscopeError
+
+optuna = pytest.importorskip("optuna")
+from ganscope import sweep as sweeping  # noqa: E402
+from ganscope.runs import load_run  # noqa: E402
+from ganscope.space import read_space  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def space_file(folder: Path, fashion_dir: Path, **study) -> Path:
+    settings = {"model": '"mlp"', "epochs": 2, "trials": 4, "sampler": '"grid"', "pruner": '"none"',
+                "limit": 1500, "eval_samples": 100, "threads": 1,
+                "data_dir": f'"{fashion_dir}"'}  # fmt: skip
+    settings.update({k: (f'"{v}"' if isinstance(v, str) else v) for k, v in study.items()})
+    lines = ["[study]", *(f"{k} = {v}" for k, v in settings.items()), "", "[params]",
+             "lr = { choices = [0.0002, 0.002] }", "beta1 = { choices = [0.5, 0.9] }"]  # fmt: skip
+    path = folder / "space.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _outcome(result: dict) -> dict[tuple, tuple]:
+    """params -> (state, values) of every finished trial."""
+    return {
+        tuple(sorted(t["params"].items())): (t["state"], t["values"])
+        for t in result["trials"]
+        if t["state"] in ("COMPLETE", "PRUNED")
+    }
+
+
+def _best(result: dict) -> list[dict]:
+    return [t["params"] for t in result["trials"] if t["number"] in result["best"]]
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory, fashion_dir):
+    folder = tmp_path_factory.mktemp("sweep1")
+    space = space_file(folder, fashion_dir)
+    return space, sweeping.sweep(space, out=str(folder / "out"), progress=False)
+
+
+def test_a_grid_study_trains_every_point_as_a_run_folder(one_worker):
+    space, result = one_worker
+    assert len(_outcome(result)) == 4  # the whole 2x2 grid
+    for trial in result["trials"]:
+        run = load_run(Path(space).parent / "out" / trial["run"])
+        assert {"lr", "beta1"} <= set(trial["params"])
+        assert run.config.train.lr == trial["params"]["lr"] and run.config.train.eval_every == 1
+    assert result["best"] and result["importances"]
+
+
+def test_two_workers_give_the_same_trials_and_best(one_worker, tmp_path):
+    space, result = one_worker
+    two = sweeping.sweep(space, out=str(tmp_path / "two"), workers=2, progress=False)
+    assert _outcome(two) == _outcome(result)
+    assert _best(two) == _best(result)
+
+
+def test_the_report_page(one_worker, capsys):
+    space, _ = one_worker
+    folder = Path(space).parent / "out"
+    assert main(["sweep", "--report", str(folder)]) == 0
+    html = (folder / "report.html").read_text()
+    assert "Trials" in html and "optimisation history" not in html  # a figure, not text
+    assert html.count("data:image/png;base64") >= 3  # history, importances, a grid
+    assert "★" in (folder / "report.md").read_text()
+
+
+def test_a_study_of_another_space_is_refused(one_worker, fashion_dir, tmp_path):
+    space, _ = one_worker
+    other = space_file(tmp_path, fashion_dir, epochs=3)
+    with pytest.raises(GanscopeError, match="made for another space"):
+        sweeping.sweep(other, out=str(Path(space).parent / "out"), progress=False)
+
+
+def test_pruning_stops_a_trial_worse_than_the_median(tmp_path, fashion_dir):
+    """Two finished trials with a far better curve than a real one can reach: the real trial
+    is pruned after its first epoch, and its run folder stops there."""
+    space_path = space_file(tmp_path, fashion_dir, epochs=3, trials=3, sampler="random",
+                            pruner="median")  # fmt: skip
+    space = read_space(space_path)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    storage = sweeping.open_storage(
+        sweeping.storage_url(sweeping.SweepOptions(out=str(folder)), folder), 10
+    )
+    study = sweeping.open_study(space, storage, "ganscope")
+    choices = optuna.distributions.CategoricalDistribution
+    grid = {"lr": choices([0.0002, 0.002]), "beta1": choices([0.5, 0.9])}
+    for lr in (0.0002, 0.002):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": lr, "beta1": 0.5}, distributions=grid,
+            value=1.0, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0},
+        ))  # fmt: skip
+    result = sweeping.sweep(space_path, out=str(folder), progress=False)
+    real = [t for t in result["trials"] if t["run"]]
+    assert len(real) == 1 and real[0]["state"] == "PRUNED" and real[0]["pruned_at"] == 1
+    run = load_run(folder / real[0]["run"])
+    assert run.latest_epoch() == 1 and run.config.train.epochs == 3
+
+
+def test_a_killed_worker_s_trial_is_retried_and_resumes_bit_exactly(tmp_path, fashion_dir):
+    space = space_file(tmp_path, fashion_dir, epochs=6, trials=1, limit=3000)
+    space.write_text(space.read_text().replace("[0.0002, 0.002]", "[0.0002]")
+                     .replace("[0.5, 0.9]", "[0.5]"))  # fmt: skip
+    killed = tmp_path / "killed"
+    argv = [sys.executable, "-m", "ganscope", "sweep", str(space), "--out", str(killed),
+            "--heartbeat", "1", "--no-progress"]  # fmt: skip
+    worker = subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    metrics = killed / "trials" / "trial-0000" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"kind": "eval", "epoch": 2' not in (
+        metrics.read_text() if metrics.is_file() else ""
+    ):
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    run = load_run(metrics.parent)
+    assert 2 <= run.latest_epoch() < 6  # killed mid-trial
+    time.sleep(3.5)  # the heartbeat goes stale (3 beats of 1 s)
+    result = sweeping.sweep(space, out=str(killed), heartbeat=1, progress=False)
+    states = {t["number"]: (t["state"], t["retry_of"]) for t in result["trials"]}
+    assert states == {0: ("FAIL", None), 1: ("COMPLETE", 0)}
+    assert result["trials"][1]["run"] == "trials/trial-0000"  # the same run folder, resumed
+    whole = sweeping.sweep(space, out=str(tmp_path / "whole"), progress=False)
+    assert whole["trials"][0]["values"] == result["trials"][1]["values"]
+    resumed = torch.load(metrics.parent / "checkpoints" / "last.pt", weights_only=True)
+    uninterrupted = torch.load(
+        tmp_path / "whole" / "trials" / "trial-0000" / "checkpoints" / "last.pt", weights_only=True
+    )
+    for key, tensor in uninterrupted["generator"].items():
+        assert torch.equal(resumed["generator"][key], tensor), key
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server on a free port (Debian's package, which .ci/run installs),
+    for the duration of the module; skipped where there is none."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
+    pytest.importorskip("psycopg")
+    data = Path(tempfile.mkdtemp(prefix="ganscope-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(data, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run([*as_user, initdb, "-D", str(data / "db"), "-U", "ganscope",
+                    "--auth=trust", "-E", "UTF8"], check=True, **quiet)  # fmt: skip
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data / "db"), "-o", options, "-w",
+                    "-l", str(data / "log"), "start"], check=True, **quiet)  # fmt: skip
+    yield f"postgresql://ganscope@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data / "db"), "-m", "immediate", "stop"], **quiet)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_workers_share_a_study_on_postgresql(postgres, one_worker, tmp_path):
+    space, result = one_worker
+    out = tmp_path / "pg"
+    shared = sweeping.sweep(space, out=str(out), storage=postgres, study="pg-test", workers=2,
+                            progress=False)  # fmt: skip
+    assert _outcome(shared) == _outcome(result) and _best(shared) == _best(result)
+    assert not (out / "study.db").exists()  # the study lives in the server
+    again = sweeping.load_summary(out, postgres, "pg-test")
+    assert len(again["trials"]) == len(shared["trials"])
