@@ -157,7 +157,9 @@ def test_a_killed_worker_s_trial_is_retried_and_resumes_bit_exactly(tmp_path, fa
 def postgres():
     """A real PostgreSQL server on a free port (Debian's package, which .ci/run installs),
     for the duration of the module; skipped where there is none."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # not on PATH in Debian
+    path = os.pathsep.join([*map(str, debian[-1:]), os.environ.get("PATH", "")])
+    initdb, pg_ctl = shutil.which("initdb", path=path), shutil.which("pg_ctl", path=path)
     if not (initdb and pg_ctl):
         pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
     pytest.importorskip("psycopg")
@@ -188,3 +190,25 @@ def test_two_workers_share_a_study_on_postgresql(postgres, one_worker, tmp_path)
     assert not (out / "study.db").exists()  # the study lives in the server
     again = sweeping.load_summary(out, postgres, "pg-test")
     assert len(again["trials"]) == len(shared["trials"])
+
+
+def test_two_objectives_a_pareto_front_and_a_confirmation(tmp_path, fashion_dir):
+    """FID and seconds per epoch: the best trials are the Pareto front; the best by FID is
+    trained again on two fresh seeds and evaluated, mean and std in confirm.json and the page."""
+    space = space_file(tmp_path, fashion_dir, epochs=1, trials=2, sampler="random")
+    objectives = '[study]\nobjectives = ["fid", "seconds_per_epoch"]'
+    confirm = "\n[confirm]\ntop = 1\nseeds = [1, 2]\nn = 60\n"
+    space.write_text(space.read_text().replace("[study]", objectives) + confirm)
+    folder = tmp_path / "out"
+    result = sweeping.sweep(space, out=str(folder), progress=False)
+    assert [len(t["values"]) for t in result["trials"]] == [2, 2] and result["best"]
+    (row,) = result["confirm"]
+    assert row["seeds"] == [1, 2] and row["n"] == 60 and row["fid_std"] is not None
+    best_fid = min(result["trials"], key=lambda t: t["values"][0])
+    assert row["trial"] == best_fid["number"]
+    for seed in (1, 2):
+        run = load_run(folder / "confirm" / f"trial-{row['trial']:04d}-seed{seed}")
+        assert run.config.train.seed == seed and run.config.train.lr == best_fid["params"]["lr"]
+    assert main(["sweep", "--report", str(folder)]) == 0
+    page = (folder / "report.md").read_text()
+    assert "pareto.png" in page and "Confirmation on fresh seeds" in page
