@@ -46,7 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "space",
     ),
     "method": ("objective", "state", "logbook", "training"),
-    "run folder": ("runs", "checkpoints", "lock", "metrics_log", "foreign"),
+    "run folder": ("runs", "checkpoints", "lock", "metrics_log", "foreign", "pretrained"),
     "products": (
         "sampling",
         "plots",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, distributed, options, trainer
+from . import __version__, distributed, options, pretrained, trainer
 from .analysis import analyze_run
 from .bench import BenchOptions, run_benchmarks
 from .classifier import ClassifierRecipe, ClassifierTrainOptions, train_classifier
@@ -263,6 +263,23 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     )
 
 
+def _cmd_pretrained(args: argparse.Namespace, argv: list[str]) -> int:
+
+    rows = pretrained.describe()
+    return _print_result(
+        args,
+        rows,
+        lambda: (
+            "\n".join(
+                f"{r['name']:<26} FID {r['fid']:7.3f} ({r['evaluation_n']:,} samples), "
+                f"{r['bytes'] / 2**20:.1f} MiB: {r['command']} ({r['device']}, {r['precision']})"
+                for r in rows
+            )
+            or "no pretrained runs are installed"
+        ),
+    )
+
+
 # -- the report -------------------------------------------------------------------------------
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
@@ -308,7 +325,7 @@ def _cmd_bench(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-RUN_DIR_HELP = "a run folder written by train"
+RUN_DIR_HELP = "a run folder written by train or import, or pretrained:NAME (ganscope pretrained)"
 
 #: name -> (handler, options class, positional arguments); the help and the description are
 #: the options class's docstring.
@@ -396,13 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
             )
         elif positional == "run_dirs":
             command.add_argument(
-                "run_dirs", metavar="RUN_DIR", nargs="+", help="run folders written by train"
-            )
+                "run_dirs", metavar="RUN_DIR", nargs="*" if name == "serve" else "+",
+                help="run folders written by train or import, or pretrained:NAME (ganscope "
+                "pretrained lists them)" + ("; none: every shipped run" if name == "serve" else ""),
+            )  # fmt: skip
         add_options(command, cls)
         if name != "serve":  # a server has no result to print
             _add_json(command)
         command.set_defaults(handler=handler, options_class=cls)
     _add_classifier_parser(sub)
+    listing = sub.add_parser(
+        "pretrained", help="list the trained runs shipped with ganscope (pretrained:NAME)",
+        description="The runs shipped inside the package, each usable as pretrained:NAME "
+        "wherever a run folder goes (a copy in $GANSCOPE_HOME, default ~/.cache/ganscope, "
+        "takes the results): how each was trained, its FID and size.",
+    )  # fmt: skip
+    _add_json(listing)
+    listing.set_defaults(handler=_cmd_pretrained, options_class=None)
     return parser
 
 

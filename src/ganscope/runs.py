@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, atomic, checkpoints, foreign
+from . import __version__, atomic, checkpoints, foreign, pretrained
 from .config import FORMAT_VERSION, RunConfig
 from .devices import prepare_module, resolve_device
 from .errors import GanscopeError
@@ -38,6 +38,8 @@ FIGURES_DIR = "figures"
 EVALUATION_DIR = "evaluation"
 ANALYSIS_DIR = "analysis"
 TRAVERSALS_DIR = "traversals"
+#: The record of a pretrained run shipped in the package: the command, device, versions.
+SHIPPED_FILE = "pretrained.json"
 #: The OS lock a writing command holds for its whole life, and who holds it (PID, command).
 LOCK_FILE = ".lock"
 WRITER_FILE = ".writer"
@@ -113,6 +115,8 @@ class Run:
 
     # -- the layout -----------------------------------------------------------------------
     config_path = _InRun(CONFIG_FILE)
+    #: How a shipped pretrained run was made (``pretrained``); only such runs have one.
+    shipped_record = _InRun(SHIPPED_FILE)
     metrics_path = _InRun(METRICS_FILE)
     #: The full training state after the latest finished epoch.
     checkpoint_path = _InRun(CHECKPOINT_DIR, "last.pt")
@@ -180,8 +184,14 @@ class Run:
         """Whether the generator was trained elsewhere (``ganscope import``)."""
         return self.config.source.imported
 
+    @property
+    def snapshots_only(self) -> bool:
+        """A shipped pretrained run (``pretrained``): G's snapshots and the results, no
+        training state; its latest epoch is its latest snapshot's."""
+        return self.shipped_record.is_file() and not self.checkpoint_path.is_file()
+
     def has_checkpoint(self) -> bool:
-        return self.imported or self.checkpoint_path.is_file()
+        return self.imported or self.snapshots_only or self.checkpoint_path.is_file()
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """The full training state saved after the latest finished epoch."""
@@ -215,6 +225,8 @@ class Run:
         """The epoch of the latest checkpoint (its tensors are mapped, not read)."""
         if self.imported:
             return max(self.config.source.epochs)
+        if self.snapshots_only and self.generator_epochs():
+            return self.generator_epochs()[-1]
         self._require_checkpoint()
         return int(checkpoints.load(self.checkpoint_path, "cpu", ("epoch",), mmap=True)["epoch"])
 
@@ -250,6 +262,8 @@ class Run:
                 self.path, cfg.source, epoch, cfg.model.z_dim, cfg.num_classes
             )
             return generator.to(device), epoch
+        if epoch is None and not trained and self.snapshots_only:
+            epoch = self.latest_epoch()
         if trained:
             path = self._trained_weights_path(epoch)
         elif epoch is None:
@@ -394,8 +408,9 @@ def create_run(path: str | Path, config: RunConfig, command: list[str] | None = 
 
 
 def load_run(path: str | Path) -> Run:
-    """Open an existing run folder. Everything later (sample, evaluate, report) starts here."""
-    path = Path(path)
+    """Open an existing run folder (or ``pretrained:NAME``, the user's copy of a shipped
+    run). Everything later (sample, evaluate, report) starts here."""
+    path = pretrained.resolve(path)
     if path.exists() and not path.is_dir():
         raise GanscopeError(f"{path} is a file, not a run folder")
     if not path.is_dir():

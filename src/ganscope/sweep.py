@@ -228,10 +228,12 @@ def sweep(space_path: str | Path, options: SweepOptions | None = None, **overrid
     study = open_study(space, open_storage(url, opts.heartbeat), opts.study)
     threads = space.threads or max(1, (os.cpu_count() or 1) // opts.workers)
     helpers = [_spawn(space_path, opts, url, threads) for _ in range(opts.workers - 1)]
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         _work(study, space, folder, opts.progress)
     finally:
+        torch.set_num_threads(before)  # a Python caller keeps its own setting
         failed = [helper.wait() for helper in helpers]
     if any(failed):
         raise GanscopeError(f"{sum(1 for f in failed if f)} worker process(es) failed")

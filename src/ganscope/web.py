@@ -18,7 +18,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,6 +34,7 @@ from .gallery import traversal_figures
 from .models import display_name
 from .options import MAX_ABS_DELTA, MAX_SEED, Checked, device_option, resolve
 from .plots import make_grid, png_bytes
+from .pretrained import default_runs
 from .progress import warn
 from .readings import is_complete
 from .runs import load_run
@@ -418,7 +418,7 @@ def serve(run_dirs: list[str], options: ServeOptions | None = None, **overrides:
     # One image per request is too small to share between threads; one thread per forward
     # pass leaves the other cores to the server's other requests and to the browser.
     torch.set_num_threads(1)
-    explorer = Explorer([str(Path(p)) for p in run_dirs], opts.device)
+    explorer = Explorer([str(p) for p in run_dirs or default_runs()], opts.device)
     loopback = opts.host in LOOPBACK_NAMES
     if not loopback:
         warn(f"serving on {opts.host}: other machines can reach this page; the runs are read-only")
