@@ -6,8 +6,8 @@ For each shipped run (default: all), trains again with the command in its ``pret
 (``--out`` replaced by OUT/NAME) and compares every shipped snapshot with the new one, tensor
 by tensor. Prints per run: equal or not, and the training's seconds. The CNN runs take about
 half an hour each on a 2-core CPU; the test suite retrains ``mlp-seed`` only
-(tests/test_pretrained.py). Run it on the device and thread count the record names: another
-thread count may sum in another order.
+(tests/test_pretrained.py). Each retraining uses the torch thread count its record names
+(another count sums in another order); run it on the device the record names.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def check(name: str, out: Path) -> dict:
     record = pretrained.record(name)
     argv = record["command"].split()[1:]
     argv[argv.index("--out") + 1] = str(out / name)
+    torch.set_num_threads(record["threads"])  # as it was trained: sums in the same order
     started = time.perf_counter()
     if ganscope([*argv, "--no-progress"] if "--no-progress" not in argv else argv) != 0:
         return {"name": name, "trained": False}

@@ -14,7 +14,9 @@ CLASSES = get_dataset("fashion-mnist").classes
 
 def summary(model, preset, seed, fid, recall, histogram, seconds=(5.0,)):
     train = with_preset(TrainConfig(seed=seed, preset=preset), model)
-    run = SimpleNamespace(config=SimpleNamespace(model=ModelConfig(model), train=train))
+    run = SimpleNamespace(
+        config=SimpleNamespace(model=ModelConfig(model), train=train), imported=False
+    )
     evaluation = {key: 0.5 for key in REPORT_METRICS}
     evaluation.update(fid=fid, recall=recall, class_histogram=list(histogram))
     epochs = [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)]

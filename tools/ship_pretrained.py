@@ -1,14 +1,15 @@
 """Make a shipped pretrained run (``src/ganscope/pretrained/NAME``) from a trained run folder.
 
-    python tools/ship_pretrained.py RUN NAME [--epochs 1 5 10]
+    python tools/ship_pretrained.py RUN NAME --threads N [--epochs 1 5]
 
 Copies what the read commands need and nothing of the training state: ``config.json``,
 ``metrics.jsonl``, G's snapshots of ``--epochs`` (the last epoch always), every fixed grid,
 the loss curves, the evaluation with the most samples of the last epoch and the analysis
 (its records and tables, the report's five latent figures), then writes ``pretrained.json``:
-the command that trained it, the device and precision from its epoch records, the seed, the
-versions, and each snapshot's sha256. The run must have been evaluated and analysed
-(``ganscope evaluate RUN``; ``ganscope analyze RUN``).
+the command that trained it, the device and precision from its epoch records, the torch
+threads it trained with (``--threads``: another count sums in another order, so a retraining
+must use the same), the seed, the versions, and each snapshot's sha256. The run must have
+been evaluated and analysed (``ganscope evaluate RUN``; ``ganscope analyze RUN``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ganscope.runs import load_run
 ROOT = Path(__file__).resolve().parents[1] / "src" / "ganscope" / "pretrained"
 
 
-def ship(run_dir: Path, name: str, epochs: list[int]) -> Path:
+def ship(run_dir: Path, name: str, epochs: list[int], threads: int) -> Path:
     run = load_run(run_dir)
     last = run.latest_epoch()
     epochs = sorted({*(e for e in epochs if e <= last), last})
@@ -64,6 +65,7 @@ def ship(run_dir: Path, name: str, epochs: list[int]) -> Path:
         "epochs": last,
         "device": epoch_records[-1].get("device"),
         "precision": epoch_records[-1].get("precision"),
+        "threads": threads,
         "ganscope_version": run.meta.get("ganscope_version"),
         "torch_version": run.meta.get("torch_version"),
         "fid": evaluation["fid"],
@@ -79,8 +81,9 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("name")
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--threads", type=int, required=True, help="torch threads it trained with")
     args = parser.parse_args()
-    out = ship(args.run, args.name, args.epochs)
+    out = ship(args.run, args.name, args.epochs, args.threads)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{out}: {size / 2**20:.2f} MiB")
 
