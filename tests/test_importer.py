@@ -127,16 +127,25 @@ def test_sample_gives_the_modules_own_images(foreign, kind):
     assert paths[0].is_file() and paths[0].stat().st_size > 1000
 
 
+@pytest.fixture(scope="module")
+def reference(fashion_dir):
+    return load_reference("fashion-mnist", str(fashion_dir), progress=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["torchscript", "onnx", "state_dict"])
-def test_evaluate_equals_evaluating_the_module(foreign, fashion_dir, kind):
+def test_evaluate_equals_evaluating_the_module(foreign, fashion_dir, reference, kind):
+    """The imported run's evaluation equals evaluating the module itself through the Python
+    API (``evaluate`` itself, whose reference loading costs seconds, on the ONNX one)."""
     module, run = foreign[1][kind]
-    record = evaluate_run(run, n=300, data_dir=str(fashion_dir), progress=False)
-    reference = load_reference("fashion-mnist", str(fashion_dir), progress=False)
     direct, _ = evaluate_generator(module, reference, load_classifier(), n=300, seed=0)
+    if kind == "onnx":
+        record = evaluate_run(run, n=300, data_dir=str(fashion_dir), progress=False)
+        assert record["model"] == "imported" and record["epoch"] == 1
+    else:
+        record, _ = evaluate_generator(run.generator(), reference, load_classifier(), n=300, seed=0)
     for key in ("fid", "kid", "precision", "recall", "class_entropy"):
         assert record[key] == pytest.approx(direct[key], rel=1e-4, abs=1e-6), key
-    assert record["model"] == "imported" and record["epoch"] == 1
 
 
 @pytest.mark.slow
