@@ -248,8 +248,8 @@ def _cmd_sweep(args: argparse.Namespace, argv: list[str]) -> int:
     if args.space is None:
         raise GanscopeError("give the SPACE file of the study (or --report SWEEP_DIR)")
     args.interrupt_hint = (
-        "finished trials are kept; the same command continues the study (a killed trial is "
-        "retried from its checkpoint)"
+        "finished trials are kept; the same command continues the study (the interrupted "
+        "trial counts as failed and a new trial takes its place)"
     )
     result = sweep(args.space, opts)
     best = [t for t in result["trials"] if t["number"] in result["best"]]
