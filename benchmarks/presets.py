@@ -1,43 +1,50 @@
-"""Screen training recipes: train each variant, evaluate 10,000 samples, append one JSON line.
+"""Screen training recipes as a study: every variant on every seed, each evaluated on 10,000
+samples; print docs/presets.md's tables from the studies.
 
     python benchmarks/presets.py --model mlp --variants seed ema hinge --seeds 0 --epochs 10 \
-        --out /tmp/presets [--limit N] [--data-dir DIR]
+        --out /tmp/presets [--limit N] [--data-dir DIR] [--workers N] [--storage URL]
+    python benchmarks/presets.py --out /tmp/presets --table
 
 Each variant is a set of TrainConfig changes (``VARIANTS`` below, or ``improved``/``seed`` for
 the presets, ``improved-FIELD`` for the improved preset without one ingredient, and
 ``improved+FIELD=VALUE[+FIELD=VALUE...]`` for it with parts moved, e.g.
-``improved+beta1=0+beta2=0.99``; a variant without ``ema`` whose recipe a kept run trained
-with ``ema`` is that run's G weights, evaluated without training); ``real`` trains nothing
-and scores N real training images instead, the floor that every generator's row is read
-against. Results go to
-OUT/results.jsonl (one line per variant and seed: FID, KID, precision, recall, coverage, the
-rarest class's share, classes covered, seconds per epoch, device, CUDA graph or not);
-``--table`` prints the Markdown table of docs/presets.md from that file, then each
-recipe against the seed preset on the seeds both ran on one device, with the issue's
-targets. Runs are kept in OUT/runs/ and reused when they exist (one that was interrupted is
-resumed first, e.g. a CPU run stopped at a session's end); a run for more epochs continues a
-finished shorter one of the same variant and seed (a copy resumed: training never depends on
-the number of epochs asked for, so its first epochs are that run's). Train alone on the
-machine: seconds per epoch are part of the result.
+``improved+beta1=0+beta2=0.99``). The screen is a ``ganscope sweep`` study (docs/sweep.md):
+the variants are the space's named [points], compared on a grid over the seeds, in
+OUT/studies/NAME (NAME: the model, the epochs and the space's sha256, so the same command
+joins its study and finishes what an interrupted one left, and a variant whose recipe changed
+is another study). Every trial is a run folder there; after the study each is evaluated on
+``--n`` samples (latent seed 0; the record stays in the run folder). ``--workers`` and
+``--storage`` are the sweep's: worker processes, and a PostgreSQL server that screens on
+several machines share. ``real`` trains nothing and scores N real training images instead,
+the floor every generator's row is read against (OUT/results.jsonl; screens from before the
+screen was a study are read from there too). ``--table`` prints the Markdown table of
+docs/presets.md from the studies: FID, KID, precision, recall, coverage, the rarest class's
+share, seconds per epoch, device; then each recipe against the seed preset on the seeds both
+ran on one device, with the issue's targets. Train alone on the machine: seconds per epoch are
+part of the result.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import glob
+import hashlib
 import json
-import shutil
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from ganscope import evaluation, presets, runs, trainer
-from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope import evaluation, presets, runs
+from ganscope import sweep as sweeping
+from ganscope.config import TrainConfig
+from ganscope.errors import GanscopeError
 from ganscope.options import EvaluateOptions
+from ganscope.space import Space
+
+#: Where the screen's studies live (one sweep folder each), and the real images' rows.
+STUDIES = "studies"
+RESULTS = "results.jsonl"
 
 #: name -> TrainConfig changes (on top of the seed preset).
 VARIANTS: dict[str, dict] = {
@@ -114,56 +121,108 @@ def _typed(field: str, text: str):
     return type(default)(text)
 
 
-def run_variant(args, name: str, seed: int) -> dict:
-    changes = changes_of(name, args.model)
-    config = RunConfig(
-        DataConfig(data_dir=args.data_dir, limit=args.limit),
-        ModelConfig(args.model),
-        TrainConfig(
-            epochs=args.epochs, seed=seed, device=args.device, precision=args.precision, **changes
-        ),
-    )
-    folder = Path(args.out) / "runs" / f"{args.model}-{name}-s{seed}-e{args.epochs}"
-    twin = None if (folder / runs.CONFIG_FILE).is_file() else averaged_twin(args, config)
-    if twin is not None:  # G's own weights there are this variant's run: nothing to train
-        print(f"{name} seed {seed}: G's own weights of {twin.path}", flush=True)
-        folder = twin.path
-    elif not (folder / runs.CONFIG_FILE).is_file():
-        shorter = _shorter_run(folder, args.epochs)
-        if shorter is None:
-            trainer.train(config, folder, progress=False)
-        else:
-            check_same_recipe(runs.load_run(shorter), config.train)
-            shutil.copytree(shorter, folder, ignore=shutil.ignore_patterns(".lock", ".writer"))
-            trainer.resume(folder, epochs=args.epochs, progress=False)
-    else:
-        kept = runs.load_run(folder)
-        check_same_recipe(kept, config.train)
-        if not _finished(kept, args.epochs):  # interrupted: continue it
-            trainer.resume(folder, epochs=args.epochs, progress=False)
-    run = runs.load_run(folder)
-    result = evaluation.evaluate_run(
-        run,
-        EvaluateOptions(
-            n=args.n, data_dir=args.data_dir, progress=False, trained_weights=twin is not None
-        ),
-    )
-    epochs = run.metrics("epoch")
-    return {
-        "model": args.model,
-        "variant": name,
-        "changes": changes,
-        "seed": seed,
-        "epochs": args.epochs,
-        "limit": args.limit,
-        **({"trained_weights_of": twin.path.name} if twin is not None else {}),
-        **scores(result),
-        "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
-        "epoch_seconds": [r["seconds"] for r in epochs],
-        "device": epochs[-1]["device"],
-        "precision_mode": epochs[-1]["precision"],
-        "cuda_graph": epochs[-1].get("cuda_graph", False),
-    }
+def space_toml(args) -> tuple[str, str]:
+    """The screen as a sweep space (docs/sweep.md): one named point per variant, compared on a
+    grid over the seeds; each trial evaluated once, at its last epoch. Returns the study's name
+    (the model, the length and the space's sha256: the same command joins the same study, a
+    changed variant or preset makes another) and the TOML text."""
+    points = [name for name in args.variants if name != "real"]
+    study = {
+        "model": args.model, "preset": "seed", "epochs": args.epochs,
+        "trials": len(points) * len(args.seeds), "sampler": "grid", "pruner": "none",
+        "objectives": ["fid"], "seeds": list(args.seeds), "eval_every": args.epochs,
+        "eval_samples": min(2000, args.n), "limit": args.limit or 0,
+        "data_dir": args.data_dir or "", "device": args.device, "precision": args.precision,
+    }  # fmt: skip
+    lines = ["[study]", *(f"{k} = {_toml(v)}" for k, v in study.items()), "", "[points]"]
+    for name in points:
+        changes = ", ".join(f"{k} = {_toml(v)}" for k, v in changes_of(name, args.model).items())
+        lines.append(f"{_toml(name)} = {{ {changes} }}")
+    text = "\n".join(lines) + "\n"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    limit = f"-l{args.limit}" if args.limit else ""
+    return f"{args.model}-e{args.epochs}{limit}-{digest}", text
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)  # a string: JSON's quoting is TOML's basic string
+
+
+def screen(args) -> Path:
+    """Run (or join, or find finished) the screen's study in OUT/studies/NAME; every trial's
+    run is then evaluated on ``args.n`` samples (the record stays in its run folder)."""
+    name, text = space_toml(args)
+    folder = Path(args.out) / STUDIES / name
+    folder.mkdir(parents=True, exist_ok=True)
+    space_path = folder / "screen.toml"
+    space_path.write_text(text)
+    sweeping.sweep(space_path, out=str(folder), workers=args.workers, storage=args.storage,
+                   study=name, progress=False)  # fmt: skip
+    for row in study_rows(folder, name, args.storage, evaluate=args):
+        print(
+            f"{row['model']} {row['variant']} seed {row['seed']}: FID {row['fid']:.2f} recall "
+            f"{row['recall']:.3f} rarest {100 * row['rarest_share']:.1f}% classes "
+            f"{row['classes_covered']} ({row['seconds_per_epoch']:.1f} s/epoch)",
+            flush=True,
+        )
+    return folder
+
+
+def study_rows(folder: Path, name: str, storage: str | None = None, evaluate=None) -> list[dict]:
+    """One table row per finished trial of the study ``name`` kept for ``folder``: its
+    point and seed, and the ``n``-sample evaluation of its run folder (made now when
+    ``evaluate`` holds the screen's arguments, else read; a trial not evaluated yet is left
+    out)."""
+    import optuna  # optional: pip install 'ganscope[sweep]'
+
+    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    study = optuna.load_study(study_name=name, storage=url)
+    space = Space.from_json(study.user_attrs["space"])
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    rows, reference = [], None
+    for trial in sorted(finished, key=lambda t: t.datetime_complete):
+        if not (folder / trial.user_attrs["run"] / runs.CONFIG_FILE).is_file():
+            continue  # trained by a worker on another machine (--storage): its folder is there
+        run = runs.load_run(folder / trial.user_attrs["run"])
+        wanted = {"epoch": run.latest_epoch(), "seed": 0}
+        record = run.find_evaluation(**wanted, **({"n": evaluate.n} if evaluate else {}))
+        if record is None and evaluate is not None:
+            options = EvaluateOptions(n=evaluate.n, data_dir=evaluate.data_dir, progress=False)
+            if reference is None:  # one test set for every trial: its features computed once
+                reference = evaluation.load_reference(data_dir=evaluate.data_dir, progress=False)
+            record = evaluation.evaluate_run(run, options, reference=reference)
+        if record is None:
+            continue
+        epochs = run.metrics("epoch")
+        rows.append({
+            "model": space.model, "variant": trial.params["point"],
+            "changes": space.points[trial.params["point"]], "seed": run.config.train.seed,
+            "epochs": space.epochs, "limit": space.limit or None, **scores(record),
+            "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
+            "epoch_seconds": [r["seconds"] for r in epochs], "device": epochs[-1]["device"],
+            "precision_mode": epochs[-1]["precision"],
+            "cuda_graph": epochs[-1].get("cuda_graph", False),
+            "study": name, "run": str(run.path), "n": record["n"],
+        })  # fmt: skip
+    return rows
+
+
+def read_rows(out: Path, storage: str | None = None) -> list[dict]:
+    """Every row of OUT: the lines of OUT/results.jsonl (the real images' rows, and screens
+    run before the screen was a study), then every study's trials under OUT/studies."""
+    path = Path(out) / RESULTS
+    lines = path.read_text().splitlines() if path.is_file() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
+    for folder in sorted((Path(out) / STUDIES).glob("*/")):
+        if storage is not None or (folder / "study.db").is_file():
+            rows += study_rows(folder, folder.name, storage)
+    return rows
 
 
 def scores(result: dict) -> dict:
@@ -208,76 +267,11 @@ def real_row(args, seed: int) -> dict:
     }
 
 
-def recipe_of(train: TrainConfig) -> dict:
-    """The values of ``train`` that make its recipe (what a variant changes)."""
-    return {field: getattr(train, field) for field in presets.RECIPE_FIELDS}
-
-
-def check_same_recipe(kept: runs.Run, train: TrainConfig) -> None:
-    """Stop when the ``kept`` run was trained with another recipe than ``train``'s:
-    a variant's name can mean another recipe later (``improved`` once the preset changes),
-    and reusing the old run would score it under the new name."""
-    saved = recipe_of(kept.config.train)
-    wanted = recipe_of(train)
-    if saved != wanted:
-        moved = ", ".join(
-            f"{field} {saved[field]} there, {wanted[field]} now"
-            for field in wanted
-            if saved[field] != wanted[field]
-        )
-        raise SystemExit(
-            f"{kept.path} holds a run of another recipe ({moved}); "
-            "move it away or use another --out"
-        )
-
-
-def averaged_twin(args, config: RunConfig) -> runs.Run | None:
-    """A finished run in OUT/runs that trained ``config``'s recipe with ``--ema`` added, on
-    the same device, data and seed, for as many epochs; or None. The moving average never
-    feeds back into training, so G's own weights there are exactly what ``config`` would
-    train (``ganscope evaluate --trained-weights``; tests/test_evaluation.py checks it):
-    a variant without the average, e.g. ``improved-ema``, costs an evaluation, not a run."""
-    if config.train.ema:
-        return None
-    wanted = recipe_of(config.train)
-    pattern = f"{glob.escape(args.model)}-*-s{config.train.seed}-e{args.epochs}"
-    for folder in sorted((Path(args.out) / "runs").glob(pattern)):
-        if not (folder / runs.CONFIG_FILE).is_file():
-            continue
-        other = runs.load_run(folder)
-        train = other.config.train
-        if not train.ema or recipe_of(dataclasses.replace(train, ema=0.0)) != wanted:
-            continue
-        same = (train.seed, train.device, train.precision, other.config.data.limit) == (
-            config.train.seed, config.train.device, config.train.precision, config.data.limit
-        )  # fmt: skip
-        if same and _finished(other, args.epochs):
-            return other
-    return None
-
-
-def _finished(run: runs.Run, epochs: int) -> bool:
-    """Whether ``run`` trained all ``epochs`` (a run killed on the way has fewer)."""
-    return run.has_checkpoint() and run.latest_epoch() >= epochs
-
-
-def _shorter_run(folder: Path, epochs: int) -> Path | None:
-    """The finished run of the same variant and seed with the most epochs below ``epochs``."""
-    stem = folder.name.rsplit("-e", 1)[0]
-    best, best_epochs = None, 0
-    for other in folder.parent.glob(f"{glob.escape(stem)}-e*"):
-        done = other.name.rsplit("-e", 1)[1]
-        if done.isdigit() and best_epochs < int(done) < epochs:
-            if _finished(runs.load_run(other), int(done)):
-                best, best_epochs = other, int(done)
-    return best
-
-
-def table(path: Path) -> str:
+def table(rows: list[dict]) -> str:
     # A variant evaluated again replaces its earlier line; a name whose recipe changed (the
     # improved preset's, once a better one became it) keeps a row per recipe.
     groups: dict[tuple, list[dict]] = {}
-    for row in _latest(path, "seed"):
+    for row in _latest(rows, "seed"):
         groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| model | variant | what changed | FID | KID | precision | recall | coverage "
@@ -344,11 +338,11 @@ TARGETS: dict[str, dict[str, float]] = {
 TARGET_SEEDS = 3
 
 
-def against_seed(path: Path) -> str:
+def against_seed(rows: list[dict]) -> str:
     """Each recipe against the seed preset on the seeds both ran on one device, at one length
     and slice (a run from one seed on two devices is two different runs), with the targets."""
     setting = {}  # (model, epochs, limit, device, precision) -> {group key: {seed: row}}
-    for row in _latest(path, "device", "precision_mode", "seed"):
+    for row in _latest(rows, "device", "precision_mode", "seed"):
         where = tuple(row.get(f) for f in ("model", "epochs", "limit", "device", "precision_mode"))
         setting.setdefault(where, {}).setdefault(_group_key(row), {})[row["seed"]] = row
     lines = [
@@ -408,14 +402,12 @@ def _length(epochs: int | None, limit: int | None) -> str:
     return f"{epochs or '-'}{'' if limit is None else f' ({limit:,} images)'}"
 
 
-def _latest(path: Path, *fields: str) -> list[dict]:
-    """The results' lines, the last one of each recipe and `fields` (a run evaluated again
-    replaces its earlier line)."""
+def _latest(rows: list[dict], *fields: str) -> list[dict]:
+    """The last row of each recipe and `fields` (a run evaluated again, or trained again in a
+    later study, replaces its earlier row)."""
     latest = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            latest[(*_group_key(row), *(row.get(field) for field in fields))] = row
+    for row in rows:
+        latest[(*_group_key(row), *(row.get(field) for field in fields))] = row
     return list(latest.values())
 
 
@@ -437,29 +429,28 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="fp32 to compare with CPU runs")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="presets-screen")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (sweep's)")
+    parser.add_argument("--storage", default=None, help="a PostgreSQL URL shared by machines")
     parser.add_argument("--table", action="store_true", help="print the table and stop")
     args = parser.parse_args()
-    results = Path(args.out) / "results.jsonl"
-    if args.table:
-        print(table(results))
-        print("\nAgainst the seed preset (same device, length and seeds):\n")
-        print(against_seed(results))
-        return
-    results.parent.mkdir(parents=True, exist_ok=True)
-    for name in args.variants:
+    out = Path(args.out)
+    try:
+        if args.table:
+            rows = read_rows(out, args.storage)
+            print(table(rows))
+            print("\nAgainst the seed preset (same device, length and seeds):\n")
+            print(against_seed(rows))
+            return
+        if any(name != "real" for name in args.variants):
+            screen(args)
+    except GanscopeError as error:
+        raise SystemExit(f"error: {error}") from None
+    if "real" in args.variants:
+        out.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
-            started = time.perf_counter()
-            row = real_row(args, seed) if name == "real" else run_variant(args, name, seed)
-            with results.open("a") as out:
-                out.write(json.dumps(row) + "\n")
-            per_epoch = row["seconds_per_epoch"]
-            print(
-                f"{args.model} {name} seed {seed}: FID {row['fid']:.2f} recall {row['recall']:.3f}"
-                f" rarest {100 * row['rarest_share']:.1f}% classes {row['classes_covered']} "
-                f"({'-' if per_epoch is None else f'{per_epoch:.1f}'} s/epoch; "
-                f"{time.perf_counter() - started:.0f} s)",
-                flush=True,
-            )
+            row = real_row(args, seed)
+            runs.append_metrics(out / RESULTS, [row])
+            print(f"real seed {seed}: FID {row['fid']:.2f} recall {row['recall']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

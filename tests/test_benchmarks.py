@@ -1,6 +1,6 @@
 """The benchmark scripts' own bookkeeping (their runs are long; what they decide is not)."""
 
-import dataclasses
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -9,7 +9,6 @@ import pytest
 
 from ganscope import presets as preset_table
 from ganscope import runs
-from ganscope.config import FORMAT_VERSION, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,55 +22,42 @@ def presets():
     return module
 
 
-def test_a_kept_run_of_another_recipe_is_not_scored_under_the_name(tmp_path, presets):
-    """`improved` names another recipe once the preset changes: the run kept from the old
-    one must stop the screen instead of being scored as the new one."""
-    old = preset_table.with_preset(TrainConfig(preset="improved"), "cnn")
-    folder = tmp_path / "cnn-improved-s0-e10"
-    kept = runs.create_run(folder, RunConfig(model=ModelConfig("cnn"), train=old))
-    presets.check_same_recipe(kept, old)  # the same recipe: reused
-    moved = TrainConfig(**{**presets.recipe_of(old), "r1_gamma": old.r1_gamma + 2, "seed": 3})
-    with pytest.raises(SystemExit, match=f"r1_gamma {old.r1_gamma} there, {moved.r1_gamma} now"):
-        presets.check_same_recipe(kept, moved)
-    # what is not the recipe (seed, device, epochs) does not count
-    presets.check_same_recipe(kept, TrainConfig(**{**presets.recipe_of(old), "epochs": 30}))
-
-
-def test_a_variant_without_the_average_is_read_from_its_averaged_twin(tmp_path, presets):
-    """`improved-ema` is the improved run's own G weights (the average never feeds back):
-    found only in a finished run of the same recipe plus --ema, seed, device and data."""
-    import argparse
-
-    import torch
-
-    def kept(name, train, epochs_done=10, limit=None):
-        config = RunConfig(DataConfig(limit=limit), ModelConfig("cnn"), train)
-        run = runs.create_run(tmp_path / "runs" / f"cnn-{name}-e10", config)
-        if epochs_done:
-            # read for its epoch only
-            torch.save(
-                {"format_version": FORMAT_VERSION, "epoch": epochs_done}, run.checkpoint_path
-            )
-        return run
-
-    improved = TrainConfig(**presets.changes_of("improved", "cnn"), device="cpu")
-    ablated = RunConfig(
-        DataConfig(), ModelConfig("cnn"),
-        TrainConfig(**presets.changes_of("improved-ema", "cnn"), device="cpu"),
+def test_the_screen_is_a_study_of_run_folders_and_its_table_comes_from_it(
+    tmp_path, presets, fashion_dir, monkeypatch, capsys
+):
+    """Two variants on one seed: a grid study of named points; each trial a run folder with
+    its recipe and an n-sample evaluation; the same command again trains nothing; a changed
+    recipe (another preset) is another study, not a row under the old name."""
+    pytest.importorskip("optuna")
+    argv = ["presets.py", "--model", "mlp", "--variants", "seed", "ema", "--seeds", "3",
+            "--epochs", "1", "--limit", "640", "--n", "200", "--precision", "fp32",
+            "--data-dir", str(fashion_dir), "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    presets.main()
+    rows = presets.read_rows(tmp_path)
+    assert sorted(r["variant"] for r in rows) == ["ema", "seed"]
+    for row in rows:
+        run = runs.load_run(row["run"])
+        assert run.config.train.seed == 3 and run.config.data.limit == 640
+        assert run.config.train.ema == (0.999 if row["variant"] == "ema" else 0.0)
+        assert row["n"] == 200 and row["fid"] == run.find_evaluation(n=200)["fid"]
+    (study,) = (tmp_path / "studies").iterdir()
+    trained = sorted(p.name for p in (study / "trials").iterdir())
+    presets.main()  # joins its study: nothing trained again
+    assert sorted(p.name for p in (study / "trials").iterdir()) == trained
+    monkeypatch.setattr("sys.argv", [*argv[:-2], "--out", str(tmp_path), "--table"])
+    capsys.readouterr()
+    presets.main()
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mlp")]
+    assert len(table) == 3  # two variants, then ema against the seed preset
+    assert "| ema | ema=0.999 |" in table[0] + table[1]
+    monkeypatch.setitem(preset_table.PRESETS, "seed", {"mlp": {"lr": 1e-3}})
+    args = argparse.Namespace(
+        model="mlp", variants=["seed", "ema"], seeds=[3], epochs=1, limit=640, n=200,
+        device="auto", precision="fp32", data_dir=str(fashion_dir),
     )  # fmt: skip
-    args = argparse.Namespace(model="cnn", out=str(tmp_path), epochs=10)
-    assert presets.averaged_twin(args, ablated) is None  # nothing kept yet
-    kept("unfinished-s0", improved, epochs_done=4)
-    kept("sliced-s0", improved, limit=640)
-    kept("other-s0", TrainConfig(**{**presets.recipe_of(improved), "r1_gamma": 3.0}))
-    kept("improved-s1", TrainConfig(**{**presets.recipe_of(improved), "seed": 1}))
-    assert presets.averaged_twin(args, ablated) is None
-    twin = kept("improved-s0", improved)
-    assert presets.averaged_twin(args, ablated).path == twin.path
-    # a variant with its own average has no twin; nor does one on another device
-    assert presets.averaged_twin(args, RunConfig(model=ModelConfig("cnn"), train=improved)) is None
-    on_gpu = dataclasses.replace(ablated, train=dataclasses.replace(ablated.train, device="cuda"))
-    assert presets.averaged_twin(args, on_gpu) is None
+    assert presets.space_toml(args)[0] != study.name
 
 
 def _row(variant, changes, seed, fid):
@@ -95,7 +81,8 @@ def test_the_table_keeps_a_row_per_recipe_and_the_latest_line_per_seed(tmp_path,
     ]
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in lines))
-    rows = [line for line in presets.table(path).splitlines() if line.startswith("| cnn")]
+    table = presets.table(presets.read_rows(tmp_path))  # rows of screens before the studies
+    rows = [line for line in table.splitlines() if line.startswith("| cnn")]
     assert len(rows) == 3
     assert "r1_gamma=1.0" in rows[0] and "| 11.00 ± 1.41 |" in rows[0] and "| 0,1 |" in rows[0]
     assert "r1_gamma=3.0" in rows[1] and "| 7.00 |" in rows[1] and "| 0 |" in rows[1]
@@ -117,7 +104,8 @@ def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(
     ]
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in lines))
-    rows = [line for line in presets.against_seed(path).splitlines() if line.startswith("| cnn")]
+    table = presets.against_seed(presets.read_rows(tmp_path))
+    rows = [line for line in table.splitlines() if line.startswith("| cnn")]
     assert len(rows) == 2
     cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
     assert cells[1:6] == ["improved", "10", "cpu", "0,1", "7.50 / 15.00"]

@@ -57,7 +57,15 @@ def _raw():
         (lambda r: r["study"].update(model="gpt"), "unknown model 'gpt'"),
         (lambda r: r.update(extras={}), "unknown table(s) ['extras']"),
         (lambda r: r.update(confirm={"top": 1, "seeds": [0]}), "seeds must be fresh"),
-        (lambda r: r.pop("params"), "names no setting"),
+        (lambda r: r.pop("params"), "in [params], or named recipes in [points]"),
+        (lambda r: r.update(points={"a": {"ema": 0.9}}), "(one of the two)"),
+        (lambda r: r["study"].update(eval_every=3), "eval_every within 1..epochs"),
+        (lambda r: r["study"].update(seeds=[-1]), "seeds are whole numbers"),
+        (lambda r: r["study"].update(precision="fp8"), "--precision must be"),
+        (
+            lambda r: r.update(confirm={"top": 1, "seeds": [5]}) or r["study"].update(seeds=[5]),
+            "seeds must be fresh",
+        ),
     ],
 )
 def test_a_bad_space_is_one_line(change, message):
@@ -65,6 +73,59 @@ def test_a_bad_space_is_one_line(change, message):
     change(raw)
     with pytest.raises(GanscopeError, match=message.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]")):  # fmt: skip
+        parse_space(raw)
+
+
+POINTS = """
+[study]
+model = "mlp"
+epochs = 3
+eval_every = 3
+sampler = "grid"
+seeds = [4, 5]
+precision = "fp32"
+
+[points]
+seed = {}
+ema-r1 = { ema = 0.999, r1_gamma = 1.0 }
+improved = { preset = "improved", ema = 0.999, spectral_norm = true }
+"""
+
+
+def test_named_points_on_several_seeds():
+    import tomllib
+
+    space = parse_space(tomllib.loads(POINTS))
+    grid = space.grid_params()
+    assert grid["point"].choices == ("seed", "ema-r1", "improved")
+    assert grid["seed"].choices == (4, 5) and not space.params
+    config = space.config({"point": "ema-r1", "seed": 5})
+    train = config.train
+    assert (train.ema, train.r1_gamma, train.seed, train.eval_every) == (0.999, 1.0, 5, 3)
+    assert train.precision == "fp32" and not train.spectral_norm
+    assert space.config({"point": "seed", "seed": 4}).train.ema == 0.0
+    assert space.config({"point": "improved", "seed": 4}, seed=9).train.seed == 9
+    assert space.config({"point": "improved", "seed": 4}).train.preset == "improved"
+
+
+@pytest.mark.parametrize(
+    "point, message",
+    [
+        ({"warp": 1}, "[points] x: warp is not a setting"),
+        ({"ema": 1.5}, "[points] x: ema = 1.5: --ema must be in"),
+        ({"epochs": 4}, "epochs is not a setting"),
+    ],
+)
+def test_a_bad_point_is_one_line(point, message):
+    import tomllib
+
+    raw = tomllib.loads(POINTS)
+    raw["points"]["x"] = point
+    with pytest.raises(GanscopeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_space(raw)
+    raw = tomllib.loads(POINTS)
+    raw["study"]["sampler"] = "tpe"
+    with pytest.raises(GanscopeError, match="compared on a grid"):
         parse_space(raw)
 
 

@@ -212,11 +212,19 @@ def classification_accuracy_score(
     }
 
 
-def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) -> dict[str, Any]:
+def evaluate_run(
+    run,
+    options: EvaluateOptions | None = None,
+    *,
+    reference: Reference | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Evaluate a run's generator against the test set; writes its record (JSON, at
     ``Run.evaluation_path``) and a figure of the closest generated/training pairs. Returns the
     record: the result header (run, model, the epoch whose weights were used, n, seed,
-    classifier checksum), then the metrics."""
+    classifier checksum), then the metrics. A caller evaluating several runs of one dataset
+    passes one ``reference`` (:func:`load_reference`): the test set's features and distances
+    are then computed once."""
 
     opts = resolve(EvaluateOptions, options, overrides)
     if opts.cas and not run.config.model.conditional:
@@ -226,11 +234,12 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
         )
     classifier = load_classifier(opts.classifier_path, device=opts.device)
     generator, epoch = run.generator_at(opts.epoch, opts.device, trained=opts.trained_weights)
-    reference = load_reference(
-        run.config.data.dataset,
-        opts.data_dir if opts.data_dir is not None else run.config.data.data_dir,
-        progress=opts.progress,
-    )
+    if reference is None:
+        reference = load_reference(
+            run.config.data.dataset,
+            opts.data_dir if opts.data_dir is not None else run.config.data.data_dir,
+            progress=opts.progress,
+        )
     weights = ", G's own weights, not their moving average" if opts.trained_weights else ""
     report_progress.say(
         f"evaluating {run.path} (epoch {epoch}{weights}, {opts.n} samples)", enabled=opts.progress
@@ -239,18 +248,7 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
         generator, reference, classifier, n=opts.n, seed=opts.seed, batch_size=opts.batch_size
     )
     if opts.cas:
-        test = load_split(
-            run.config.data.dataset,
-            "test",
-            opts.data_dir or run.config.data.data_dir,
-            progress=opts.progress,
-        )
-        cas = classification_accuracy_score(
-            generator, test, per_class=opts.cas_per_class, seed=opts.seed,
-            recipe=dataclasses.replace(ClassifierRecipe(), epochs=opts.cas_epochs),
-            progress=opts.progress,
-        )  # fmt: skip
-        result |= cas | {"cas_real": classifier.meta["test_accuracy"]}
+        result |= _cas(run, generator, opts) | {"cas_real": classifier.meta["test_accuracy"]}
     result = {
         **run.result_header(epoch, opts.n, opts.seed, classifier.meta["sha256"]),
         "classifier_test_accuracy": classifier.meta["test_accuracy"],
@@ -260,18 +258,36 @@ def evaluate_run(run, options: EvaluateOptions | None = None, **overrides: Any) 
     path = run.evaluation_path(epoch, opts.seed, opts.n, trained=opts.trained_weights)
     pairs = result.get("closest_pairs", [])
     if pairs:
-        rows = torch.stack(
-            [fake[[p[0] for p in pairs]], reference.train_images[[p[1] for p in pairs]]]
-        )
-        figure = labelled_grid(
-            rows,
-            ["generated", "nearest train"],
-            "generated images closest to a training image (pixel L2)",
-        )
-        figure_path = closest_pairs_path(path)
-        result["closest_pairs_figure"] = str(save_png(figure, figure_path))
+        result["closest_pairs_figure"] = _closest_pairs_figure(pairs, fake, reference, path)
     atomic.write_json(path, result)
     return result
+
+
+def _cas(run, generator: nn.Module, opts: EvaluateOptions) -> dict[str, Any]:
+    """The Classification Accuracy Score of a conditional run's generator (``--cas``)."""
+    test = load_split(
+        run.config.data.dataset,
+        "test",
+        opts.data_dir or run.config.data.data_dir,
+        progress=opts.progress,
+    )
+    return classification_accuracy_score(
+        generator, test, per_class=opts.cas_per_class, seed=opts.seed,
+        recipe=dataclasses.replace(ClassifierRecipe(), epochs=opts.cas_epochs),
+        progress=opts.progress,
+    )  # fmt: skip
+
+
+def _closest_pairs_figure(pairs, fake: torch.Tensor, reference: Reference, path) -> str:
+    """The figure of the generated images closest to a training image, beside the evaluation
+    record at ``path``; returns its path."""
+    rows = torch.stack([fake[[p[0] for p in pairs]], reference.train_images[[p[1] for p in pairs]]])
+    figure = labelled_grid(
+        rows,
+        ["generated", "nearest train"],
+        "generated images closest to a training image (pixel L2)",
+    )
+    return str(save_png(figure, closest_pairs_path(path)))
 
 
 class EvaluateDuringTraining:

@@ -15,6 +15,12 @@ pruner = "median"        # median, hyperband or none
 lr = { low = 1e-4, high = 1e-3, log = true }
 batch_size = { choices = [32, 64] }
 
+# or, instead of [params], named recipes compared on a grid (with [study] seeds = [0, 1, 2]:
+# every recipe on every seed); the trial's parameter is then "point" (and "seed")
+# [points]
+# ema = { ema = 0.999 }
+# r1 = { r1_gamma = 1.0 }
+
 [confirm]                # the best K rerun on fresh seeds, evaluated on n samples
 top = 2
 seeds = [1, 2, 3]
@@ -49,7 +55,8 @@ TIMING = {"seconds_per_epoch": "minimize"}
 STUDY = {
     "model": "mlp", "preset": "seed", "epochs": 3, "trials": 16, "sampler": "tpe",
     "sampler_seed": 0, "objectives": ["fid"], "objective_epoch": 0, "pruner": "median",
-    "seed": 0, "eval_samples": 2000, "limit": 0, "threads": 0, "data_dir": "",
+    "seed": 0, "seeds": [], "eval_every": 1, "eval_samples": 2000, "limit": 0, "threads": 0,
+    "data_dir": "", "device": "auto", "precision": "auto",
 }  # fmt: skip
 CONFIRM = {"top": 0, "seeds": [1, 2, 3], "n": 10000}
 #: TrainConfig fields the study itself sets: not searchable.
@@ -90,6 +97,7 @@ class Space:
     study: dict[str, Any]
     params: dict[str, Param]
     confirm: dict[str, Any]
+    points: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         if name in STUDY:
@@ -110,22 +118,41 @@ class Space:
         return values[0] if self.objectives[0][1] == "minimize" else -values[0]
 
     def config(self, params: dict[str, Any], seed: int | None = None) -> RunConfig:
-        """A trial's run config: the preset, then the trial's settings, then the study's."""
+        """A trial's run config: the preset, then the study's settings, then the trial's
+        (a named point's values for ``point``); ``seed`` (the confirmation's) overrides the
+        trial's seed."""
+        params = dict(params)
+        seed = seed if seed is not None else params.pop("seed", self.seed)
+        params.pop("seed", None)
+        if "point" in params:
+            point = self.points[params.pop("point")]
+            params = {**params, **point}
         train = with_preset(TrainConfig(preset=self.preset), self.model, ())
-        fixed = {"epochs": self.epochs, "seed": self.seed if seed is None else seed,
-                 "eval_every": 1, "eval_samples": self.eval_samples}  # fmt: skip
-        train = dataclasses.replace(train, **params, **fixed)
+        fixed = {"epochs": self.epochs, "seed": seed, "eval_every": self.eval_every,
+                 "eval_samples": self.eval_samples, "device": self.device,
+                 "precision": self.study["precision"]}  # fmt: skip
+        train = dataclasses.replace(train, **{**fixed, **params})
         data = DataConfig(limit=self.limit or None, data_dir=self.data_dir or None)
         return RunConfig(data=data, model=ModelConfig(self.model), train=train).validate()
 
     def suggest(self, trial: Any) -> dict[str, Any]:
-        return {name: param.suggest(trial) for name, param in self.params.items()}
+        return {name: param.suggest(trial) for name, param in self.grid_params().items()}
+
+    def grid_params(self) -> dict[str, Param]:
+        """The trial's parameters: [params], or ``point`` over [points]; and ``seed`` where
+        the study names seeds."""
+        found = dict(self.params)
+        if self.points:
+            found["point"] = Param("point", choices=tuple(self.points))
+        if self.study["seeds"]:
+            found["seed"] = Param("seed", choices=tuple(self.study["seeds"]))
+        return found
 
     def sampler(self) -> Any:
         import optuna  # optional: pip install 'ganscope[sweep]'
 
         if self.sampler_name == "grid":
-            grid = {name: list(param.choices) for name, param in self.params.items()}
+            grid = {name: list(param.choices) for name, param in self.grid_params().items()}
             return optuna.samplers.GridSampler(grid, seed=self.sampler_seed)
         if self.sampler_name == "random":
             return optuna.samplers.RandomSampler(seed=self.sampler_seed)
@@ -145,7 +172,7 @@ class Space:
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"study": self.study, "confirm": self.confirm,
+        return {"study": self.study, "confirm": self.confirm, "points": self.points,
                 "params": {n: dataclasses.asdict(p) for n, p in self.params.items()}}  # fmt: skip
 
     def to_json(self) -> str:
@@ -161,7 +188,7 @@ class Space:
         params = {
             n: Param(**{**p, "choices": tuple(p["choices"])}) for n, p in raw["params"].items()
         }
-        return cls(raw["study"], params, raw["confirm"])
+        return cls({**STUDY, **raw["study"]}, params, raw["confirm"], raw.get("points", {}))
 
 
 def read_space(path: str | Path) -> Space:
@@ -177,10 +204,10 @@ def read_space(path: str | Path) -> Space:
 
 
 def parse_space(raw: dict[str, Any], where: str = "the space") -> Space:
-    unknown = set(raw) - {"study", "params", "confirm"}
+    unknown = set(raw) - {"study", "params", "confirm", "points"}
     if unknown:
         raise GanscopeError(
-            f"{where}: unknown table(s) {sorted(unknown)}; use study, params, confirm"
+            f"{where}: unknown table(s) {sorted(unknown)}; use study, params or points, confirm"
         )
     study = _table(raw.get("study", {}), STUDY, f"{where} [study]")
     confirm = _table(raw.get("confirm", {}), CONFIRM, f"{where} [confirm]")
@@ -188,18 +215,36 @@ def parse_space(raw: dict[str, Any], where: str = "the space") -> Space:
     params = {
         name: _param(name, spec, study, where) for name, spec in raw.get("params", {}).items()
     }
-    if not params:
-        raise GanscopeError(f"{where}: [params] names no setting to search")
-    space = Space(study, params, confirm)
+    points = _points(raw.get("points", {}), study, where)
+    if bool(params) == bool(points):
+        raise GanscopeError(
+            f"{where}: name the settings to search in [params], or named recipes in [points] "
+            "(one of the two)"
+        )
+    if points and study["sampler"] != "grid":
+        raise GanscopeError(f'{where}: [points] are compared on a grid: sampler = "grid"')
+    space = Space(study, params, confirm, points)
     if study["sampler"] == "grid" and any(not p.choices for p in params.values()):
         raise GanscopeError(f"{where}: the grid sampler needs choices for every parameter")
     if confirm["top"] < 0 or confirm["n"] < 10 or not confirm["seeds"]:
         raise GanscopeError(f"{where} [confirm]: top >= 0, n >= 10 and at least one seed")
-    if confirm["top"] and study["seed"] in confirm["seeds"]:
+    used = set(study["seeds"] or [study["seed"]])
+    if confirm["top"] and used & set(confirm["seeds"]):
         raise GanscopeError(
-            f"{where} [confirm]: seeds must be fresh, not the study's seed {study['seed']}"
+            f"{where} [confirm]: seeds must be fresh, not the study's {sorted(used)}"
         )
     return space
+
+
+def _points(raw: Any, study: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """[points]: name -> the TrainConfig values of that recipe, each checked as its flag is."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise GanscopeError(f"{where}: [points] holds tables: name = {{ field = value, ... }}")
+    for name, values in raw.items():
+        for field, value in values.items():
+            _searchable(field, f"{where}: [points] {name}:")
+            _check_value(field, value, study, f"{where}: [points] {name}:")
+    return {name: dict(values) for name, values in raw.items()}
 
 
 def _table(values: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
@@ -237,23 +282,37 @@ def _check_study(study: dict[str, Any], where: str) -> None:
         study["trials"] < 1
         or study["epochs"] < 1
         or not 0 <= study["objective_epoch"] <= study["epochs"]
+        or not 1 <= study["eval_every"] <= study["epochs"]
     ):
         raise GanscopeError(
-            f"{where}: trials and epochs at least 1, objective_epoch within 0..epochs"
+            f"{where}: trials and epochs at least 1, objective_epoch within 0..epochs, "
+            "eval_every within 1..epochs"
         )
+    if not all(isinstance(seed, int) and 0 <= seed < 2**63 for seed in study["seeds"]):
+        raise GanscopeError(f"{where}: seeds are whole numbers from 0, got {study['seeds']}")
+    base = TrainConfig(device=study["device"], precision=study["precision"])
+    try:
+        base.validate()
+    except GanscopeError as error:
+        raise GanscopeError(f"{where}: {error}") from None
     ModelConfig(study["model"]).validate()
 
 
-def _param(name: str, spec: Any, study: dict[str, Any], where: str) -> Param:
+def _searchable(name: str, where: str) -> None:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if name not in fields or name in FIXED or fields[name].metadata.get("mechanics"):
         searchable = sorted(
             n for n in fields if n not in FIXED and not fields[n].metadata.get("mechanics")
         )
         raise GanscopeError(
-            f"{where}: [params] {name} is not a setting a trial may change; choose from "
+            f"{where} {name} is not a setting a trial may change; choose from "
             f"{', '.join(searchable)}"
         )
+
+
+def _param(name: str, spec: Any, study: dict[str, Any], where: str) -> Param:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    _searchable(name, f"{where}: [params]")
     if not isinstance(spec, dict) or not (set(spec) <= {"choices", "low", "high", "log", "step"}):
         raise GanscopeError(
             f"{where}: [params] {name} takes choices = [...] or low/high (log, step)"
@@ -263,7 +322,7 @@ def _param(name: str, spec: Any, study: dict[str, Any], where: str) -> Param:
         if not isinstance(choices, list) or not choices:
             raise GanscopeError(f"{where}: [params] {name} has empty choices")
         for value in choices:
-            _check_value(name, value, study, where)
+            _check_value(name, value, study, f"{where}: [params]")
         return Param(name, choices=tuple(choices))
     if "low" not in spec or "high" not in spec or not spec["low"] < spec["high"]:
         raise GanscopeError(f"{where}: [params] {name} needs low < high (or choices)")
@@ -271,7 +330,7 @@ def _param(name: str, spec: Any, study: dict[str, Any], where: str) -> Param:
     if isinstance(default, bool) or isinstance(default, str):
         raise GanscopeError(f"{where}: [params] {name} is not a number: give choices")
     for value in (spec["low"], spec["high"]):
-        _check_value(name, value, study, where)
+        _check_value(name, value, study, f"{where}: [params]")
     return Param(name, low=spec["low"], high=spec["high"], log=bool(spec.get("log")),
                  step=spec.get("step"), integer=isinstance(default, int))  # fmt: skip
 
@@ -282,6 +341,6 @@ def _check_value(name: str, value: Any, study: dict[str, Any], where: str) -> No
     try:
         dataclasses.replace(base, **{name: value}).validate()
     except GanscopeError as error:
-        raise GanscopeError(f"{where}: [params] {name} = {value!r}: {error}") from None
+        raise GanscopeError(f"{where} {name} = {value!r}: {error}") from None
     except TypeError:
-        raise GanscopeError(f"{where}: [params] {name} = {value!r} has the wrong type") from None
+        raise GanscopeError(f"{where} {name} = {value!r} has the wrong type") from None

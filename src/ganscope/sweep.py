@@ -28,9 +28,9 @@ import torch
 
 from . import atomic, trainer
 from .checks import Checked, require_package, resolve
-from .config import option
+from .config import DataConfig, option
 from .errors import GanscopeError, TrainingDiverged
-from .evaluation import evaluate_run
+from .evaluation import evaluate_run, load_reference
 from .runs import Run, load_run
 from .space import TIMING, Space, read_space
 
@@ -273,6 +273,8 @@ def confirm(study: Any, space: Space, folder: Path, progress: bool) -> list[dict
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = sorted(complete, key=lambda t: space.sort_key(t.values))[: space.confirm_top]
+    # one test set for every confirmation run: its features are computed once
+    reference = load_reference(DataConfig().dataset, space.data_dir or None, progress=progress)
     rows = []
     for trial in best:
         measured = []
@@ -280,7 +282,7 @@ def confirm(study: Any, space: Space, folder: Path, progress: bool) -> list[dict
             path = folder / CONFIRM_DIR / f"trial-{trial.number:04d}-seed{seed}"
             config = space.config(trial.params, seed=seed)
             run = _confirm_run(config, path, progress)
-            record = evaluate_run(run, n=space.confirm_n, progress=progress)
+            record = evaluate_run(run, n=space.confirm_n, progress=progress, reference=reference)
             measured.append({name: record[name] for name in CONFIRM_METRICS})
         rows.append(_confirm_row(trial, measured, space))
     atomic.write_json(folder / CONFIRM_FILE, rows)
