@@ -18,6 +18,7 @@ from ganscope import trainer, web
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import to_uint8
 from ganscope.sampling import generate, latent
+from ganscope.web_requests import GenerateRequest
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -453,3 +454,47 @@ def test_the_class_picker_in_a_browser(served_conditional):
         server.should_exit = True
         thread.join(timeout=10)
     assert errors == []
+
+
+# -- concurrent requests share forward passes ---------------------------------------------------
+def _close(image: torch.Tensor, pixels: np.ndarray) -> bool:
+    """Within one grey level: a batch's convolutions may sum in another order than one's."""
+    return np.abs(to_uint8(image)[0].numpy().astype(int) - pixels.astype(int)).max() <= 1
+
+
+def test_a_batch_answers_each_request_as_it_would_alone(served):
+    """Twelve generate requests computed as one forward pass (what concurrent requests get)
+    against each asked alone, and the same through the batcher from six threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    explorer, client = served
+    zs = [latent(1, 100, seed)[0].tolist() for seed in range(12)]
+    alone = [client.post("/api/generate", json={"run": 1, "z": z}).json() for z in zs]
+    together = explorer._forward((1, None), [(torch.tensor([z]), None) for z in zs])
+    for (image, probs, row), answer in zip(together, alone):
+        assert _close(image, _pixels(answer["image"])) and row is None
+        assert max(abs(float(p) - q) for p, q in zip(probs, answer["probs"])) < 1e-3
+
+    def served_items() -> int:
+        return sum(size * count for size, count in explorer.batcher.sizes.items())
+
+    before = served_items()
+    with ThreadPoolExecutor(6) as pool:
+        asked = [GenerateRequest(run=1, z=z) for z in zs]
+        answers = list(pool.map(explorer.generate, asked))
+    for answer, single in zip(answers, alone):
+        assert np.abs(_pixels(answer["image"]).astype(int) - _pixels(single["image"])).max() <= 1
+    assert served_items() - before == len(zs)  # every request went through the batcher
+
+
+def test_a_conditional_batch_keeps_each_request_s_class_and_row(served_conditional):
+    explorer, _ = served_conditional
+    G = explorer.generator(0, None)
+    items = [(latent(1, 100, seed), torch.tensor([label])) for seed, label in ((1, 7), (2, 0))]
+    for (z, label), (image, _, row) in zip(items, explorer._forward((0, None), items)):
+        assert _close(image, to_uint8(generate(G, z, labels=label))[0].numpy())
+        every = generate(G, z.expand(10, -1), labels=torch.arange(10))
+        assert (
+            row.shape == every.shape
+            and (to_uint8(row).int() - to_uint8(every).int()).abs().max() <= 1
+        )

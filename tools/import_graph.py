@@ -44,6 +44,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "presets",
         "options",
         "space",
+        "batching",
     ),
     "method": ("objective", "state", "logbook", "training"),
     "run folder": ("runs", "checkpoints", "lock", "metrics_log", "foreign", "pretrained"),
@@ -75,7 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "reproduce",
         "sweep_report",
     ),
-    "interfaces": ("cli", "web", "export", "bench", "__main__", "__init__"),
+    "interfaces": ("cli", "web_requests", "web", "export", "bench", "__main__", "__init__"),
 }
 LAYER_OF = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 LAYER_NAMES = list(LAYERS)

@@ -21,8 +21,9 @@ from importlib import resources
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from .batching import Batcher
 from .boundaries import Boundary, boundary_directions
 from .classifier import classify, load_classifier
 from .config import option
@@ -40,6 +41,13 @@ from .readings import is_complete
 from .runs import load_run
 from .sampling import INTERPOLATIONS, generate, interpolate, latent
 from .text import describe
+from .web_requests import (
+    ApiError,
+    GenerateRequest,
+    InterpolateRequest,
+    LatentRequest,
+    TraverseRequest,
+)
 
 #: Latent values a client may send: z ~ N(0, 1), shifted by at most MAX_ABS_DELTA.
 MAX_ABS_Z = MAX_ABS_DELTA + 10
@@ -47,7 +55,6 @@ MAX_ABS_Z = MAX_ABS_DELTA + 10
 MAX_BODY_BYTES = 64 * 1024
 #: Generators kept in memory (run, epoch); the least recently used goes first.
 CACHED_GENERATORS = 32
-MAX_STEPS = 32
 
 
 @dataclass(frozen=True)
@@ -68,49 +75,6 @@ class ServeOptions(Checked):
     )
     port: int = option(8000, "port to listen on", minimum=1, maximum=65535)
     device: str = device_option()
-
-
-class ApiError(Exception):
-    """A request the API refuses: HTTP ``status`` and a message for the user."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# -- request bodies ---------------------------------------------------------------------------
-class GenerateRequest(BaseModel):
-    run: int = Field(ge=0)
-    epoch: int | None = Field(default=None, ge=1)
-    z: list[float] = Field(min_length=1, max_length=4096)
-    #: Shifts along the run's SeFa and GANSpace directions: index -> amount.
-    directions: dict[int, float] = Field(default_factory=dict, max_length=64)
-    #: A conditional run's class (its answer then also holds a row of every class).
-    label: int | None = Field(default=None, ge=0)
-
-
-class LatentRequest(BaseModel):
-    run: int = Field(ge=0)
-    seed: int = Field(ge=0, le=MAX_SEED)
-
-
-class InterpolateRequest(BaseModel):
-    run: int = Field(ge=0)
-    epoch: int | None = Field(default=None, ge=1)
-    seeds: tuple[int, int]
-    steps: int = Field(default=8, ge=2, le=MAX_STEPS)
-    method: str = "slerp"
-    #: A conditional run's classes at the two ends.
-    labels: tuple[int, int] | None = None
-
-
-class TraverseRequest(BaseModel):
-    run: int = Field(ge=0)
-    epoch: int | None = Field(default=None, ge=1)
-    z: list[float] = Field(min_length=1, max_length=4096)
-    dim: int = Field(ge=0)
-    delta: float = Field(gt=0, le=MAX_ABS_DELTA)
-    label: int | None = Field(default=None, ge=0)
 
 
 # -- the runs being served --------------------------------------------------------------------
@@ -195,6 +159,7 @@ class Explorer:
         ]
         self._generators: OrderedDict[tuple[int, int | None], torch.nn.Module] = OrderedDict()
         self._lock = threading.Lock()
+        self.batcher = Batcher(self._forward)
 
     # -- checks shared by the endpoints ------------------------------------------------------
     def served(self, index: int) -> ServedRun:
@@ -255,17 +220,30 @@ class Explorer:
             z = z + amount * served.directions[index].unsqueeze(0)
         asked = None if request.label is None else [request.label]
         labels = self.labels(request.run, asked, 1)
-        generator = self.generator(request.run, request.epoch)
-        with self._lock:  # one forward pass at a time: torch's threads are shared
-            image = generate(generator, z, labels=labels)  # (1, 1, 28, 28)
-            probs = classify(self.classifier, image)[0]
-            if labels is not None:  # every class from the same z: (C, 1, 28, 28)
-                count = len(served.info["labels"])
-                row = generate(generator, z.expand(count, -1), labels=torch.arange(count))
+        self.generator(request.run, request.epoch)  # a missing epoch is refused here
+        # concurrent requests for one generator share a forward pass (``batching``)
+        image, probs, row = self.batcher.submit((request.run, request.epoch), (z, labels))
         answer = {"image": _png_uri(image), "probs": [round(float(p), 5) for p in probs]}
-        if labels is not None:
-            answer["row"] = _grid_uri(row, count)
+        if row is not None:
+            answer["row"] = _grid_uri(row, len(row))
         return answer
+
+    def _forward(self, key: tuple[int, int | None], items: list) -> list[tuple]:
+        """The images and class probabilities of a batch of ``generate`` requests (and for a
+        conditional run, each request's row of every class from its z)."""
+        generator = self.generator(*key)
+        z = torch.cat([z for z, _ in items])
+        labels = None if items[0][1] is None else torch.cat([labels for _, labels in items])
+        with self._lock:  # one forward pass at a time: torch's threads are shared
+            images = generate(generator, z, labels=labels)  # (B, 1, 28, 28)
+            probs = classify(self.classifier, images)
+            rows = [None] * len(items)
+            if labels is not None:  # every class from the same z: (C, 1, 28, 28) each
+                count = len(self.served(key[0]).info["labels"])
+                every = generate(generator, z.repeat_interleave(count, 0),
+                                 labels=torch.arange(count).repeat(len(items)))  # fmt: skip
+                rows = list(every.split(count))
+        return [(images[i : i + 1], probs[i], rows[i]) for i in range(len(items))]
 
     def latent(self, request: LatentRequest) -> dict[str, Any]:
 
