@@ -212,3 +212,30 @@ def test_two_objectives_a_pareto_front_and_a_confirmation(tmp_path, fashion_dir)
     assert main(["sweep", "--report", str(folder)]) == 0
     page = (folder / "report.md").read_text()
     assert "pareto.png" in page and "Confirmation on fresh seeds" in page
+
+
+def test_a_grid_point_handed_to_two_workers_is_trained_once(tmp_path):
+    """Optuna's grid sampler can give one point to two workers asking at once; the later
+    trial fails at once (not counted) instead of training the same run again."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from ganscope.space import parse_space
+
+    space = parse_space(
+        {
+            "study": {"model": "mlp", "epochs": 1, "trials": 2, "sampler": "grid"},
+            "params": {"lr": {"choices": [0.0002, 0.002]}},
+        }  # fmt: skip
+    )
+    study = optuna.create_study(sampler=space.sampler())
+    lr = CategoricalDistribution([0.0002, 0.002])
+    study.add_trial(create_trial(params={"lr": 0.0002}, distributions={"lr": lr}, value=1.0))
+    study.enqueue_trial({"lr": 0.0002})  # what the second worker was handed
+    study.optimize(
+        lambda trial: sweeping.run_trial(trial, space, tmp_path, False),
+        n_trials=1, catch=(sweeping.TakenGridPoint,),
+    )  # fmt: skip
+    last = study.trials[-1]
+    assert last.state == TrialState.FAIL and last.user_attrs["duplicate_of"] == 0
+    assert not (tmp_path / "trials").exists()  # nothing trained

@@ -187,12 +187,33 @@ def root_trial(trial: Any) -> int:
     return history[0] if history else trial.number
 
 
+class TakenGridPoint(Exception):
+    """Two workers were handed one grid point at once: the later trial gives it up."""
+
+
+def _check_grid_point(trial: Any, space: Space) -> None:
+    """In a grid study, fail the trial at once (a failed trial does not count) when an
+    earlier trial, running or finished, holds the same point: Optuna's grid sampler can hand
+    one point to two workers that ask at the same moment, and training it twice is waste."""
+    from optuna.trial import TrialState  # optional: pip install 'ganscope[sweep]'
+
+    if space.sampler_name != "grid":
+        return
+    states = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    for other in trial.study.get_trials(deepcopy=False, states=states):
+        if other.number < trial.number and other.params == trial.params:
+            trial.set_user_attr("duplicate_of", other.number)
+            raise TakenGridPoint(f"grid point {trial.params} is trial {other.number}'s")
+
+
 def run_trial(trial: Any, space: Space, folder: Path, progress: bool) -> tuple[float, ...]:
     """Train (or resume) the trial's run folder and return its objective values."""
+    params = space.suggest(trial)
+    _check_grid_point(trial, space)
     number = root_trial(trial)
     path = folder / TRIALS_DIR / f"trial-{number:04d}"
     trial.set_user_attr("run", str(path.relative_to(folder)))
-    config = space.config(space.suggest(trial))
+    config = space.config(params)
     reporter = _Reporter(trial, space)
     started = time.perf_counter()
     try:
@@ -252,7 +273,7 @@ def _work(study: Any, space: Space, folder: Path, progress: bool) -> None:
     study.optimize(
         lambda trial: run_trial(trial, space, folder, progress),
         callbacks=[MaxTrialsCallback(space.trials, states=done)],
-        catch=(TrainingDiverged,),
+        catch=(TrainingDiverged, TakenGridPoint),
     )
 
 
