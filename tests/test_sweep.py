@@ -239,3 +239,21 @@ def test_a_grid_point_handed_to_two_workers_is_trained_once(tmp_path):
     last = study.trials[-1]
     assert last.state == TrialState.FAIL and last.user_attrs["duplicate_of"] == 0
     assert not (tmp_path / "trials").exists()  # nothing trained
+
+
+def test_a_taken_grid_point_is_one_line_not_a_traceback(capsys):
+    import logging
+
+    quiet = sweeping._QuietTakenPoints()
+    error = sweeping.TakenGridPoint("grid point {'lr': 0.1} is trial 3's")
+
+    def record(message, exc=None):
+        info = (type(exc), exc, None) if exc else None
+        return logging.LogRecord("optuna", logging.WARNING, "", 0, message, (), info)
+
+    assert not quiet.filter(record("Trial 7 failed with parameters: {} because ...", error))
+    assert not quiet.filter(record("Trial 7 failed with value None."))
+    assert quiet.filter(record("Trial 8 failed with value None."))  # another trial's: kept
+    assert quiet.filter(record("Trial 9 failed because ...", ValueError("x")))
+    err = capsys.readouterr().err
+    assert "trial 7: grid point {'lr': 0.1} is trial 3's; the worker takes the next point" in err

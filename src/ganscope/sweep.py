@@ -14,6 +14,7 @@ exact resume), so the result equals an uninterrupted trial's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from .checks import Checked, require_package, resolve
 from .config import DataConfig, option
 from .errors import GanscopeError, TrainingDiverged
 from .evaluation import evaluate_run, load_reference
+from .progress import warn
 from .runs import Run, load_run
 from .space import TIMING, Space, read_space
 
@@ -191,6 +193,25 @@ class TakenGridPoint(Exception):
     """Two workers were handed one grid point at once: the later trial gives it up."""
 
 
+class _QuietTakenPoints(logging.Filter):
+    """Optuna logs a caught exception with its traceback and a second line; a taken grid
+    point is expected bookkeeping, so both become one progress line of ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        if isinstance(error, TakenGridPoint):
+            number = message.split()[1]
+            self.quiet.add(number)
+            warn(f"trial {number}: {error}; the worker takes the next point")
+            return False
+        return not (message.startswith("Trial ") and message.split()[1] in self.quiet)
+
+
 def _check_grid_point(trial: Any, space: Space) -> None:
     """In a grid study, fail the trial at once (a failed trial does not count) when an
     earlier trial, running or finished, holds the same point: Optuna's grid sampler can hand
@@ -270,6 +291,9 @@ def _work(study: Any, space: Space, folder: Path, progress: bool) -> None:
     done = (TrialState.COMPLETE, TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=done)) >= space.trials:
         return
+    optimizer_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietTakenPoints) for f in optimizer_log.filters):
+        optimizer_log.addFilter(_QuietTakenPoints())
     study.optimize(
         lambda trial: run_trial(trial, space, folder, progress),
         callbacks=[MaxTrialsCallback(space.trials, states=done)],
