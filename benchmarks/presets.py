@@ -271,7 +271,7 @@ def table(rows: list[dict]) -> str:
     # A variant evaluated again replaces its earlier line; a name whose recipe changed (the
     # improved preset's, once a better one became it) keeps a row per recipe.
     groups: dict[tuple, list[dict]] = {}
-    for row in _latest(rows, "seed"):
+    for row in sorted(_latest(rows, "seed"), key=lambda r: r["seed"]):
         groups.setdefault(_group_key(row), []).append(row)
     lines = [
         "| model | variant | what changed | FID | KID | precision | recall | coverage "
@@ -388,7 +388,8 @@ def _verdict(model: str, fid_ratio: float, recall_ratio: float, rarest: float, n
         # three digits: a ratio just over the target must not read as equal to it
         missed.append(f"FID {fid_ratio:.3f}x > {target['fid_ratio']:.3f}x")
     if rarest < target["rarest"]:
-        missed.append(f"rarest class {100 * rarest:.1f}% < {100 * target['rarest']:.0f}%")
+        # two decimals: 1.99% must not read as the 2% it misses
+        missed.append(f"rarest class {100 * rarest:.2f}% < {100 * target['rarest']:.0f}%")
     if recall_ratio < target.get("recall_ratio", 0.0):
         missed.append(f"recall {recall_ratio:.1f}x < {target['recall_ratio']:.0f}x")
     verdict = "not met: " + "; ".join(missed) if missed else "met"

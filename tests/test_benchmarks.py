@@ -111,7 +111,7 @@ def test_each_recipe_is_set_against_the_seed_preset_on_one_device_and_its_seeds(
     assert cells[1:6] == ["improved", "10", "cpu", "0,1", "7.50 / 15.00"]
     assert cells[6:8] == ["0.500x", "0.44, 0.57"]
     assert cells[-1] == "met (2 seeds; the targets ask 3)"
-    assert rows[1].endswith("| not met: rarest class 3.0% < 5% (1 seed; the targets ask 3) |")
+    assert rows[1].endswith("| not met: rarest class 3.00% < 5% (1 seed; the targets ask 3) |")
 
 
 def test_the_mlp_targets_ask_for_recall_too(presets):
