@@ -122,8 +122,8 @@ class Space:
         (a named point's values for ``point``); ``seed`` (the confirmation's) overrides the
         trial's seed."""
         params = dict(params)
-        seed = seed if seed is not None else params.pop("seed", self.seed)
-        params.pop("seed", None)
+        trial_seed = params.pop("seed", self.seed)
+        seed = trial_seed if seed is None else seed
         if "point" in params:
             point = self.points[params.pop("point")]
             params = {**params, **point}
