@@ -246,16 +246,47 @@ def _path_classes(run: Run, opts: InterpolateOptions) -> tuple[int, int] | None:
 
 @torch.no_grad()
 def fixed_grid(state: TrainState) -> torch.Tensor:
-    """The images of training's fixed latent batch, ``(64, 1, 28, 28)`` uint8 (a conditional
+    """The images of training's fixed latent batch, ``(64, 28, 28)`` uint8 (a conditional
     run: ``(8 C, ...)``, one row per class), from the generator that samples (the moving
     average if any), in eval mode."""
     return to_uint8(generate(state.sampler, state.fixed_z, labels=state.fixed_labels))
 
 
-def write_fixed_grid(run: Run, state: TrainState) -> Path:
-    """The grid written after every epoch: ``RUN/samples/epoch_NNN.png``."""
-    path = run.sample_grid_path(state.epoch)
-    return save_grid(fixed_grid(state), path, nrow=GRID_ROW, scale=2)
+def write_fixed_grid(run: Run, state: TrainState) -> torch.Tensor:
+    """The grid written after every epoch, ``RUN/samples/epoch_NNN.png``; its images."""
+    images = fixed_grid(state)
+    save_grid(images, run.sample_grid_path(state.epoch), nrow=GRID_ROW, scale=2)
+    return images
+
+
+# A grid row's images are GRID_ROW latent vectors (of one class, in a conditional run). A
+# collapsed generator draws them alike: the CNN's ACGAN run of seed 0 (docs/conditional.md),
+# the same image for every z, had a median row spread (z_spread) of 0.029 after epoch 1 and
+# 0.006 after epoch 10; the CNN's concat and projection runs 0.087-0.143 from epoch 1 on,
+# unconditional grids about 0.25.
+COLLAPSE_SPREAD = 0.04
+
+
+def z_spread(images: torch.Tensor) -> float:
+    """How much a fixed grid's images change with z: per row of ``GRID_ROW`` images, the
+    standard deviation across the row of each pixel (intensity 0-1), averaged over the
+    pixels; the median of the rows. ``images``: ``(N, H, W)`` uint8, N a multiple of
+    ``GRID_ROW``."""
+    rows = images.float().div(255).reshape(-1, GRID_ROW, images[0].numel())
+    return float(rows.std(dim=1, correction=0).mean(dim=1).median())
+
+
+def collapse_warning(images: torch.Tensor, epoch: int) -> str | None:
+    """A line telling that G ignores z (mode collapse), when the grid's rows barely change
+    with z (:func:`z_spread` under ``COLLAPSE_SPREAD``); else None."""
+    spread = z_spread(images)
+    if spread >= COLLAPSE_SPREAD:
+        return None
+    return (
+        f"epoch {epoch}: the fixed grid's images barely change with z (pixel spread "
+        f"{spread:.3f} across a row, under {COLLAPSE_SPREAD}): the generator has collapsed, "
+        "so its samples lack variety (see the run's samples/ folder)"
+    )
 
 
 def write_training_figures(run: Run, state: TrainState, record: dict[str, Any]) -> None:

@@ -142,7 +142,7 @@ class RunRecorder:
 
     def epoch(self, state: TrainState, record: dict[str, Any]) -> None:
         run = self.run
-        gallery.write_fixed_grid(run, state)
+        images = gallery.write_fixed_grid(run, state)
         # Checkpoint before the epoch record: a record in the log always has its checkpoint.
         checkpoints.save_epoch(
             state, run.config, run.checkpoint_path, run.snapshot_path(state.epoch)
@@ -152,6 +152,9 @@ class RunRecorder:
         report_progress.say(
             logbook.epoch_line(record, run.config.train.epochs), enabled=self.progress
         )
+        collapsed = gallery.collapse_warning(images, state.epoch)
+        if collapsed:
+            report_progress.warn(collapsed)
         for hook in self.hooks:
             hook(run, state, record)
 
