@@ -12,7 +12,7 @@ from ganscope.errors import GanscopeError
 from ganscope.sampling import generate, interpolate, latent, sample
 from ganscope.state import init_state
 
-METHODS = ("concat", "projection", "acgan")
+METHODS = ("concat", "projection", "acgan", "dual")
 
 #: Parameter counts (G, D) of every variant; the unconditional ones are the report's.
 COUNTS = {
@@ -20,10 +20,12 @@ COUNTS = {
     ("mlp", "concat"): (115_344, 101_889),
     ("mlp", "projection"): (115_344, 101_889),
     ("mlp", "acgan"): (115_344, 101_899),
+    ("mlp", "dual"): (115_344, 101_889),  # the class vectors classify: no layer added
     ("cnn", "none"): (912_960, 222_401),
     ("cnn", "concat"): (975_680, 228_161),
     ("cnn", "projection"): (975_680, 223_681),
     ("cnn", "acgan"): (975_680, 223_691),
+    ("cnn", "dual"): (975_680, 223_681),
 }
 
 
@@ -52,12 +54,16 @@ def test_the_label_reaches_both_networks(model, conditioning):
     shoes, shirts = torch.full((4,), 7), torch.full((4,), 6)
     assert not torch.allclose(G(z, shoes), G(z, shirts))
     images = G(z, shoes).detach()
-    if conditioning == "acgan":  # D names the class: the label changes its class loss
+    if conditioning in ("acgan", "dual"):  # D names the class: the label changes its loss
         from ganscope.objective import class_loss
 
         logits = D(images, shoes)[:, 1:]
         assert class_loss(logits, shoes) != class_loss(logits, shirts)
         assert D(images, shoes).shape == (4, 11)
+    if conditioning == "dual":  # ... and is also told it, by projection
+        assert not torch.allclose(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
+    elif conditioning == "acgan":
+        assert torch.equal(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
     else:  # D is told the class: the label changes its score
         assert not torch.allclose(D(images, shoes), D(images, shirts))
         assert D(images, shoes).shape == (4, 1)
@@ -88,6 +94,31 @@ def test_each_method_trains_and_resumes_bit_exactly(tmp_path, small_split, model
     assert runs.load_run(tmp_path / "full").config.model.conditioning == conditioning
     grid = full.sample_grid_path(2)
     assert grid.is_file()
+
+
+@pytest.mark.parametrize(("conditioning", "d_terms"), [("acgan", 2), ("dual", 1)])
+def test_which_images_d_learns_to_classify(conditioning, d_terms, monkeypatch):
+    """ACGAN's D learns the class of real and generated images, the dual projection D of
+    real ones only; G's loss has the class term in both."""
+    from ganscope import objective
+
+    state = init_state(_config("mlp", conditioning, epochs=1), torch.device("cpu"))
+    calls = []
+    real_loss = objective.class_loss
+
+    def spy(logits, labels):
+        calls.append(labels.clone())
+        return real_loss(logits, labels)
+
+    monkeypatch.setattr(objective, "class_loss", spy)
+    real_labels, fake_labels = torch.zeros(8, dtype=torch.long), torch.ones(8, dtype=torch.long)
+    real = torch.rand(8, 1, 28, 28) * 2 - 1
+    training.train_step(
+        state, real, torch.randn(8, 100), real_labels=real_labels, fake_labels=fake_labels
+    )
+    d_calls, g_calls = calls[:-1], calls[-1:]
+    assert len(d_calls) == d_terms and torch.equal(d_calls[0], real_labels)
+    assert all(torch.equal(c, fake_labels) for c in d_calls[1:] + g_calls)
 
 
 def test_the_step_feeds_real_labels_to_d_and_asked_labels_to_g(small_split, monkeypatch):

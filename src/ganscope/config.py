@@ -95,8 +95,9 @@ class ModelConfig:
     conditioning: str = option(
         "none",
         "class-conditional GAN: G gets the one-hot label joined to z, and D is told it by "
-        "concat (input concatenation), projection (Miyato & Koyama 2018) or acgan (an "
-        "auxiliary classifier, Odena et al. 2017); none: the report's unconditional GAN",
+        "concat (input concatenation), projection (Miyato & Koyama 2018), acgan (an "
+        "auxiliary classifier, Odena et al. 2017) or dual (projection whose class vectors "
+        "also classify real images, Han et al. 2021); none: the report's unconditional GAN",
         flag="--conditional",
         choices=lambda: list(CONDITIONINGS),
     )

@@ -46,9 +46,8 @@ def train_step(
 
     ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``; a conditional run's
     ``real_labels`` (the real images' classes) and ``fake_labels`` (asked of G): ``(B,)``.
-    Nothing is read back to the host, so the caller decides when to synchronise.
-    ``state.train`` says which of ``objective``'s techniques apply (none in the report's
-    recipe). Two change from step to step and by default follow ``state.step``: whether lazy
+    Nothing is read back to the host. ``state.train`` says which of ``objective``'s
+    techniques apply (none in the report's recipe). Two change from step to step and by default follow ``state.step``: whether lazy
     R1 is due (``r1``) and the moving average's weight (``ema_weight``, a 0-dim tensor on the
     device); a CUDA graph, which cannot read ``state.step``, passes both (``make_step``)."""
     G, D = state.replicas or (state.generator, state.discriminator)
@@ -64,8 +63,9 @@ def train_step(
         d_real, class_real = _judge(D, real_in, real_labels)  # (B, 1) logits
         d_fake, class_fake = _judge(D, fake_in, fake_labels)  # detached: no grads into G
     loss_D = objective.d_loss(t, d_real, d_fake)
-    if class_real is not None:  # ACGAN: D also names the class of real and generated images
+    if class_real is not None:  # ACGAN, dual: D also names the class of real images
         loss_D = loss_D + objective.class_loss(class_real, real_labels)
+    if class_fake is not None and state.discriminator.classify_fakes:  # ACGAN: and fakes'
         loss_D = loss_D + objective.class_loss(class_fake, fake_labels)
     d_objective = loss_D
     if r1:  # lazy R1: every r1_every steps, its weight scaled by r1_every
@@ -80,7 +80,7 @@ def train_step(
     state.discriminator.requires_grad_(False)
     d_fake_for_G, class_for_G = _judge(state.discriminator, _noisy(state, fake), fake_labels)
     loss_G = objective.g_loss(t, d_fake_for_G)
-    if class_for_G is not None:  # ACGAN: G also wants D to name the class it was asked for
+    if class_for_G is not None:  # ACGAN, dual: G also wants D to name the class it was asked for
         loss_G = loss_G + objective.class_loss(class_for_G, fake_labels)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()

@@ -11,7 +11,11 @@ D takes it by one of three standard methods (:data:`CONDITIONINGS`):
   unchanged, plus ``<embed(y), features(x)>`` added to its logit, one learned vector per class;
 * ``acgan``: an auxiliary classifier (Odena et al. 2017): D does not see the label but also
   names the class of every image, through a linear layer on its features; both players add
-  the cross-entropy of that guess to their loss (``objective.class_loss``).
+  the cross-entropy of that guess to their loss (``objective.class_loss``);
+* ``dual``: the dual projection discriminator (Han et al. 2021, P2GAN): the projection D,
+  whose class vectors also name the class, ``V features(x)``; D adds the cross-entropy of that
+  guess on real images only, G on its own (unlike ACGAN, D is never taught what a generated
+  image's class is, and the projection term still judges each image against its label).
 
 The one-hot label enters with the energy of the input it joins: G's is scaled by
 ``sqrt(z_dim)`` (``|z|^2`` is about ``z_dim`` for z ~ N(0, I)), the MLP D's by ``sqrt(784)``
@@ -21,7 +25,7 @@ would move the label's share of a layer's input 10-28x slower than z's or the pi
 seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs/conditional.md).
 
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
-``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` ``(B, 1 + C)``: the logit, then the
+``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` and ``dual`` ``(B, 1 + C)``: the logit, then the
 class logits (one tensor, so that DistributedDataParallel and CUDA graphs see one output).
 """
 
@@ -39,6 +43,7 @@ CONDITIONINGS = {
     "concat": "D sees the one-hot label joined to its input (label maps for the CNN)",
     "projection": "projection discriminator: a learned class vector times D's features",
     "acgan": "auxiliary classifier: D also names each image's class (ACGAN)",
+    "dual": "dual projection (P2GAN): projection whose class vectors also name real images' class",
 }
 
 
@@ -73,9 +78,11 @@ class ConditionalDiscriminator(nn.Module):
         if conditioning not in CONDITIONINGS or conditioning == "none":
             raise ValueError(f"no conditional discriminator {conditioning!r}")
         self.conditioning, self.num_classes = conditioning, num_classes
+        #: Whether D's class loss also covers generated images (ACGAN's) or real ones only.
+        self.classify_fakes = conditioning == "acgan"
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
         width = self.net.feature_size
-        if conditioning == "projection":
+        if conditioning in ("projection", "dual"):
             self.embed = nn.Embedding(num_classes, width)
             nn.init.xavier_uniform_(self.embed.weight)  # as Miyato & Koyama's code
         if conditioning == "acgan":
@@ -87,8 +94,10 @@ class ConditionalDiscriminator(nn.Module):
             onehot = self.net.label_scale * F.one_hot(labels, self.num_classes)  # (B, C)
         h = self.net.features(images, onehot)  # (B, F)
         logits = self.net.logits(h)  # (B, 1)
-        if self.conditioning == "projection":
-            return logits + (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)  # (B, 1)
+        if self.conditioning in ("projection", "dual"):
+            logits = logits + (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)  # (B, 1)
+        if self.conditioning == "dual":  # the same class vectors name the class: (B, 1 + C)
+            return torch.cat([logits, h @ self.embed.weight.to(h.dtype).t()], 1)
         if self.conditioning == "acgan":
             return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C)
         return logits
