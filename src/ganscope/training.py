@@ -46,10 +46,10 @@ def train_step(
 
     ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``; a conditional run's
     ``real_labels`` (the real images' classes) and ``fake_labels`` (asked of G): ``(B,)``.
-    Nothing is read back to the host. ``state.train`` says which of ``objective``'s
-    techniques apply (none in the report's recipe). Two change from step to step and by default follow ``state.step``: whether lazy
-    R1 is due (``r1``) and the moving average's weight (``ema_weight``, a 0-dim tensor on the
-    device); a CUDA graph, which cannot read ``state.step``, passes both (``make_step``)."""
+    Nothing is read back to the host. ``state.train`` says which of ``objective``'s techniques
+    apply (none in the report's recipe). Two change from step to step and by default follow
+    ``state.step``: whether lazy R1 is due (``r1``) and the moving average's weight
+    (``ema_weight``, a 0-dim tensor on the device); a CUDA graph passes both (``make_step``)."""
     G, D = state.replicas or (state.generator, state.discriminator)
     t = state.train
     fake = G(z) if fake_labels is None else G(z, fake_labels)  # (B, 1, 28, 28)

@@ -25,8 +25,9 @@ would move the label's share of a layer's input 10-28x slower than z's or the pi
 seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs/conditional.md).
 
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
-``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` and ``dual`` ``(B, 1 + C)``: the logit, then the
-class logits (one tensor, so that DistributedDataParallel and CUDA graphs see one output).
+``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` and ``dual`` ``(B, 1 + C)``: the
+logit, then the class logits (one tensor, so that DistributedDataParallel and CUDA graphs
+see one output).
 """
 
 from __future__ import annotations
