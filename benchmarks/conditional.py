@@ -20,6 +20,7 @@ one other job, and say so).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -38,11 +39,17 @@ KEYS = ("fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "cas
 
 def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> RunConfig:
     train = TrainConfig(epochs=args.epochs, seed=seed, preset=preset, device=args.device)
+    train = dataclasses.replace(with_preset(train, model), class_weight=args.class_weight)
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
         model=ModelConfig(model, conditioning=conditioning),
-        train=with_preset(train, model),
+        train=train,
     ).validate()
+
+
+def variant(conditioning: str, class_weight: float) -> str:
+    """The conditioning's name in the tables: with its class-loss weight where not 1."""
+    return conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
@@ -55,7 +62,8 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
     return {
         "model": config.model.name,
         "preset": config.train.preset,
-        "conditioning": config.model.conditioning,
+        "conditioning": variant(config.model.conditioning, config.train.class_weight),
+        "class_weight": config.train.class_weight,
         "seed": config.train.seed,
         "epochs": len(epochs),
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
@@ -150,6 +158,9 @@ def main() -> None:
     parser.add_argument("--cas", nargs="*", default=[], help="conditionings to score by CAS")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument(
+        "--class-weight", type=float, default=1.0, help="of acgan and dual's class loss"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--table", action="store_true", help="only print the tables")
@@ -162,7 +173,8 @@ def main() -> None:
                 for cond in args.conditionings:
                     for seed in args.seeds:
                         config = run_config(model, preset, cond, seed, args)
-                        path = args.out / "runs" / f"{model}-{preset}-{cond}-seed{seed}"
+                        weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
+                        path = args.out / "runs" / f"{model}-{preset}-{cond}{weight}-seed{seed}"
                         result = measure(path, config, cond in args.cas, args.n)
                         runs.append_metrics(results_path, [result])
                         if args.grids:

@@ -121,6 +121,28 @@ def test_which_images_d_learns_to_classify(conditioning, d_terms, monkeypatch):
     assert all(torch.equal(c, fake_labels) for c in d_calls[1:] + g_calls)
 
 
+def test_the_class_weight_scales_both_players_class_loss(monkeypatch):
+    from ganscope import objective
+
+    monkeypatch.setattr(objective, "class_loss", lambda logits, labels: torch.tensor(1.0))
+    labels = torch.arange(8) % 10
+    real, z = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100)
+    stats = {}
+    for weight in (0.0, 2.5):
+        state = init_state(_config("mlp", "dual", class_weight=weight), torch.device("cpu"))
+        stats[weight] = training.train_step(state, real, z, real_labels=labels, fake_labels=labels)
+    loss_d, loss_g = (stats[2.5] - stats[0.0])[:2].tolist()
+    assert loss_d == pytest.approx(2.5) and loss_g == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("conditioning", ["none", "projection"])
+def test_a_class_weight_without_a_class_loss_is_refused(conditioning):
+    with pytest.raises(GanscopeError, match="acgan or dual only"):
+        _config("mlp", conditioning, class_weight=0.5).validate()
+    with pytest.raises(GanscopeError, match="--class-weight must be 0 or more"):
+        _config("mlp", "dual", class_weight=-1.0).validate()
+
+
 def test_the_step_feeds_real_labels_to_d_and_asked_labels_to_g(small_split, monkeypatch):
     config = _config("mlp", "projection", epochs=1)
     state = init_state(config, torch.device("cpu"))

@@ -173,6 +173,9 @@ class TrainConfig:
         "first; masks drawn from the run's noise stream, so a resumed run repeats exactly); "
         "0: off",
     )
+    class_weight: float = option(
+        1.0, "weight of the class loss in both players' losses (--conditional acgan or dual)"
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(
         "auto",
@@ -253,6 +256,8 @@ class TrainConfig:
             raise GanscopeError(f"--ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.r1_gamma < float("inf"):
             raise GanscopeError(f"--r1-gamma must be 0 (off) or more, got {self.r1_gamma}")
+        if not 0 <= self.class_weight < float("inf"):
+            raise GanscopeError(f"--class-weight must be 0 or more, got {self.class_weight}")
         if not 0 <= self.d_dropout < 1:
             raise GanscopeError(f"--d-dropout must be in [0, 1), got {self.d_dropout}")
         if self.r1_every < 1:
@@ -362,6 +367,8 @@ class RunConfig:
             if self.model.name != IMPORTED:
                 raise GanscopeError(f"an imported run's model is named {IMPORTED!r}")
         self.train.validate()
+        if self.train.class_weight != 1 and self.model.conditioning not in ("acgan", "dual"):
+            raise GanscopeError("--class-weight is for --conditional acgan or dual only")
         return self
 
     @property

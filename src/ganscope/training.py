@@ -64,9 +64,9 @@ def train_step(
         d_fake, class_fake = _judge(D, fake_in, fake_labels)  # detached: no grads into G
     loss_D = objective.d_loss(t, d_real, d_fake)
     if class_real is not None:  # ACGAN, dual: D also names the class of real images
-        loss_D = loss_D + objective.class_loss(class_real, real_labels)
+        loss_D = loss_D + t.class_weight * objective.class_loss(class_real, real_labels)
     if class_fake is not None and state.discriminator.classify_fakes:  # ACGAN: and fakes'
-        loss_D = loss_D + objective.class_loss(class_fake, fake_labels)
+        loss_D = loss_D + t.class_weight * objective.class_loss(class_fake, fake_labels)
     d_objective = loss_D
     if r1:  # lazy R1: every r1_every steps, its weight scaled by r1_every
         d_objective = loss_D + t.r1_gamma / 2 * t.r1_every * objective.r1_penalty(d_real, real_in)
@@ -81,7 +81,7 @@ def train_step(
     d_fake_for_G, class_for_G = _judge(state.discriminator, _noisy(state, fake), fake_labels)
     loss_G = objective.g_loss(t, d_fake_for_G)
     if class_for_G is not None:  # ACGAN, dual: G also wants D to name the class it was asked for
-        loss_G = loss_G + objective.class_loss(class_for_G, fake_labels)
+        loss_G = loss_G + t.class_weight * objective.class_loss(class_for_G, fake_labels)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
