@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganscope import presets as preset_table
 from ganscope import runs
@@ -169,3 +170,17 @@ def test_the_methods_keep_target_is_counted_from_the_rows():
     kept, scored, missed, drag = module.keep_target(record)
     assert (kept, scored) == (1, 3) and [m.split(" ")[0] for m in missed] == ["B", "C"]
     assert "for 2 classes (A, B); the conditional one keeps it for 1 of them" in drag
+
+
+def test_grid_spread_reads_back_the_grid_training_wrote(tmp_path, capsys, monkeypatch):
+    from ganscope import gallery, plots
+
+    spec = importlib.util.spec_from_file_location("grid_spread", ROOT / "benchmarks/grid_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    images = torch.randint(0, 256, (80, 28, 28), dtype=torch.uint8)
+    path = plots.save_grid(images, tmp_path / "epoch_001.png", nrow=gallery.GRID_ROW, scale=2)
+    assert torch.equal(module.read_grid(path), images)
+    monkeypatch.setattr("sys.argv", ["grid_spread.py", str(path)])
+    module.main()
+    assert f"z spread {gallery.z_spread(images):.3f}" in capsys.readouterr().out

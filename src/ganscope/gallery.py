@@ -263,7 +263,8 @@ def write_fixed_grid(run: Run, state: TrainState) -> torch.Tensor:
 # collapsed generator draws them alike: the CNN's ACGAN run of seed 0 (docs/conditional.md),
 # the same image for every z, had a median row spread (z_spread) of 0.029 after epoch 1 and
 # 0.006 after epoch 10; the CNN's concat and projection runs 0.087-0.143 from epoch 1 on;
-# unconditional MLP and CNN runs 0.13-0.24 (read back from their samples/epoch_NNN.png).
+# unconditional MLP and CNN runs 0.13-0.24 (read back from their samples/epoch_NNN.png by
+# benchmarks/grid_spread.py).
 COLLAPSE_SPREAD = 0.04
 
 
