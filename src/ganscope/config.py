@@ -20,7 +20,7 @@ from typing import Any
 from .checks import require_tensorboard
 from .data import DATASETS, get_dataset
 from .errors import GanscopeError, lookup
-from .models import CONDITIONINGS, MODELS, get_family
+from .models import CLASSIFYING, CONDITIONINGS, MODELS, get_family
 from .presets import PRESETS, describe_presets
 
 #: Version of the run-folder layout and checkpoint format; bumped on incompatible changes.
@@ -367,8 +367,10 @@ class RunConfig:
             if self.model.name != IMPORTED:
                 raise GanscopeError(f"an imported run's model is named {IMPORTED!r}")
         self.train.validate()
-        if self.train.class_weight != 1 and self.model.conditioning not in ("acgan", "dual"):
-            raise GanscopeError("--class-weight is for --conditional acgan or dual only")
+        if self.train.class_weight != 1 and self.model.conditioning not in CLASSIFYING:
+            raise GanscopeError(
+                f"--class-weight is for --conditional {' or '.join(CLASSIFYING)} only"
+            )
         return self
 
     @property

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import lookup
 from .cnn import CNNDiscriminator, CNNGenerator
 from .conditional import (
+    CLASSIFYING,
     CONDITIONINGS,
     ConditionalDiscriminator,
     ConditionalGenerator,
@@ -106,6 +107,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 __all__ = [
+    "CLASSIFYING",
     "CONDITIONINGS",
     "FixedClass",
     "balanced_labels",

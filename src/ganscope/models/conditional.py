@@ -3,7 +3,7 @@
 G takes the label through its input: the one-hot label ``(B, C)`` is joined to ``z``, so the
 family's generator is built for ``z_dim + C`` inputs and its layers are otherwise the report's
 (the MLP's ``fc1`` and the CNN's ``fc1`` gain ``C x width`` weights, nothing else changes).
-D takes it by one of three standard methods (:data:`CONDITIONINGS`):
+D takes it by one of four standard methods (:data:`CONDITIONINGS`):
 
 * ``concat``: input concatenation (Mirza & Osindero 2014): the one-hot label joined to the
   flat image (MLP) or as constant label maps, one channel per class (CNN);
@@ -46,6 +46,9 @@ CONDITIONINGS = {
     "acgan": "auxiliary classifier: D also names each image's class (ACGAN)",
     "dual": "dual projection (P2GAN): projection whose class vectors also name real images' class",
 }
+
+#: The conditionings whose D also names the class (a class loss, weighed by --class-weight).
+CLASSIFYING = ("acgan", "dual")
 
 
 class ConditionalGenerator(nn.Module):
