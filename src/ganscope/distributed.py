@@ -131,7 +131,8 @@ def session(device_name: str) -> Iterator[tuple[World, torch.device]]:
     """Join torchrun's process group for the duration (a no-op outside torchrun).
 
     Yields this rank's world and device (``--device`` resolved; ``cuda:LOCAL_RANK`` for
-    CUDA). The group is left on exit if this call joined it.
+    CUDA). The group is left on exit if this call joined it, after a barrier when the body
+    ended normally: every rank leaves together.
     """
 
     if not launched():
@@ -148,8 +149,11 @@ def session(device_name: str) -> Iterator[tuple[World, torch.device]]:
     if ours:
         kwargs = {"device_id": device} if backend == "nccl" else {}
         dist.init_process_group(backend, timeout=TIMEOUT, **kwargs)
+    world = World(rank, size, local_rank, joined=True)
     try:
-        yield World(rank, size, local_rank, joined=True), device
+        yield world, device
+        if ours:  # no rank leaves while another still works (rank 0 writing the last files):
+            world.barrier()  # a rank leaving gloo early can abort at exit (SIGABRT)
     finally:
         if ours:
             dist.destroy_process_group()

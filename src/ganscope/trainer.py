@@ -258,7 +258,6 @@ def train(
             _fit_into(
                 run, state, split, device, world=world, progress=progress, callbacks=callbacks
             )
-        world.barrier()  # every rank ends when rank 0 has written the last epoch's files
     return run
 
 
