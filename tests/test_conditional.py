@@ -121,6 +121,35 @@ def test_which_images_d_learns_to_classify(conditioning, d_terms, monkeypatch):
     assert all(torch.equal(c, fake_labels) for c in d_calls[1:] + g_calls)
 
 
+@pytest.mark.parametrize(
+    ("conditioning", "widths"), [("acgan", [11, 11, 11]), ("dual", [11, 1, 11])]
+)
+def test_the_dual_d_computes_no_class_logits_it_does_not_learn_from(conditioning, widths):
+    """D's outputs in one step (D on real, D on generated, D for G's loss): the dual D's update
+    on generated images asks for the logit only, and it is the first column of the full one."""
+    state = init_state(_config("mlp", conditioning, epochs=1), torch.device("cpu"))
+    D, widths_seen = state.discriminator, []
+    D.register_forward_hook(lambda module, args, out: widths_seen.append(out.shape[1]))
+    labels, real = torch.arange(8) % 10, torch.rand(8, 1, 28, 28) * 2 - 1
+    training.train_step(state, real, torch.randn(8, 100), real_labels=labels, fake_labels=labels)
+    assert widths_seen == widths
+    D.eval()
+    with torch.no_grad():
+        full, logit = D(real, labels), D(real, labels, classify=False)
+    assert logit.shape == (8, 1) and torch.equal(logit, full[:, :1])
+
+
+def test_the_dual_d_under_spectral_norm_reads_its_class_vectors_once_per_call():
+    """One power iteration of the class vectors per forward, as every other layer (they are
+    both the projection's and the classifier's)."""
+    state = init_state(_config("mlp", "dual", epochs=1, spectral_norm=True), torch.device("cpu"))
+    norms = state.discriminator.embed.parametrizations.weight
+    reads = []
+    norms[0].register_forward_hook(lambda *_: reads.append(1))
+    state.discriminator(torch.rand(4, 1, 28, 28), torch.arange(4))
+    assert len(reads) == 1
+
+
 def test_the_class_weight_scales_both_players_class_loss(monkeypatch):
     from ganscope import objective
 

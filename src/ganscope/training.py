@@ -61,11 +61,11 @@ def train_step(
     # ---- (1) Update D: maximise log D(x) + log(1 - D(G(z))) -----------------------------
     with objective.weights_once(t):  # spectral norm: one power iteration per D update
         d_real, class_real = _judge(D, real_in, real_labels)  # (B, 1) logits
-        d_fake, class_fake = _judge(D, fake_in, fake_labels)  # detached: no grads into G
+        d_fake, class_fake = _judge(D, fake_in, fake_labels, _classifies_fakes(state))  # detached
     loss_D = objective.d_loss(t, d_real, d_fake)
     if class_real is not None:  # ACGAN, dual: D also names the class of real images
         loss_D = loss_D + t.class_weight * objective.class_loss(class_real, real_labels)
-    if class_fake is not None and state.discriminator.classify_fakes:  # ACGAN: and fakes'
+    if class_fake is not None:  # ACGAN: and fakes'
         loss_D = loss_D + t.class_weight * objective.class_loss(class_fake, fake_labels)
     d_objective = loss_D
     if r1:  # lazy R1: every r1_every steps, its weight scaled by r1_every
@@ -95,14 +95,20 @@ def train_step(
 
 
 def _judge(
-    D: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None
+    D: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None, classify: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """D's logits ``(B, 1)`` of ``images``, told ``labels`` where the run is conditional, and
-    an ACGAN D's class logits ``(B, C)`` (else None)."""
+    an ACGAN or dual D's class logits ``(B, C)`` if ``classify`` (else None)."""
     if labels is None:
         return D(images), None
-    out = D(images, labels)  # (B, 1), or (B, 1 + C) for ACGAN
+    out = D(images, labels, classify=classify)  # (B, 1), or (B, 1 + C): ACGAN, dual
     return out[:, :1], (out[:, 1:] if out.shape[1] > 1 else None)
+
+
+def _classifies_fakes(state: TrainState) -> bool:
+    """Whether D's update also names the class of generated images (ACGAN's D; the dual D
+    names real images' only, so its class logits of generated ones are not computed)."""
+    return bool(getattr(state.discriminator, "classify_fakes", False))
 
 
 def _noisy(state: TrainState, images: torch.Tensor) -> torch.Tensor:

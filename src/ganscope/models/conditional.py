@@ -92,16 +92,24 @@ class ConditionalDiscriminator(nn.Module):
         if conditioning == "acgan":
             self.classify = nn.Linear(width, num_classes)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor, classify: bool = True
+    ) -> torch.Tensor:
+        """``classify=False``: the logit only, without the class logits of ``acgan`` and
+        ``dual`` (the dual D's update on generated images, which has no class loss)."""
         onehot = None
         if self.conditioning == "concat":
             onehot = self.net.label_scale * F.one_hot(labels, self.num_classes)  # (B, C)
         h = self.net.features(images, onehot)  # (B, F)
         logits = self.net.logits(h)  # (B, 1)
         if self.conditioning in ("projection", "dual"):
-            logits = logits + (self.embed(labels).to(h.dtype) * h).sum(1, keepdim=True)  # (B, 1)
+            vectors = self.embed.weight  # read once: one power iteration under spectral norm
+            chosen = F.embedding(labels, vectors).to(h.dtype)  # (B, F)
+            logits = logits + (chosen * h).sum(1, keepdim=True)  # (B, 1)
+        if not classify:
+            return logits
         if self.conditioning == "dual":  # the same class vectors name the class: (B, 1 + C)
-            return torch.cat([logits, h @ self.embed.weight.to(h.dtype).t()], 1)
+            return torch.cat([logits, h @ vectors.to(h.dtype).t()], 1)
         if self.conditioning == "acgan":
             return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C)
         return logits
