@@ -34,7 +34,10 @@ from ganscope.gallery import same_z_png
 from ganscope.presets import with_preset
 from ganscope.reproduce import ensure_trained
 
-KEYS = ("fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "cas")
+KEYS = (
+    "fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "class_precision",
+    "class_recall", "cas",
+)  # fmt: skip
 
 
 def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> RunConfig:
@@ -76,6 +79,8 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
         "label_agreement_per_class": record.get("label_agreement_per_class"),
         "classifier_accuracy_per_class": record.get("classifier_accuracy_per_class"),
         "intra_fid_per_class": record.get("intra_fid_per_class"),
+        "class_precision_per_class": record.get("class_precision_per_class"),
+        "class_recall_per_class": record.get("class_recall_per_class"),
         "cas_real": record.get("cas_real"),
     }
 
@@ -95,8 +100,9 @@ def table(results: list[dict]) -> str:
         groups.setdefault((r["model"], r["preset"], r["conditioning"]), []).append(r)
     lines = [
         "| network | preset | conditioning | seeds | FID ↓ | label agreement ↑ | worst class "
-        "gap ↓ | intra-class FID ↓ | CAS ↑ | s/epoch | × unconditional |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "gap ↓ | intra-class FID ↓ | class precision ↑ | class recall ↑ | CAS ↑ | s/epoch | "
+        "× unconditional |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (model, preset, cond), rows in sorted(groups.items()):
         seeds = sorted(r["seed"] for r in rows)
@@ -137,14 +143,23 @@ def per_class(results: list[dict], model: str, preset: str, cond: str) -> str:
         f"{model}, {preset} preset, {cond}: per class, mean over seeds "
         f"{','.join(str(r['seed']) for r in rows)}",
         "",
-        "| class | label agreement | classifier on real images | gap | intra-class FID |",
-        "|---|---|---|---|---|",
+        "| class | label agreement | classifier on real images | gap | intra-class FID | "
+        "class precision | class recall |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c, name in enumerate(classes):
         agree = statistics.mean(r["label_agreement_per_class"][c] for r in rows)
         real = rows[0]["classifier_accuracy_per_class"][c]
         intra = statistics.mean(r["intra_fid_per_class"][c] for r in rows)
-        lines.append(f"| {name} | {agree:.3f} | {real:.3f} | {real - agree:+.3f} | {intra:.2f} |")
+        manifold = [
+            _mean_std([(r.get(f"class_{key}_per_class") or [None] * 10)[c] for r in rows])
+            for key in ("precision", "recall")
+        ]
+        lines.append(
+            f"| {name} | {agree:.3f} | {real:.3f} | {real - agree:+.3f} | {intra:.2f} | "
+            + " | ".join(manifold)
+            + " |"
+        )
     return "\n".join(lines)
 
 

@@ -135,6 +135,8 @@ def test_the_conditional_table_is_computed_from_the_results():
             "label_agreement_worst_gap": None, "intra_fid": None, "cas": None,
             "label_agreement_per_class": per_class if cond != "none" else None,
             "classifier_accuracy_per_class": [0.9] * 10, "intra_fid_per_class": [5.0] * 10,
+            "class_precision": agree, "class_precision_per_class": per_class,
+            "class_recall": None, "class_recall_per_class": None,
             "device": "cpu", "precision": "fp32", "threads": 1, "cpu": "x",
         }  # fmt: skip
 
@@ -148,7 +150,8 @@ def test_the_conditional_table_is_computed_from_the_results():
     row = next(line for line in text.splitlines() if "| projection |" in line)
     assert "| 3,4 | 21.000 ± 1.414 | 0.700 ± 0.141 |" in row
     assert row.endswith("| 2.4 | 1.20 |")  # 2.4 s against the unconditional 2.0 s
-    assert "| 0.700 | 0.900 | +0.200 | 5.00 |" in bench.per_class(
+    assert "| 3,4 | 21.000 ± 1.414 | 0.700 ± 0.141 | – | – | 0.700 ± 0.141 | – | – |" in row
+    assert "| 0.700 | 0.900 | +0.200 | 5.00 | 0.700 ± 0.141 | – |" in bench.per_class(
         results, "mlp", "seed", "projection"
     )
 

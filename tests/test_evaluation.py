@@ -204,6 +204,9 @@ def test_real_images_as_conditional_samples_agree_as_the_classifier_does(real_se
     itself = evaluation.compare(images, same, classifier, kid_subsets=5, asked=labels)
     assert max(itself["intra_fid_per_class"]) < 1e-3
     assert itself["label_agreement_worst_gap"] == pytest.approx(0.0, abs=1e-6)
+    # every image lies in its own k-NN ball: its class's manifold holds all of them
+    assert itself["class_precision_per_class"] == itself["class_recall_per_class"] == [1.0] * 10
+    assert 0.6 < result["class_precision"] <= 1.0  # real test images against another real set
 
 
 class _IgnoresTheLabel(torch.nn.Module):

@@ -129,3 +129,41 @@ def test_frechet_from_moments_equals_torchmetrics_fid():
     assert metrics.frechet_from_moments(*metrics.moments(real), *metrics.moments(real)) == (
         pytest.approx(0.0, abs=1e-6)
     )
+
+
+def test_class_precision_and_recall_tell_smudges_and_collapse_from_the_class():
+    """Samples the classifier calls the asked class count for label agreement whatever they
+    look like; class precision counts only those among the real class's images (features),
+    class recall the real images among the class's samples."""
+    torch.manual_seed(0)
+    centres = torch.eye(10) * 20  # 10 classes, well apart in an 10-d feature space
+    real_labels = torch.arange(10).repeat_interleave(50)
+    real = centres[real_labels] + torch.randn(500, 10)
+    asked = torch.arange(10).repeat_interleave(40)
+    confident = torch.nn.functional.one_hot(asked, 10).float()  # the classifier agrees always
+    args = (real, torch.nn.functional.one_hot(real_labels, 10).float(), real_labels, 10)
+    garments = centres[asked] + torch.randn(400, 10)
+    smudges = garments.clone()
+    smudges[asked == 5] = centres[5] * 0.5 + torch.randn(40, 10)  # sandals: half-way, smudged
+    good = metrics.conditional_statistics(garments, confident, asked, *args)
+    gamed = metrics.conditional_statistics(smudges, confident, asked, *args)
+    assert good["label_agreement"] == gamed["label_agreement"] == 1.0
+    per_class = good["class_precision_per_class"]
+    assert min(per_class) > 0.7  # k = 5 of 50 real images per class: most samples inside
+    assert gamed["class_precision_per_class"][5] == 0.0
+    assert gamed["class_precision_per_class"][:5] == per_class[:5]
+    assert gamed["class_precision"] == pytest.approx((sum(per_class) - per_class[5]) / 10)
+    # one class drawn as one image (collapse): precise, but it recalls few real images
+    collapsed = garments.clone()
+    collapsed[asked == 2] = real[real_labels == 2][0] + 0.01 * torch.randn(40, 10)
+    one = metrics.conditional_statistics(collapsed, confident, asked, *args)
+    assert one["class_precision_per_class"][2] == 1.0
+    assert one["class_recall_per_class"][2] < 0.2 < min(good["class_recall_per_class"])
+    # real-looking images of the wrong class: on the real manifold, not on their class's
+    swapped = centres[(asked + 1) % 10] + torch.randn(400, 10)
+    wrong = metrics.conditional_statistics(swapped, confident, asked, *args)
+    assert wrong["class_precision"] == 0.0
+    # a class with too few samples for its k-NN balls has none
+    few = metrics.conditional_statistics(garments[:-38], confident[:-38], asked[:-38], *args)
+    assert few["class_precision_per_class"][9] is None
+    assert few["class_precision"] == pytest.approx(sum(few["class_precision_per_class"][:9]) / 9)

@@ -24,6 +24,8 @@ from .text import TEXT
 ROWS = (
     ("label_agreement", True),
     ("intra_fid", False),
+    ("class_precision", True),
+    ("class_recall", True),
     ("cas", True),
     ("fid", False),
     ("precision", True),
@@ -41,7 +43,11 @@ def _cell(group: Sequence[RunSummary], key: str) -> str:
     if any(v is None for v in values) or not values:
         return "–"
     std = statistics.stdev(values) if len(values) > 1 else None
-    digits_key = key if key in ("fid", "precision", "recall", "intra_fid") else "label_agreement"
+    digits_key = (
+        key
+        if key in ("fid", "precision", "recall", "intra_fid", "class_precision")
+        else "label_agreement"
+    )
     return format_metric(statistics.fmean(values), std, digits_key)
 
 

@@ -75,6 +75,20 @@ METRICS = (
     Metric("label_agreement", True, 4, "samples the classifier calls the asked class", False),
     Metric("intra_fid", False, 3, "mean over classes of the per-class FID", in_report=False),
     Metric(
+        "class_precision",
+        True,
+        3,
+        "mean over classes of the share of samples on their class's real manifold",
+        in_report=False,
+    ),  # fmt: skip
+    Metric(
+        "class_recall",
+        True,
+        3,
+        "mean over classes of the share of real images on their class's sample manifold",
+        in_report=False,
+    ),  # fmt: skip
+    Metric(
         "cas",
         True,
         4,
@@ -262,11 +276,18 @@ def conditional_statistics(
       per class, beside the classifier's accuracy on each class's real images (the most a
       perfect generator could score with this classifier);
     * intra-class FID: per class, the FID of its samples against that class's real images,
-      and the mean over classes (None for a class with fewer than 2 of either).
+      and the mean over classes (None for a class with fewer than 2 of either);
+    * class precision and recall: per class, the share of its samples inside the real
+      class's k-NN manifold and the share of the class's real images inside its samples'
+      (Kynkäänniemi et al. 2019 within the class, k = 5), and their means: a sample the
+      classifier calls the asked class but that looks like no real image of it (a smudge
+      called a sandal) counts for agreement, not for precision; a class drawn as a few images
+      (collapse) keeps its precision and loses its recall. None for a class with
+      ``CLASS_PRECISION_K`` or fewer of either.
     """
     agree = fake_probs.argmax(dim=1) == asked  # (M,)
     real_right = real_probs.argmax(dim=1) == real_labels  # (N,)
-    per_class, real_accuracy, intra = [], [], []
+    per_class, real_accuracy, intra, manifold = [], [], [], []
     for c in range(num_classes):
         mine, theirs = asked == c, real_labels == c
         per_class.append(float(agree[mine].float().mean()) if mine.any() else None)
@@ -275,7 +296,10 @@ def conditional_statistics(
         intra.append(
             frechet_distance(real_features[theirs], fake_features[mine]) if enough else None
         )
+        manifold.append(_class_manifold(real_features[theirs], fake_features[mine]))
     gaps = [r - a for a, r in zip(per_class, real_accuracy) if a is not None and r is not None]
+    precision = [m and m["precision"] for m in manifold]  # None for a class too small
+    recall = [m and m["recall"] for m in manifold]
     measured = [value for value in intra if value is not None]
     return {
         "label_agreement": float(agree.float().mean()),
@@ -285,7 +309,26 @@ def conditional_statistics(
         "label_agreement_worst_gap": max(gaps) if gaps else None,
         "intra_fid_per_class": intra,
         "intra_fid": sum(measured) / len(measured) if measured else None,
+        "class_precision_per_class": precision,
+        "class_precision": _mean_of_present(precision),
+        "class_recall_per_class": recall,
+        "class_recall": _mean_of_present(recall),
     }
+
+
+#: The k of the per-class precision and recall (of ``precision_recall_density_coverage``).
+CLASS_PRECISION_K = 5
+
+
+def _class_manifold(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float] | None:
+    if min(real.shape[0], fake.shape[0]) <= CLASS_PRECISION_K:
+        return None
+    return precision_recall_density_coverage(real, fake, k=CLASS_PRECISION_K)
+
+
+def _mean_of_present(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return sum(present) / len(present) if present else None
 
 
 def classifier_score(probs: torch.Tensor) -> float:
