@@ -43,12 +43,7 @@ def _cell(group: Sequence[RunSummary], key: str) -> str:
     if any(v is None for v in values) or not values:
         return "–"
     std = statistics.stdev(values) if len(values) > 1 else None
-    digits_key = (
-        key
-        if key in ("fid", "precision", "recall", "intra_fid", "class_precision")
-        else "label_agreement"
-    )
-    return format_metric(statistics.fmean(values), std, digits_key)
+    return format_metric(statistics.fmean(values), std, key)  # the metric's own digits
 
 
 def _per_class(group: Sequence[RunSummary], key: str) -> list[float]:

@@ -300,7 +300,6 @@ def conditional_statistics(
     gaps = [r - a for a, r in zip(per_class, real_accuracy) if a is not None and r is not None]
     precision = [m and m["precision"] for m in manifold]  # None for a class too small
     recall = [m and m["recall"] for m in manifold]
-    measured = [value for value in intra if value is not None]
     return {
         "label_agreement": float(agree.float().mean()),
         "label_agreement_per_class": per_class,
@@ -308,7 +307,7 @@ def conditional_statistics(
         # the largest shortfall of a class's agreement under the classifier's own accuracy
         "label_agreement_worst_gap": max(gaps) if gaps else None,
         "intra_fid_per_class": intra,
-        "intra_fid": sum(measured) / len(measured) if measured else None,
+        "intra_fid": _mean_of_present(intra),
         "class_precision_per_class": precision,
         "class_precision": _mean_of_present(precision),
         "class_recall_per_class": recall,

@@ -238,8 +238,9 @@ class EvaluateOptions(GeneratorOptions):
     distribution (entropy, KL to the real one, classes covered), a classifier score (IS
     analogue) and a memorisation check against the training set. A conditional run's samples
     are class-balanced and add label agreement (overall and per class, beside the classifier's
-    accuracy on real images), intra-class FID and class precision (the share of each class's
-    samples on that class's real-image manifold); --cas adds the Classification Accuracy
+    accuracy on real images), intra-class FID, and class precision and recall (the share of
+    each class's samples among its real images, and of its real images among its samples);
+    --cas adds the Classification Accuracy
     Score. Writes RUN_DIR/evaluation/epoch_E_seedS_nN.json and a figure of the closest
     generated/training pairs.
     """
