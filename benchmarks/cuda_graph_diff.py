@@ -57,7 +57,6 @@ def main() -> None:
             precision=args.precision,
             seed=3,
             cuda_graph=graph and args.device != "cpu",
-            cuda_graph_unchecked=True,  # its forms are what a GPU session checks
         )
         return RunConfig(model=ModelConfig(args.model), train=train)
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The prepared GPU check: everything the CUDA path needs verified, in about 6 minutes on an
 # H100/H200, so that one device session can run it, fix what fails and run it again.
-# It needs only what the device image already has (torch with CUDA, tqdm, matplotlib,
-# torchmetrics, scipy, pytest, fastapi, filelock) and Fashion-MNIST in $GANSCOPE_DATA_DIR.
+# It needs what the device image has (torch with CUDA, tqdm, matplotlib, torchmetrics, scipy,
+# pytest, filelock) plus pydantic, which the image's package list (2026-11-17) does not name
+# (ganscope.cli imports the explorer's request models), and Fashion-MNIST in $GANSCOPE_DATA_DIR.
 #
 # From a checkout whose ../shared holds the data, once:
 #   mkdir -p .gpu-data && cp ../shared/data/fashion-mnist/*.gz .gpu-data/
-#   echo /.gpu-data/ >> .git/info/exclude
-# then on the device (carry .gpu-data; timeout_s 400):
-#   GANSCOPE_DATA_DIR=$PWD/.gpu-data bash benchmarks/gpu_check.sh
+#   printf '/.gpu-data/\n/.whl/\n' >> .git/info/exclude
+#   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux2014_x86_64 -d .whl pydantic==2.14.4 \
+#     pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0
+# then on the device (carry .gpu-data and .whl; timeout_s 450):
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+#   PYTHONPATH=/tmp/site GANSCOPE_DATA_DIR=$PWD/.gpu-data bash benchmarks/gpu_check.sh
 #
 # Every step runs under its own timeout and keeps its log in $OUT (or ./gpu-check):
 # NAME.log per step, summary.txt with each step's status and seconds, and the numbers the
@@ -18,7 +23,7 @@
 set -uo pipefail
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 GANSCOPE_TEST_DATA=${GANSCOPE_DATA_DIR:?}
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 GANSCOPE_TEST_DATA=${GANSCOPE_DATA_DIR:?}
 export PYTHONWARNINGS=default
 budget=${GPU_CHECK_SECONDS:-360}
 failed=0
@@ -51,10 +56,8 @@ whole_run() {  # whole_run MODEL [PRESET]: a 10-epoch run, timed as a whole, fin
     local model=$1 preset=${2:-seed} started name
     name=$model-10${2:+-$2}
     started=$(date +%s.%N)
-    # --cuda-graph-unchecked: the improved presets' forms (moving average, lazy R1) are what
-    # this check is there to verify; until it passes, train runs them eagerly by default.
     python3 -m ganscope train --model "$model" --preset "$preset" --epochs 10 --device cuda \
-        --cuda-graph on --cuda-graph-unchecked --out "$out/$name" --no-progress \
+        --cuda-graph on --out "$out/$name" --no-progress \
         --json > "$out/$name.json" || return 1
     python3 - "$out/$name" "$started" <<'EOF' | tee "$out/$name.txt"
 import json, sys, time

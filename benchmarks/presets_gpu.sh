@@ -36,7 +36,7 @@
 set -uo pipefail
 out=${OUT:-presets-gpu}
 mkdir -p "$out/logs"
-export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 : "${GANSCOPE_DATA_DIR:?set it to the folder with Fashion-MNIST}"
 budget=${PRESETS_GPU_SECONDS:-530}
 jobs_at_once=${JOBS:-3}

@@ -21,7 +21,7 @@ run is-complete-ignores-a-key src/ganscope/readings.py 's/needed = {\*_CSV_FIELD
 run every-epoch-is-the-latest src/ganscope/runs.py 's/            path = self.snapshot_path(epoch)/            path = self.checkpoint_path/' "tests/test_runs.py::test_generator_by_epoch"
 run zero-defaults-not-shown src/ganscope/cli.py 's/            elif default is not None:/            elif default:/' "tests/test_cli.py::test_each_flag_default_is_the_options_default"
 run ema-weight-from-the-host src/ganscope/training.py 's/            weight = {"ema_weight": inputs\["ema_weight"\]} if ema_weights is not None else {}/            weight = {}/' "tests/test_cuda_graph.py::test_improved_recipes_are_captured_and_train_exactly_like_the_eager_loop"
-run upward-import src/ganscope/training.py 's/^from .state import TrainState, captures, unchecked_forms$/from .state import TrainState, captures, unchecked_forms\nfrom .runs import Run  # noqa: F401/' "tests/test_house.py"
+run upward-import src/ganscope/training.py 's/^from .state import TrainState, captures$/from .state import TrainState, captures\nfrom .runs import Run  # noqa: F401/' "tests/test_house.py"
 (cd $broken && git checkout -q -- .)
 # The same defect against the old emulation (a replay that re-reads the host): it passes.
 (cd $broken && git checkout -q -- . &&

@@ -47,8 +47,9 @@ VOLATILE = (
 )
 
 #: Settings added after HEAD 6a8a2ba whose default is what ganscope did before they existed:
-#: a GPU-only mechanics switch, ``--conditional`` (default "none", the unconditional GAN) and
-#: ``--class-weight`` (default 1; only acgan and dual runs have a class loss to weigh).
+#: a GPU-only mechanics switch (since retired: config.RETIRED), ``--conditional`` (default
+#: "none", the unconditional GAN) and ``--class-weight`` (default 1; only acgan and dual runs
+#: have a class loss to weigh).
 #: Left out so a run's config compares with one written before they existed.
 ADDED_SETTINGS = ("cuda_graph_unchecked", "conditioning", "class_weight")
 

@@ -141,13 +141,6 @@ FIXED_Z_SIZE = 64
 GRID_ROW = 8
 
 
-def unchecked_forms(train: TrainConfig) -> list[str]:
-    """The flags of ``train`` whose captured step has not passed ``benchmarks/gpu_check.sh``
-    on a GPU since its capture was rewritten (the moving average's weight table, lazy R1's
-    second graph): captured only with ``cuda_graph_unchecked``."""
-    return [flag for flag, on in (("--ema", train.ema), ("--r1-gamma", train.r1_gamma)) if on]
-
-
 def captures(config: RunConfig, device: torch.device, world: World = SINGLE) -> bool:
     """Whether the loop captures its step as a CUDA graph (``training`` says why not)."""
     t = config.train
@@ -155,7 +148,6 @@ def captures(config: RunConfig, device: torch.device, world: World = SINGLE) -> 
         wants_cuda_graph(t.cuda_graph, device)
         and not (t.instance_noise or t.d_dropout)
         and not world.joined
-        and (t.cuda_graph_unchecked or not unchecked_forms(t))
     )
 
 

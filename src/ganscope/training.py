@@ -27,7 +27,7 @@ from .data import Split, to_model_range
 from .devices import autocast, wants_cuda_graph
 from .distributed import SINGLE, World
 from .logbook import STEP_STATS
-from .state import TrainState, captures, unchecked_forms
+from .state import TrainState, captures
 
 __all__ = ["STEP_STATS", "Recorder", "fit", "make_step", "train_step"]
 
@@ -198,15 +198,9 @@ def _why_eager(config: RunConfig, world: World) -> str:
             "with --instance-noise or --d-dropout (the step draws from the run's noise stream, "
             "which ganscope does not capture yet)"
         )
-    if world.joined:
-        return (
-            "under torchrun (capturing DDP's NCCL all-reduce needs a set-up ganscope has not "
-            "verified on GPUs yet)"
-        )
-    return (
-        f"with {' and '.join(unchecked_forms(t))} (their captured form has not passed "
-        "benchmarks/gpu_check.sh on a GPU since it was rewritten; --cuda-graph-unchecked "
-        "captures it)"
+    return (  # world.joined: captures() refuses nothing else
+        "under torchrun (capturing DDP's NCCL all-reduce needs a set-up ganscope has not "
+        "verified on GPUs yet)"
     )
 
 
