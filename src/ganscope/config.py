@@ -192,7 +192,7 @@ class TrainConfig:
     eval_samples: int = option(2000, "generated images per such evaluation")
     cuda_graph: bool = option(
         True,
-        "on CUDA, capture the whole training step once as a CUDA graph and replay it (5-14x "
+        "on CUDA, capture the whole training step once as a CUDA graph and replay it (5-13x "
         "the images per second of eager steps on an H100/H200; not with --instance-noise or "
         "--d-dropout, nor under torchrun: those steps run eagerly); off launches every kernel "
         "eagerly; ignored on other devices",
