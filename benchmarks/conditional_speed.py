@@ -1,13 +1,18 @@
 """What the label costs per training step: each conditioning against the unconditional GAN.
 
     python benchmarks/conditional_speed.py [--models mlp cnn] [--steps 200] [--repeats 3] \
-        [--preset seed] [--device cpu] [--data-dir DIR]
+        [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops]
 
 For each network, the training step of every conditioning (none, concat, projection, acgan, dual)
 is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
 turns (so a slower moment of the machine hits every variant alike), the median per variant.
 Prints images per second and the ratio of seconds per step to the unconditional step's (the
 issue's target: at most 1.2x). Run it alone on the machine.
+
+``--count-ops`` times nothing: it counts the ATen operator calls of one training step of each
+variant (nested calls included, forward, backward and optimiser steps; the mean of 10 steps
+under ``torch.profiler``), which on a CPU, where a small network's step is a few hundred
+small kernels, says what the label adds independently of the machine's load.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import statistics
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from ganscope.config import ModelConfig, RunConfig, TrainConfig
 from ganscope.data import load_split
@@ -46,6 +52,14 @@ def trial(step, state, index, labels, steps: int, batch: int, device) -> float:
     return time.perf_counter() - started
 
 
+def count_ops(step, state, index, labels, batch: int, device, steps: int = 10) -> float:
+    """ATen operator calls per training step (nested calls included), over ``steps`` steps."""
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        trial(step, state, index, labels, steps, batch, device)
+    calls = sum(e.count for e in profiler.key_averages() if e.key.startswith("aten::"))
+    return calls / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
@@ -55,6 +69,7 @@ def main() -> None:
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--count-ops", action="store_true", help="count operator calls per step")
     args = parser.parse_args()
     device = resolve_device(args.device)
     split = load_split("fashion-mnist", "train", args.data_dir, progress=False)
@@ -73,6 +88,15 @@ def main() -> None:
             step = make_step(state, images, device, labels=labels)
             trial(step, state, index, asked, 5, args.batch_size, device)  # warm-up
             steps[cond] = (step, state, [])
+        if args.count_ops:
+            ops = {
+                c: count_ops(s, st, index, asked, args.batch_size, device)
+                for c, (s, st, _) in steps.items()
+            }
+            for cond, calls in ops.items():
+                print(f"{model} {cond:10s}: {calls:6.0f} operator calls/step, "
+                      f"{calls / ops['none']:.2f}x unconditional")  # fmt: skip
+            continue
         for _ in range(args.repeats):
             for step, state, times in steps.values():
                 times.append(trial(step, state, index, asked, args.steps, args.batch_size, device))

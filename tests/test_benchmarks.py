@@ -187,3 +187,28 @@ def test_grid_spread_reads_back_the_grid_training_wrote(tmp_path, capsys, monkey
     monkeypatch.setattr("sys.argv", ["grid_spread.py", str(path)])
     module.main()
     assert f"z spread {gallery.z_spread(images):.3f}" in capsys.readouterr().out
+
+
+def test_the_speed_benchmark_counts_what_the_label_adds_to_a_step():
+    spec = importlib.util.spec_from_file_location(
+        "speed_bench", ROOT / "benchmarks/conditional_speed.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from ganscope.config import ModelConfig, RunConfig, TrainConfig
+    from ganscope.state import init_state
+    from ganscope.training import make_step
+
+    cpu = torch.device("cpu")
+    images = torch.rand(256, 1, 28, 28) * 2 - 1
+    labels = torch.arange(256) % 10
+    index = torch.arange(256)
+    counts = {}
+    for cond in ("none", "projection"):
+        config = RunConfig(model=ModelConfig("mlp", conditioning=cond), train=TrainConfig())
+        state = init_state(config, cpu)
+        step = make_step(state, images, cpu, labels=labels if cond != "none" else None)
+        bench.trial(step, state, index, labels, 2, 16, cpu)  # warm-up: Adam's state is made
+        counts[cond] = [bench.count_ops(step, state, index, labels, 16, cpu, 3) for _ in "ab"]
+    assert counts["none"][0] == counts["none"][1] > 100  # a step's calls, the same each time
+    assert counts["projection"][0] == counts["projection"][1] > counts["none"][0]

@@ -102,7 +102,9 @@ def _judge(
     if labels is None:
         return D(images), None
     out = D(images, labels, classify=classify)  # (B, 1), or (B, 1 + C): ACGAN, dual
-    return out[:, :1], (out[:, 1:] if out.shape[1] > 1 else None)
+    if out.shape[1] == 1:  # no class logits: the logit as it is (a slice costs its backward)
+        return out, None
+    return out[:, :1], out[:, 1:]
 
 
 def _classifies_fakes(state: TrainState) -> bool:
