@@ -212,3 +212,37 @@ def test_the_speed_benchmark_counts_what_the_label_adds_to_a_step():
         counts[cond] = [bench.count_ops(step, state, index, labels, 16, cpu, 3) for _ in "ab"]
     assert counts["none"][0] == counts["none"][1] > 100  # a step's calls, the same each time
     assert counts["projection"][0] == counts["projection"][1] > counts["none"][0]
+
+
+@pytest.mark.parametrize("script", ["gpu_steps.sh", "gpu_check.sh", "conditional_gpu.sh"])
+def test_the_gpu_scripts_parse(script):
+    import subprocess
+
+    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], check=True)
+
+
+def test_a_gpu_step_is_logged_timed_and_counted_and_skipped_past_the_budget(tmp_path):
+    """``step`` of benchmarks/gpu_steps.sh, on commands any machine has."""
+    import subprocess
+
+    script = f"""
+        out={tmp_path}; budget=$1; failed=0; : > "$out/summary.txt"
+        source {ROOT / "benchmarks/gpu_steps.sh"}
+        step fine 5 echo hello
+        step broken 5 sh -c 'echo oops; exit 3'
+        step slow 1 sleep 5
+        budget=0
+        step late 5 echo never
+        echo "failed=$failed"
+    """
+    done = subprocess.run(
+        ["bash", "-c", script, "bash", "60"], capture_output=True, text=True, check=True
+    )
+    summary = (tmp_path / "summary.txt").read_text().splitlines()
+    assert summary[0].startswith("fine: ok")
+    assert summary[1].startswith("broken: FAILED (3,")
+    assert summary[2].startswith("slow: FAILED (timeout after 1 s")
+    assert summary[3] == "late: SKIPPED (the 0-second budget is spent)"
+    assert (tmp_path / "fine.log").read_text() == "hello\n"
+    assert "oops" in done.stdout  # a failed step's log tail is shown
+    assert done.stdout.strip().endswith("failed=3")
