@@ -137,7 +137,9 @@ def test_a_killed_worker_s_trial_is_retried_and_resumes_bit_exactly(tmp_path, fa
     worker.wait()
     run = load_run(metrics.parent)
     assert 2 <= run.latest_epoch() < 6  # killed mid-trial
-    time.sleep(3.5)  # the heartbeat goes stale (3 beats of 1 s)
+    # stale once more than 3 beats of 1 s have passed; SQLite's clock counts whole seconds, so
+    # that can take up to 5 s after the last beat (3.5 s failed CI once, reading 3)
+    time.sleep(5.5)
     result = sweeping.sweep(space, out=str(killed), heartbeat=1, progress=False)
     states = {t["number"]: (t["state"], t["retry_of"]) for t in result["trials"]}
     assert states == {0: ("FAIL", None), 1: ("COMPLETE", 0)}

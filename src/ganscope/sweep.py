@@ -73,8 +73,9 @@ class SweepOptions(Checked):
     )
     heartbeat: int = option(
         10,
-        "seconds between a running trial's heartbeats; a trial silent for 3 of them (its "
-        "worker was killed) is retried, resuming its run folder",
+        "seconds between a running trial's heartbeats; a trial silent for more than 3 of them "
+        "(its worker was killed; SQLite's clock adds up to 1 s) is retried, resuming its run "
+        "folder",
         minimum=1,
     )
     progress: bool = option(True, "no progress lines", flag="--no-progress")
