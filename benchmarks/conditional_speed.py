@@ -3,8 +3,8 @@
     python benchmarks/conditional_speed.py [--models mlp cnn] [--steps 200] [--repeats 3] \
         [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops]
 
-For each network, the training step of every conditioning (none, concat, projection, acgan, dual)
-is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
+For each network, the training step of every conditioning (none, concat, projection, acgan, dual,
+tac) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
 turns (so a slower moment of the machine hits every variant alike), the median per variant.
 Prints images per second and the ratio of seconds per step to the unconditional step's (the
 issue's target: at most 1.2x). Run it alone on the machine.
@@ -31,7 +31,7 @@ from ganscope.presets import with_preset
 from ganscope.state import init_state
 from ganscope.training import make_step
 
-CONDITIONINGS = ("none", "concat", "projection", "acgan", "dual")
+CONDITIONINGS = ("none", "concat", "projection", "acgan", "dual", "tac")
 
 
 def synchronize(device: torch.device) -> None:

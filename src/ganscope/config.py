@@ -96,8 +96,9 @@ class ModelConfig:
         "none",
         "class-conditional GAN: G gets the one-hot label joined to z, and D is told it by "
         "concat (input concatenation), projection (Miyato & Koyama 2018), acgan (an "
-        "auxiliary classifier, Odena et al. 2017) or dual (projection whose class vectors "
-        "also classify real images, Han et al. 2021); none: the report's unconditional GAN",
+        "auxiliary classifier, Odena et al. 2017), dual (projection whose class vectors "
+        "also classify real images, Han et al. 2021) or tac (twin auxiliary classifiers, Gong "
+        "et al. 2019); none: the report's unconditional GAN",
         flag="--conditional",
         choices=lambda: list(CONDITIONINGS),
     )
@@ -174,7 +175,7 @@ class TrainConfig:
         "0: off",
     )
     class_weight: float = option(
-        1.0, "weight of the class loss in both players' losses (--conditional acgan or dual)"
+        1.0, "weight of the class loss in both players' losses (--conditional acgan, dual or tac)"
     )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(
@@ -368,7 +369,8 @@ class RunConfig:
         self.train.validate()
         if self.train.class_weight != 1 and self.model.conditioning not in CLASSIFYING:
             raise GanscopeError(
-                f"--class-weight is for --conditional {' or '.join(CLASSIFYING)} only"
+                f"--class-weight is for --conditional {', '.join(CLASSIFYING[:-1])} or "
+                f"{CLASSIFYING[-1]} only"
             )
         return self
 

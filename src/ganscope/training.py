@@ -63,10 +63,7 @@ def train_step(
         d_real, class_real = _judge(D, real_in, real_labels)  # (B, 1) logits
         d_fake, class_fake = _judge(D, fake_in, fake_labels, _classifies_fakes(state))  # detached
     loss_D = objective.d_loss(t, d_real, d_fake)
-    if class_real is not None:  # ACGAN, dual: D also names the class of real images
-        loss_D = loss_D + t.class_weight * objective.class_loss(class_real, real_labels)
-    if class_fake is not None:  # ACGAN: and fakes'
-        loss_D = loss_D + t.class_weight * objective.class_loss(class_fake, fake_labels)
+    loss_D = _d_class_terms(state, loss_D, class_real, real_labels, class_fake, fake_labels)
     d_objective = loss_D
     if r1:  # lazy R1: every r1_every steps, its weight scaled by r1_every
         d_objective = loss_D + t.r1_gamma / 2 * t.r1_every * objective.r1_penalty(d_real, real_in)
@@ -80,8 +77,8 @@ def train_step(
     state.discriminator.requires_grad_(False)
     d_fake_for_G, class_for_G = _judge(state.discriminator, _noisy(state, fake), fake_labels)
     loss_G = objective.g_loss(t, d_fake_for_G)
-    if class_for_G is not None:  # ACGAN, dual: G also wants D to name the class it was asked for
-        loss_G = loss_G + t.class_weight * objective.class_loss(class_for_G, fake_labels)
+    if class_for_G is not None:  # ACGAN, dual, TAC: G also wants D to name the asked class
+        loss_G = _g_class_terms(state, loss_G, class_for_G, fake_labels)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
@@ -98,18 +95,62 @@ def _judge(
     D: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None, classify: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """D's logits ``(B, 1)`` of ``images``, told ``labels`` where the run is conditional, and
-    an ACGAN or dual D's class logits ``(B, C)`` if ``classify`` (else None)."""
+    an ACGAN, dual or TAC D's class logits ``(B, C)`` (TAC ``(B, 2C)``) if ``classify``
+    (else None)."""
     if labels is None:
         return D(images), None
-    out = D(images, labels, classify=classify)  # (B, 1), or (B, 1 + C): ACGAN, dual
+    out = D(images, labels, classify=classify)  # (B, 1), (B, 1 + C): ACGAN, dual; TAC 1 + 2C
     if out.shape[1] == 1:  # no class logits: the logit as it is (a slice costs its backward)
         return out, None
     return out[:, :1], out[:, 1:]
 
 
+def _d_class_terms(
+    state: TrainState,
+    loss_D: torch.Tensor,
+    class_real: torch.Tensor | None,
+    real_labels: torch.Tensor | None,
+    class_fake: torch.Tensor | None,
+    fake_labels: torch.Tensor | None,
+) -> torch.Tensor:
+    """D's loss plus its class losses: on real images (ACGAN, dual, TAC), and on generated ones
+    (ACGAN's classifier, TAC's twin), each weighed by ``--class-weight``."""
+    weight, twin = state.train.class_weight, _has_twin(state)
+    if class_real is not None:
+        loss_D = loss_D + weight * objective.class_loss(_head(class_real, twin, 0), real_labels)
+    if class_fake is not None:
+        loss_D = loss_D + weight * objective.class_loss(_head(class_fake, twin, 1), fake_labels)
+    return loss_D
+
+
+def _g_class_terms(
+    state: TrainState, loss_G: torch.Tensor, class_for_G: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """G's loss plus the cross-entropy of D's classifier against the asked class, and for TAC
+    minus its twin's: the twin learns what G draws, and G paying for it to be easy to name
+    offsets the classifier's reward for the easiest image of each class."""
+    weight, twin = state.train.class_weight, _has_twin(state)
+    loss_G = loss_G + weight * objective.class_loss(_head(class_for_G, twin, 0), labels)
+    if twin:
+        loss_G = loss_G - weight * objective.class_loss(_head(class_for_G, twin, 1), labels)
+    return loss_G
+
+
+def _head(class_logits: torch.Tensor, twin: bool, which: int) -> torch.Tensor:
+    """TAC's classifier's (``which`` 0) or twin's (1) half of its class logits ``(B, 2C)``;
+    any other D's class logits as they are (a slice would cost its backward)."""
+    return class_logits.chunk(2, 1)[which] if twin else class_logits
+
+
+def _has_twin(state: TrainState) -> bool:
+    """Whether D's class logits are a classifier's and its twin's (TAC)."""
+    return bool(getattr(state.discriminator, "twin", False))
+
+
 def _classifies_fakes(state: TrainState) -> bool:
-    """Whether D's update also names the class of generated images (ACGAN's D; the dual D
-    names real images' only, so its class logits of generated ones are not computed)."""
+    """Whether D's update also names the class of generated images (ACGAN's D, TAC's twin;
+    the dual D names real images' only, so its class logits of generated ones are not
+    computed)."""
     return bool(getattr(state.discriminator, "classify_fakes", False))
 
 

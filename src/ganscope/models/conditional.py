@@ -3,7 +3,7 @@
 G takes the label through its input: the one-hot label ``(B, C)`` is joined to ``z``, so the
 family's generator is built for ``z_dim + C`` inputs and its layers are otherwise the report's
 (the MLP's ``fc1`` and the CNN's ``fc1`` gain ``C x width`` weights, nothing else changes).
-D takes it by one of four standard methods (:data:`CONDITIONINGS`):
+D takes it by one of five standard methods (:data:`CONDITIONINGS`):
 
 * ``concat``: input concatenation (Mirza & Osindero 2014): the one-hot label joined to the
   flat image (MLP) or as constant label maps, one channel per class (CNN);
@@ -15,7 +15,12 @@ D takes it by one of four standard methods (:data:`CONDITIONINGS`):
 * ``dual``: the dual projection discriminator (Han et al. 2021, P2GAN): the projection D,
   whose class vectors also name the class, ``V features(x)``; D adds the cross-entropy of that
   guess on real images only, G on its own (unlike ACGAN, D is never taught what a generated
-  image's class is, and the projection term still judges each image against its label).
+  image's class is, and the projection term still judges each image against its label);
+* ``tac``: twin auxiliary classifiers (Gong et al. 2019, TAC-GAN): ACGAN's D without the label,
+  whose classifier learns real images' classes only, beside a twin classifier that learns
+  generated images' classes; G wants the first to name the asked class and the twin not to
+  (``-`` its cross-entropy), which cancels the reward ACGAN's class loss gives G for the
+  easiest-to-classify image of each class (the collapse of docs/conditional.md).
 
 The one-hot label enters with the energy of the input it joins: G's is scaled by
 ``sqrt(z_dim)`` (``|z|^2`` is about ``z_dim`` for z ~ N(0, I)), the MLP D's by ``sqrt(784)``
@@ -25,9 +30,10 @@ would move the label's share of a layer's input 10-28x slower than z's or the pi
 seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs/conditional.md).
 
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
-``(B,)``. D returns ``(B, 1)`` logits, and for ``acgan`` and ``dual`` ``(B, 1 + C)``: the
-logit, then the class logits (one tensor, so that DistributedDataParallel and CUDA graphs
-see one output).
+``(B,)``. D returns ``(B, 1)`` logits, for ``acgan`` and ``dual`` ``(B, 1 + C)``: the
+logit, then the class logits, and for ``tac`` ``(B, 1 + 2C)``: the logit, the classifier's
+class logits, the twin's (one tensor, so that DistributedDataParallel and CUDA graphs see one
+output).
 """
 
 from __future__ import annotations
@@ -45,10 +51,11 @@ CONDITIONINGS = {
     "projection": "projection discriminator: a learned class vector times D's features",
     "acgan": "auxiliary classifier: D also names each image's class (ACGAN)",
     "dual": "dual projection (P2GAN): projection whose class vectors also name real images' class",
+    "tac": "twin auxiliary classifiers (TAC-GAN): ACGAN whose twin classifier offsets its bias",
 }
 
 #: The conditionings whose D also names the class (a class loss, weighed by --class-weight).
-CLASSIFYING = ("acgan", "dual")
+CLASSIFYING = ("acgan", "dual", "tac")
 
 
 class ConditionalGenerator(nn.Module):
@@ -82,15 +89,16 @@ class ConditionalDiscriminator(nn.Module):
         if conditioning not in CONDITIONINGS or conditioning == "none":
             raise ValueError(f"no conditional discriminator {conditioning!r}")
         self.conditioning, self.num_classes = conditioning, num_classes
-        #: Whether D's class loss also covers generated images (ACGAN's) or real ones only.
-        self.classify_fakes = conditioning == "acgan"
+        #: Whether D's class loss also covers generated images (ACGAN's, TAC's twin) or real
+        #: ones only, and whether its class logits are two sets, the classifier's and the twin's.
+        self.classify_fakes, self.twin = conditioning in ("acgan", "tac"), conditioning == "tac"
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
         width = self.net.feature_size
         if conditioning in ("projection", "dual"):
             self.embed = nn.Embedding(num_classes, width)
             nn.init.xavier_uniform_(self.embed.weight)  # as Miyato & Koyama's code
-        if conditioning == "acgan":
-            self.classify = nn.Linear(width, num_classes)
+        if conditioning in ("acgan", "tac"):  # TAC: the classifier and its twin, one layer
+            self.classify = nn.Linear(width, num_classes * (2 if self.twin else 1))
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor, classify: bool = True
@@ -110,8 +118,8 @@ class ConditionalDiscriminator(nn.Module):
             return logits
         if self.conditioning == "dual":  # the same class vectors name the class: (B, 1 + C)
             return torch.cat([logits, h @ vectors.to(h.dtype).t()], 1)
-        if self.conditioning == "acgan":
-            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C)
+        if self.conditioning in ("acgan", "tac"):
+            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C), TAC (B, 1 + 2C)
         return logits
 
 
