@@ -14,6 +14,26 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "fashion-mnist"
 
 
+def worker_threads(workers: int, cores: int | None) -> int | None:
+    """Torch threads for each of ``workers`` pytest-xdist processes: the cores shared out
+    (at least 1), so that workers do not oversubscribe the CPU (two 2-thread torch
+    processes on 2 cores thrash); None outside xdist or with one worker."""
+    if workers <= 1:
+        return None
+    return max(1, (cores or 1) // workers)
+
+
+def pytest_configure(config):
+    """Under ``pytest -n N`` each worker gets its share of the cores, for torch in this
+    process and (through OMP_NUM_THREADS) for the processes its tests start."""
+    threads = worker_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), os.cpu_count())
+    if threads is not None:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     """The read-only Fashion-MNIST copy CI provides (override with GANSCOPE_TEST_DATA)."""

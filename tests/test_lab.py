@@ -4,6 +4,7 @@ a cell that raises fails the test; kept in the repository without outputs."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,8 @@ def test_the_notebook_runs_top_to_bottom(tmp_path, fashion_dir, monkeypatch):
     monkeypatch.setenv("GANSCOPE_DATA_DIR", str(fashion_dir))
     monkeypatch.setenv("GANSCOPE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GANSCOPE_LAB_OUT", str(tmp_path / "lab-runs"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    # the kernel's torch threads: 2, or a pytest-xdist worker's share of the cores (conftest)
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
