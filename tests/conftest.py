@@ -14,19 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "fashion-mnist"
 
 
-def worker_threads(workers: int, cores: int | None) -> int | None:
-    """Torch threads for each of ``workers`` pytest-xdist processes: the cores shared out
-    (at least 1), so that workers do not oversubscribe the CPU (two 2-thread torch
-    processes on 2 cores thrash); None outside xdist or with one worker."""
-    if workers <= 1:
-        return None
-    return max(1, (cores or 1) // workers)
+def xdist_threads() -> int | None:
+    """Torch threads of a pytest-xdist worker: the cores shared out among the workers (at
+    least 1), so that they do not oversubscribe the CPU (two 2-thread torch processes on 2
+    cores thrash); None outside xdist or with one worker."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
 
 def pytest_configure(config):
     """Under ``pytest -n N`` each worker gets its share of the cores, for torch in this
     process and (through OMP_NUM_THREADS) for the processes its tests start."""
-    threads = worker_threads(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), os.cpu_count())
+    threads = xdist_threads()
     if threads is not None:
         import torch
 

@@ -4,12 +4,12 @@ what is shipped is what the command in its record produces."""
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import pytest
 import torch
 
+from conftest import xdist_threads
 from ganscope import pretrained
 from ganscope.cli import main
 from ganscope.errors import GanscopeError
@@ -78,8 +78,7 @@ def test_what_is_shipped_is_what_its_command_trains(name, tmp_path, fashion_dir,
     threads = torch.get_num_threads()
     # as it was trained, sums in the same order; a pytest-xdist worker keeps its share of the
     # cores (conftest), since two torch threads beside another worker thrash 2 cores
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(threads if workers > 1 else record["threads"])
+    torch.set_num_threads(xdist_threads() or record["threads"])
     try:
         assert main(argv) == 0
     finally:
