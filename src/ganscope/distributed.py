@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,12 +113,47 @@ class World:
         return values / self.size
 
     def barrier(self) -> None:
+        """Wait until every rank gets here (nothing when not joined); see :func:`rendezvous`."""
         if self.joined:
-            dist.barrier()
+            rendezvous()
 
 
 #: One process, no torchrun: what every function taking a world defaults to.
 SINGLE = World()
+
+#: How long :func:`rendezvous` waits for the backend's threads to let go of its tensor.
+RELEASE_TIMEOUT_S = 10.0
+
+
+def rendezvous() -> None:
+    """Every rank waits here for the others, and returns once the backend holds nothing of it.
+
+    Not ``dist.barrier()``: gloo's barrier keeps the collectives still in flight when it is
+    called, and its worker thread frees them after the barrier has returned. A tensor freed
+    by that thread while Python shuts down aborts the process ("terminate called without an
+    active exception", SIGABRT after a finished run; 1 in 20-60 two-rank runs beside a busy
+    loop, benchmarks/torchrun_exit.sh). An all-reduce of a tensor of our own synchronises the
+    ranks as well, and every reference the backend holds to a tensor counts on its Python
+    object: once the count is back, no thread of the backend will touch Python for it.
+    """
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
+    token = torch.zeros(1, device=device)
+    alone = sys.getrefcount(token)
+    dist.all_reduce(token)
+    wait_released(token, alone)
+
+
+def wait_released(tensor: torch.Tensor, alone: int, timeout: float = RELEASE_TIMEOUT_S) -> bool:
+    """Sleep until ``tensor``'s reference count is back to ``alone`` (``sys.getrefcount`` in
+    the caller before a collective took it) or ``timeout`` seconds pass; whether it came
+    back. Sleeping releases the GIL, which the thread that lets go of the tensor needs."""
+    deadline = time.monotonic() + timeout
+    while sys.getrefcount(tensor) > alone + 1:  # + this frame's own reference
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def shared_error(message: str, world: World, kind: type = GanscopeError) -> GanscopeError:
@@ -152,8 +189,8 @@ def session(device_name: str) -> Iterator[tuple[World, torch.device]]:
     world = World(rank, size, local_rank, joined=True)
     try:
         yield world, device
-        if ours:  # no rank leaves while another still works (rank 0 writing the last files):
-            world.barrier()  # a rank leaving gloo early can abort at exit (SIGABRT)
+        if ours:  # no rank leaves while another still works (rank 0 writing the last files),
+            world.barrier()  # nor while gloo's threads still hold its tensors (SIGABRT at exit)
     finally:
         if ours:
             dist.destroy_process_group()
