@@ -1,7 +1,7 @@
 """What the label costs per training step: each conditioning against the unconditional GAN.
 
     python benchmarks/conditional_speed.py [--models mlp cnn] [--steps 200] [--repeats 3] \
-        [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops]
+        [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops | --epochs N]
 
 For each network, the training step of every conditioning (none, concat, projection, acgan, dual,
 tac) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
@@ -13,19 +13,29 @@ issue's target: at most 1.2x). Run it alone on the machine.
 variant (nested calls included, forward, backward and optimiser steps; the mean of 10 steps
 under ``torch.profiler``), which on a CPU, where a small network's step is a few hundred
 small kernels, says what the label adds independently of the machine's load.
+
+``--epochs N`` measures the issue's target as it is worded, seconds per epoch: real training
+runs (``trainer.train``, the whole training set, N epochs, progress off) of every variant, in
+turns, ``repeats`` times; each run's epoch records hold the seconds of its training loop
+(steps, class-balanced labels, step records, mid-epoch checkpoints; not the epoch's grid and
+figures). Prints the median epoch over all runs of a variant and its ratio to the
+unconditional one.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ganscope.config import ModelConfig, RunConfig, TrainConfig
-from ganscope.data import load_split
+from ganscope import trainer
+from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.data import Split, load_split
 from ganscope.devices import resolve_device
 from ganscope.presets import with_preset
 from ganscope.state import init_state
@@ -60,6 +70,38 @@ def count_ops(step, state, index, labels, batch: int, device, steps: int = 10) -
     return calls / steps
 
 
+def epoch_seconds(config: RunConfig, split: Split, folder: Path) -> list[float]:
+    """The seconds of every epoch of one real training run of ``config`` into ``folder``."""
+    run = trainer.train(config, folder, split=split, progress=False)
+    return [record["seconds"] for record in run.metrics("epoch")]
+
+
+def time_epochs(model: str, split: Split, args) -> dict[str, list[float]]:
+    """Every variant's epoch seconds over ``args.repeats`` runs of ``args.epochs`` epochs,
+    the variants in turns."""
+    seconds: dict[str, list[float]] = {cond: [] for cond in CONDITIONINGS}
+    with tempfile.TemporaryDirectory() as scratch:
+        for repeat in range(args.repeats):
+            for cond in CONDITIONINGS:
+                train = TrainConfig(preset=args.preset, device=args.device, epochs=args.epochs)
+                config = RunConfig(
+                    DataConfig(data_dir=args.data_dir),
+                    ModelConfig(model, conditioning=cond),
+                    with_preset(train, model),
+                )
+                folder = Path(scratch) / f"{model}-{cond}-{repeat}"
+                seconds[cond] += epoch_seconds(config, split, folder)
+    return seconds
+
+
+def print_epochs(model: str, seconds: dict[str, list[float]]) -> None:
+    base = statistics.median(seconds["none"])
+    for cond, values in seconds.items():
+        median, spread = statistics.median(values), f"{min(values):.2f}-{max(values):.2f}"
+        print(f"{model} {cond:10s}: {median:7.2f} s/epoch (median of {len(values)}: "
+              f"{spread}), {median / base:.2f}x unconditional")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
@@ -70,6 +112,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--count-ops", action="store_true", help="count operator calls per step")
+    parser.add_argument("--epochs", type=int, default=0, help="time real runs of N epochs")
     args = parser.parse_args()
     device = resolve_device(args.device)
     split = load_split("fashion-mnist", "train", args.data_dir, progress=False)
@@ -79,6 +122,9 @@ def main() -> None:
     print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"{args.steps} steps x {args.repeats} trials, preset {args.preset}")  # fmt: skip
     for model in args.models:
+        if args.epochs:
+            print_epochs(model, time_epochs(model, split, args))
+            continue
         steps = {}
         for cond in CONDITIONINGS:
             train = with_preset(TrainConfig(preset=args.preset, device=str(device)), model)

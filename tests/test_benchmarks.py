@@ -3,6 +3,7 @@
 import argparse
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,29 @@ def test_the_speed_benchmark_counts_what_the_label_adds_to_a_step():
         counts[cond] = [bench.count_ops(step, state, index, labels, 16, cpu, 3) for _ in "ab"]
     assert counts["none"][0] == counts["none"][1] > 100  # a step's calls, the same each time
     assert counts["projection"][0] == counts["projection"][1] > counts["none"][0]
+
+
+def test_the_speed_benchmark_times_every_variant_by_the_runs_own_epoch_records(
+    small_split, fashion_dir, capsys
+):
+    """``--epochs``: real runs, in turns; the seconds are the runs' own epoch records."""
+
+    spec = importlib.util.spec_from_file_location(
+        "speed_bench", ROOT / "benchmarks/conditional_speed.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(
+        preset="seed", device="cpu", epochs=2, repeats=1, data_dir=str(fashion_dir)
+    )
+    seconds = bench.time_epochs("mlp", small_split, args)
+    assert list(seconds) == list(bench.CONDITIONINGS)
+    assert all(len(values) == 2 and min(values) > 0 for values in seconds.values())
+    bench.print_epochs("mlp", seconds)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(bench.CONDITIONINGS) and out[0].endswith("1.00x unconditional")
+    ratio = statistics.median(seconds["tac"]) / statistics.median(seconds["none"])
+    assert out[-1].endswith(f"{ratio:.2f}x unconditional")
 
 
 @pytest.mark.parametrize("script", ["gpu_steps.sh", "gpu_check.sh", "conditional_gpu.sh"])
