@@ -119,8 +119,9 @@ def main() -> None:
     images, real_labels = split.images.to(device), split.labels.to(device)
     index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).to(device)
     asked = torch.arange(args.batch_size, device=device) % 10
+    plan = f"{args.epochs} epochs" if args.epochs else f"{args.steps} steps"
     print(f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} trials, preset {args.preset}")  # fmt: skip
+          f"{plan} x {args.repeats} trials, preset {args.preset}")  # fmt: skip
     for model in args.models:
         if args.epochs:
             print_epochs(model, time_epochs(model, split, args))
