@@ -304,6 +304,17 @@ def test_the_last_meeting_waits_until_gloo_lets_go_of_its_tensor(one_rank_gloo, 
     assert distributed.wait_released(tensor, alone, timeout=5)
 
 
+def test_the_last_meeting_is_the_backends_barrier_off_gloo(monkeypatch):
+    """NCCL waits at its barrier on the GPU; its collectives are asynchronous to the host, so
+    only gloo's all-reduce is a meeting of the ranks."""
+    calls = []
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda *a, **k: calls.append("reduce"))
+    distributed.World(joined=True).barrier()
+    assert calls == ["barrier"]
+
+
 def test_global_batchnorm_is_batchnorm_in_one_process():
     from torch import nn
 
