@@ -76,6 +76,16 @@ def epoch_seconds(config: RunConfig, split: Split, folder: Path) -> list[float]:
     return [record["seconds"] for record in run.metrics("epoch")]
 
 
+def variant_config(model: str, cond: str, args, epochs: int = 10) -> RunConfig:
+    """The preset's run of ``model`` with conditioning ``cond`` on ``args.device``."""
+    train = TrainConfig(preset=args.preset, device=str(args.device), epochs=epochs)
+    return RunConfig(
+        DataConfig(data_dir=args.data_dir),
+        ModelConfig(model, conditioning=cond),
+        with_preset(train, model),
+    )
+
+
 def time_epochs(model: str, split: Split, args) -> dict[str, list[float]]:
     """Every variant's epoch seconds over ``args.repeats`` runs of ``args.epochs`` epochs,
     the variants in turns."""
@@ -83,12 +93,7 @@ def time_epochs(model: str, split: Split, args) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
             for cond in CONDITIONINGS:
-                train = TrainConfig(preset=args.preset, device=args.device, epochs=args.epochs)
-                config = RunConfig(
-                    DataConfig(data_dir=args.data_dir),
-                    ModelConfig(model, conditioning=cond),
-                    with_preset(train, model),
-                )
+                config = variant_config(model, cond, args, epochs=args.epochs)
                 folder = Path(scratch) / f"{model}-{cond}-{repeat}"
                 seconds[cond] += epoch_seconds(config, split, folder)
     return seconds
@@ -115,6 +120,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="time real runs of N epochs")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    args.device = str(device)  # every variant's config names the device it runs on
     split = load_split("fashion-mnist", "train", args.data_dir, progress=False)
     images, real_labels = split.images.to(device), split.labels.to(device)
     index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).to(device)
@@ -128,9 +134,7 @@ def main() -> None:
             continue
         steps = {}
         for cond in CONDITIONINGS:
-            train = with_preset(TrainConfig(preset=args.preset, device=str(device)), model)
-            config = RunConfig(model=ModelConfig(model, conditioning=cond), train=train)
-            state = init_state(config, device)
+            state = init_state(variant_config(model, cond, args), device)
             labels = real_labels if cond != "none" else None
             step = make_step(state, images, device, labels=labels)
             trial(step, state, index, asked, 5, args.batch_size, device)  # warm-up
