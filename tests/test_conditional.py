@@ -288,7 +288,8 @@ def test_sample_asks_for_a_class_by_name_or_index(tiny_runs, tmp_path, capsys, n
     ("which", "argv", "message"),
     [
         ("plain", ["sample", "--class", "Sneaker"], "is unconditional: it takes no --class"),
-        ("cond", ["sample", "--class", "Shoe"], "unknown class 'Shoe'"),
+        ("cond", ["sample", "--class", "Shoe"], "unknown class 'Shoe'; choose"),
+        ("cond", ["sample", "--class", "Boot"], "'Boot' (did you mean 'Ankle boot'?)"),
         ("cond", ["sample", "--class", "10"], "unknown class '10'"),
         ("plain", ["traverse", "--class", "Bag"], "is unconditional"),
         ("cond", ["interpolate", "--to-class", "Robe"], "unknown class 'Robe'"),
@@ -300,6 +301,18 @@ def test_bad_classes_are_one_line_and_status_2(tiny_runs, tmp_path, capsys, whic
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "guess"),
+    [("boot", "Ankle boot"), ("sneakers", "Sneaker"), ("pulover", "Pullover"), ("Shoe", None),
+     ("tshirt", "T-shirt/top"), ("?", None)],
+)  # fmt: skip
+def test_a_misspelt_class_is_answered_with_the_one_it_likely_means(text, guess):
+    from ganscope.checks import _closest_class
+    from ganscope.data import get_dataset
+
+    assert _closest_class(text, get_dataset("fashion-mnist").classes) == guess
 
 
 def test_traverse_and_interpolate_keep_or_move_the_class(tiny_runs, tmp_path, capsys):

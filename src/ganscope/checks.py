@@ -7,6 +7,7 @@ machine. :class:`Checked` runs them when an options object is made (``options``)
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import math
 import os
@@ -55,7 +56,22 @@ def check_class(value: str | int, classes: tuple[str, ...]) -> int:
     if _class_key(text) in keys and _class_key(text):
         return keys.index(_class_key(text))
     choices = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
-    raise GanscopeError(f"unknown class {text!r}; choose a name or index: {choices}")
+    guess = _closest_class(text, classes)
+    hint = f" (did you mean {guess!r}?)" if guess else ""
+    raise GanscopeError(f"unknown class {text!r}{hint}; choose a name or index: {choices}")
+
+
+def _closest_class(text: str, classes: tuple[str, ...]) -> str | None:
+    """The one class whose name holds ``text`` ("boot": "Ankle boot") or, failing that, the
+    closest spelling ("sneakers": "Sneaker"); None where neither is clear."""
+    key, keys = _class_key(text), [_class_key(name) for name in classes]
+    if not key:
+        return None
+    holding = [name for name, k in zip(classes, keys, strict=True) if key in k]
+    if len(holding) == 1:
+        return holding[0]
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    return classes[keys.index(close[0])] if close else None
 
 
 def check_lang(lang: str) -> None:
