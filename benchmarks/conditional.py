@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument(
-        "--class-weight", type=float, default=1.0, help="of acgan, dual and tac's class loss"
+        "--class-weight", type=float, default=1.0, help="of acgan, dual, tac and adc's class loss"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)

@@ -4,7 +4,7 @@
         [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops | --epochs N]
 
 For each network, the training step of every conditioning (none, concat, projection, acgan, dual,
-tac) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
+tac, adc) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
 turns (so a slower moment of the machine hits every variant alike), the median per variant.
 Prints images per second and the ratio of seconds per step to the unconditional step's (the
 issue's target: at most 1.2x). Run it alone on the machine.
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ganscope import trainer
+from ganscope import models, trainer
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.data import Split, load_split
 from ganscope.devices import resolve_device
@@ -41,7 +41,7 @@ from ganscope.presets import with_preset
 from ganscope.state import init_state
 from ganscope.training import make_step
 
-CONDITIONINGS = ("none", "concat", "projection", "acgan", "dual", "tac")
+CONDITIONINGS = tuple(models.CONDITIONINGS)  # none first: the ratios are to it
 
 
 def synchronize(device: torch.device) -> None:

@@ -12,7 +12,7 @@ from ganscope.errors import GanscopeError
 from ganscope.sampling import generate, interpolate, latent, sample
 from ganscope.state import init_state
 
-METHODS = ("concat", "projection", "acgan", "dual", "tac")
+METHODS = ("concat", "projection", "acgan", "dual", "tac", "adc")
 
 #: Parameter counts (G, D) of every variant; the unconditional ones are the report's.
 COUNTS = {
@@ -22,12 +22,14 @@ COUNTS = {
     ("mlp", "acgan"): (115_344, 101_899),
     ("mlp", "dual"): (115_344, 101_889),  # the class vectors classify: no layer added
     ("mlp", "tac"): (115_344, 103_189),  # two classifiers on D's 128 features
+    ("mlp", "adc"): (115_344, 103_189),  # one classifier of 20 classes
     ("cnn", "none"): (912_960, 222_401),
     ("cnn", "concat"): (975_680, 228_161),
     ("cnn", "projection"): (975_680, 223_681),
     ("cnn", "acgan"): (975_680, 223_691),
     ("cnn", "dual"): (975_680, 223_681),
     ("cnn", "tac"): (975_680, 224_981),
+    ("cnn", "adc"): (975_680, 224_981),
 }
 
 
@@ -56,15 +58,15 @@ def test_the_label_reaches_both_networks(model, conditioning):
     shoes, shirts = torch.full((4,), 7), torch.full((4,), 6)
     assert not torch.allclose(G(z, shoes), G(z, shirts))
     images = G(z, shoes).detach()
-    if conditioning in ("acgan", "dual", "tac"):  # D names the class: the label changes its loss
+    if conditioning in ("acgan", "dual", "tac", "adc"):  # D names the class: so its loss
         from ganscope.objective import class_loss
 
         logits = D(images, shoes)[:, 1:11]
         assert class_loss(logits, shoes) != class_loss(logits, shirts)
-        assert D(images, shoes).shape == (4, 21 if conditioning == "tac" else 11)
+        assert D(images, shoes).shape == (4, 21 if conditioning in ("tac", "adc") else 11)
     if conditioning == "dual":  # ... and is also told it, by projection
         assert not torch.allclose(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
-    elif conditioning in ("acgan", "tac"):
+    elif conditioning in ("acgan", "tac", "adc"):
         assert torch.equal(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
     else:  # D is told the class: the label changes its score
         assert not torch.allclose(D(images, shoes), D(images, shirts))
@@ -125,7 +127,7 @@ def test_which_images_d_learns_to_classify(conditioning, d_terms, monkeypatch):
 
 @pytest.mark.parametrize(
     ("conditioning", "widths"),
-    [("acgan", [11, 11, 11]), ("dual", [11, 1, 11]), ("tac", [21, 21, 21])],
+    [("acgan", [11, 11, 11]), ("dual", [11, 1, 11]), ("tac", [21, 21, 21]), ("adc", [21, 21, 21])],
 )
 def test_the_dual_d_computes_no_class_logits_it_does_not_learn_from(conditioning, widths):
     """D's outputs in one step (D on real, D on generated, D for G's loss): the dual D's update
@@ -176,6 +178,42 @@ def test_tac_d_learns_real_classes_and_its_twin_fakes_and_g_plays_one_against_th
     assert stats[1].item() != pytest.approx(wrong_sign.item(), rel=1e-3)
 
 
+def test_adc_d_names_real_and_generated_classes_apart_and_g_wants_the_real_half():
+    """ADC-GAN's losses, recomputed as TAC's above: one softmax over 20 classes (the real
+    halves first); D's cross-entropy of real images against their class and of generated ones
+    against their class's generated half; G's against the asked class's real half, minus that
+    against its generated half."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from ganscope import objective
+
+    weight = 0.7
+    state = init_state(_config("mlp", "adc", epochs=1, class_weight=weight), torch.device("cpu"))
+    G, D = copy.deepcopy(state.generator), copy.deepcopy(state.discriminator)
+    torch.manual_seed(3)
+    real, z = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100)
+    real_labels, fake_labels = torch.arange(8) % 10, (torch.arange(8) + 3) % 10
+    stats = training.train_step(state, real, z, real_labels=real_labels, fake_labels=fake_labels)
+    with torch.no_grad():
+        fake = G(z, fake_labels)
+        on_real, on_fake = D(real, real_labels), D(fake, fake_labels)
+        loss_D = objective.d_loss(state.train, on_real[:, :1], on_fake[:, :1])
+        loss_D += weight * F.cross_entropy(on_real[:, 1:], real_labels)
+        loss_D += weight * F.cross_entropy(on_fake[:, 1:], fake_labels + 10)
+        for_G = state.discriminator(fake, fake_labels)  # D after its update
+        loss_G = objective.g_loss(state.train, for_G[:, :1])
+        loss_G += weight * F.cross_entropy(for_G[:, 1:], fake_labels)
+        loss_G -= weight * F.cross_entropy(for_G[:, 1:], fake_labels + 10)
+    assert stats[0].item() == pytest.approx(loss_D.item(), rel=1e-5)
+    assert stats[1].item() == pytest.approx(loss_G.item(), rel=1e-5)
+    as_tac = objective.g_loss(state.train, for_G[:, :1])  # two softmaxes of 10: TAC's G loss
+    as_tac += weight * F.cross_entropy(for_G[:, 1:11], fake_labels)
+    as_tac -= weight * F.cross_entropy(for_G[:, 11:], fake_labels)
+    assert stats[1].item() != pytest.approx(as_tac.item(), rel=1e-3)
+
+
 def test_the_dual_d_under_spectral_norm_reads_its_class_vectors_once_per_call():
     """One power iteration of the class vectors per forward, as every other layer (they are
     both the projection's and the classifier's)."""
@@ -203,7 +241,7 @@ def test_the_class_weight_scales_both_players_class_loss(monkeypatch):
 
 @pytest.mark.parametrize("conditioning", ["none", "projection"])
 def test_a_class_weight_without_a_class_loss_is_refused(conditioning):
-    with pytest.raises(GanscopeError, match="acgan, dual or tac only"):
+    with pytest.raises(GanscopeError, match="acgan, dual, tac or adc only"):
         _config("mlp", conditioning, class_weight=0.5).validate()
     with pytest.raises(GanscopeError, match="--class-weight must be 0 or more"):
         _config("mlp", "dual", class_weight=-1.0).validate()

@@ -94,11 +94,11 @@ class ModelConfig:
     z_dim: int = option(100, "length of the latent vector z", cli=False)
     conditioning: str = option(
         "none",
-        "class-conditional GAN: G gets the one-hot label joined to z, and D is told it by "
-        "concat (input concatenation), projection (Miyato & Koyama 2018), acgan (an "
-        "auxiliary classifier, Odena et al. 2017), dual (projection whose class vectors "
-        "also classify real images, Han et al. 2021) or tac (twin auxiliary classifiers, Gong "
-        "et al. 2019); none: the report's unconditional GAN",
+        "class-conditional GAN: G gets the one-hot label joined to z, D is told it by concat "
+        "(input concatenation), projection (Miyato & Koyama 2018), acgan (auxiliary classifier, "
+        "Odena et al. 2017), dual (projection whose class vectors also classify, Han et al. "
+        "2021), tac (twin auxiliary classifiers, Gong et al. 2019) or adc (auxiliary "
+        "discriminative classifier, Hou et al. 2022); none: the report's unconditional GAN",
         flag="--conditional",
         choices=lambda: list(CONDITIONINGS),
     )
@@ -175,7 +175,7 @@ class TrainConfig:
         "0: off",
     )
     class_weight: float = option(
-        1.0, "weight of the class loss in both players' losses (--conditional acgan, dual or tac)"
+        1.0, "weight of both players' class losses (acgan, dual, tac, adc)"
     )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(

@@ -72,7 +72,7 @@ def class_of(run: Run, value: str | None) -> int | None:
     if not run.config.model.conditional:
         raise GanscopeError(
             f"run {run.path} is unconditional: it takes no --class (train one with "
-            "--conditional projection, concat, acgan, dual or tac to ask for a garment)"
+            "--conditional projection, concat, acgan, dual, tac or adc to ask for a garment)"
         )
     return check_class(value, get_dataset(run.config.data.dataset).classes)
 

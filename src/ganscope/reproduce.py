@@ -143,7 +143,7 @@ class ReproduceOptions(Checked):
     conditional: tuple[str, ...] = option(
         (),
         "also train these class-conditional variants of every network, preset and seed "
-        "(projection, concat, acgan, dual, tac; train --conditional), score them with the "
+        "(projection, concat, acgan, dual, tac, adc; train --conditional), score them with the "
         "Classification Accuracy Score too, and add a section beside the unconditional runs",
         choices=lambda: [c for c in CONDITIONINGS if c != "none"],
         type=str,

@@ -85,7 +85,8 @@ TEXT = {
         "conditional": "9. Asking for a garment: conditional beside unconditional",
         "conditional_text": "The same networks told the class (ganscope train --conditional: "
         "G gets the one-hot label joined to z; D is told it by input concatenation, a "
-        "projection, an auxiliary classifier, a dual projection or twin auxiliary classifiers). "
+        "projection, an auxiliary classifier, a dual projection, twin auxiliary classifiers or an "
+        "auxiliary discriminative classifier). "
         "Samples are class-balanced; label agreement is the share the shipped classifier calls the "
         "asked class, intra-class FID the mean over classes of each class's FID against its "
         "test images, CAS the test accuracy of the classifier's recipe trained on generated "
@@ -251,8 +252,8 @@ TEXT = {
         "imported_arch": "由 ganscope import 导入;ganscope 不知道它的网络层:",
         "conditional": "9. 指定服装类别:条件生成与无条件生成对比",
         "conditional_text": "同样的网络,告知类别(ganscope train --conditional:G 的输入是 z "
-        "与独热标签的拼接;D 通过输入拼接、投影、辅助分类器、双重投影或孪生辅助分类器得知类别)。"
-        "样本按类别均衡;标签一致率"
+        "与独热标签的拼接;D 通过输入拼接、投影、辅助分类器、双重投影、孪生辅助分类器"
+        "或辅助判别分类器得知类别)。样本按类别均衡;标签一致率"
         "是随附分类器判为所要求类别的比例,类内 FID 是各类样本与该类测试图像的 FID 的平均,"
         "CAS 是只用生成图像训练的分类器在真实测试集上的准确率(Ravuri & Vinyals 2019)。",
         "conditional_heading": "{model},{preset} 预设",

@@ -113,13 +113,14 @@ def _d_class_terms(
     class_fake: torch.Tensor | None,
     fake_labels: torch.Tensor | None,
 ) -> torch.Tensor:
-    """D's loss plus its class losses: on real images (ACGAN, dual, TAC), and on generated ones
-    (ACGAN's classifier, TAC's twin), each weighed by ``--class-weight``."""
-    weight, twin = state.train.class_weight, _has_twin(state)
+    """D's loss plus its class losses: on real images (ACGAN, dual, TAC, ADC), and on generated
+    ones (ACGAN's classifier, TAC's twin, ADC's generated halves), each weighed by
+    ``--class-weight``."""
+    weight, layout = state.train.class_weight, _class_layout(state)
     if class_real is not None:
-        loss_D = loss_D + weight * objective.class_loss(_head(class_real, twin, 0), real_labels)
+        loss_D = loss_D + weight * _class_term(class_real, real_labels, layout, 0)
     if class_fake is not None:
-        loss_D = loss_D + weight * objective.class_loss(_head(class_fake, twin, 1), fake_labels)
+        loss_D = loss_D + weight * _class_term(class_fake, fake_labels, layout, 1)
     return loss_D
 
 
@@ -127,24 +128,37 @@ def _g_class_terms(
     state: TrainState, loss_G: torch.Tensor, class_for_G: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """G's loss plus the cross-entropy of D's classifier against the asked class, and for TAC
-    minus its twin's: the twin learns what G draws, and G paying for it to be easy to name
-    offsets the classifier's reward for the easiest image of each class."""
-    weight, twin = state.train.class_weight, _has_twin(state)
-    loss_G = loss_G + weight * objective.class_loss(_head(class_for_G, twin, 0), labels)
-    if twin:
-        loss_G = loss_G - weight * objective.class_loss(_head(class_for_G, twin, 1), labels)
+    and ADC minus that of the class as generated (TAC's twin, ADC's generated half): the
+    classifier learns what G draws, and G paying for it to be easy to name as generated
+    offsets the reward for the easiest image of each class."""
+    weight, layout = state.train.class_weight, _class_layout(state)
+    loss_G = loss_G + weight * _class_term(class_for_G, labels, layout, 0)
+    if layout != "single":
+        loss_G = loss_G - weight * _class_term(class_for_G, labels, layout, 1)
     return loss_G
 
 
-def _head(class_logits: torch.Tensor, twin: bool, which: int) -> torch.Tensor:
-    """TAC's classifier's (``which`` 0) or twin's (1) half of its class logits ``(B, 2C)``;
-    any other D's class logits as they are (a slice would cost its backward)."""
-    return class_logits.chunk(2, 1)[which] if twin else class_logits
+def _class_term(
+    logits: torch.Tensor, labels: torch.Tensor, layout: str, which: int
+) -> torch.Tensor:
+    """The cross-entropy of D's class logits against ``labels`` as real (``which`` 0) or as
+    generated (1): TAC's classifier's or twin's half of its ``(B, 2C)``, ADC's ``2C`` classes
+    with the generated ones after the real, any other D's ``(B, C)`` as they are (a slice
+    would cost its backward)."""
+    if layout == "twin":
+        return objective.class_loss(logits.chunk(2, 1)[which], labels)
+    if layout == "joint":
+        return objective.class_loss(logits, labels + which * (logits.shape[1] // 2))
+    return objective.class_loss(logits, labels)
 
 
-def _has_twin(state: TrainState) -> bool:
-    """Whether D's class logits are a classifier's and its twin's (TAC)."""
-    return bool(getattr(state.discriminator, "twin", False))
+def _class_layout(state: TrainState) -> str:
+    """How D's class logits are laid out: ``twin`` (TAC: two sets of C), ``joint`` (ADC: one
+    set of 2C) or ``single`` (C)."""
+    D = state.discriminator
+    return (
+        "twin" if getattr(D, "twin", False) else "joint" if getattr(D, "joint", False) else "single"
+    )
 
 
 def _classifies_fakes(state: TrainState) -> bool:

@@ -3,7 +3,7 @@
 G takes the label through its input: the one-hot label ``(B, C)`` is joined to ``z``, so the
 family's generator is built for ``z_dim + C`` inputs and its layers are otherwise the report's
 (the MLP's ``fc1`` and the CNN's ``fc1`` gain ``C x width`` weights, nothing else changes).
-D takes it by one of five standard methods (:data:`CONDITIONINGS`):
+D takes it by one of six standard methods (:data:`CONDITIONINGS`):
 
 * ``concat``: input concatenation (Mirza & Osindero 2014): the one-hot label joined to the
   flat image (MLP) or as constant label maps, one channel per class (CNN);
@@ -20,7 +20,12 @@ D takes it by one of five standard methods (:data:`CONDITIONINGS`):
   whose classifier learns real images' classes only, beside a twin classifier that learns
   generated images' classes; G wants the first to name the asked class and the twin not to
   (``-`` its cross-entropy), which cancels the reward ACGAN's class loss gives G for the
-  easiest-to-classify image of each class (the collapse of docs/conditional.md).
+  easiest-to-classify image of each class (the collapse of docs/conditional.md);
+* ``adc``: the auxiliary discriminative classifier (Hou et al. 2022, ADC-GAN): ACGAN's D
+  without the label, whose one classifier names ``2C`` classes, each garment real and each
+  generated: D learns real images as their class's real half and generated ones as its
+  generated half; G wants its images named as the asked class's real half and not its
+  generated half (one softmax over both halves, where TAC has two of ``C``).
 
 The one-hot label enters with the energy of the input it joins: G's is scaled by
 ``sqrt(z_dim)`` (``|z|^2`` is about ``z_dim`` for z ~ N(0, I)), the MLP D's by ``sqrt(784)``
@@ -31,9 +36,9 @@ seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs
 
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
 ``(B,)``. D returns ``(B, 1)`` logits, for ``acgan`` and ``dual`` ``(B, 1 + C)``: the
-logit, then the class logits, and for ``tac`` ``(B, 1 + 2C)``: the logit, the classifier's
-class logits, the twin's (one tensor, so that DistributedDataParallel and CUDA graphs see one
-output).
+logit, then the class logits, and for ``tac`` and ``adc`` ``(B, 1 + 2C)``: the logit, then
+TAC's classifier's class logits and its twin's, or ADC's 2C, the real halves first (one
+tensor, so that DistributedDataParallel and CUDA graphs see one output).
 """
 
 from __future__ import annotations
@@ -52,10 +57,12 @@ CONDITIONINGS = {
     "acgan": "auxiliary classifier: D also names each image's class (ACGAN)",
     "dual": "dual projection (P2GAN): projection whose class vectors also name real images' class",
     "tac": "twin auxiliary classifiers (TAC-GAN): ACGAN whose twin classifier offsets its bias",
+    "adc": "auxiliary discriminative classifier (ADC-GAN): one classifier names real and "
+    "generated images of each class apart",
 }
 
 #: The conditionings whose D also names the class (a class loss, weighed by --class-weight).
-CLASSIFYING = ("acgan", "dual", "tac")
+CLASSIFYING = ("acgan", "dual", "tac", "adc")
 
 
 class ConditionalGenerator(nn.Module):
@@ -89,16 +96,18 @@ class ConditionalDiscriminator(nn.Module):
         if conditioning not in CONDITIONINGS or conditioning == "none":
             raise ValueError(f"no conditional discriminator {conditioning!r}")
         self.conditioning, self.num_classes = conditioning, num_classes
-        #: Whether D's class loss also covers generated images (ACGAN's, TAC's twin) or real
-        #: ones only, and whether its class logits are two sets, the classifier's and the twin's.
-        self.classify_fakes, self.twin = conditioning in ("acgan", "tac"), conditioning == "tac"
+        #: Whether D's class loss also covers generated images (ACGAN's, TAC's twin, ADC's) or
+        #: real ones only, and how its class logits are laid out: TAC's two sets of C (the
+        #: classifier's, the twin's, two softmaxes) or ADC's one of 2C (real halves first).
+        self.classify_fakes = conditioning in ("acgan", "tac", "adc")
+        self.twin, self.joint = conditioning == "tac", conditioning == "adc"
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
         width = self.net.feature_size
         if conditioning in ("projection", "dual"):
             self.embed = nn.Embedding(num_classes, width)
             nn.init.xavier_uniform_(self.embed.weight)  # as Miyato & Koyama's code
-        if conditioning in ("acgan", "tac"):  # TAC: the classifier and its twin, one layer
-            self.classify = nn.Linear(width, num_classes * (2 if self.twin else 1))
+        if self.classify_fakes:  # TAC: the classifier and its twin, one layer; ADC: 2C classes
+            self.classify = nn.Linear(width, num_classes * (1 if conditioning == "acgan" else 2))
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor, classify: bool = True
@@ -118,8 +127,8 @@ class ConditionalDiscriminator(nn.Module):
             return logits
         if self.conditioning == "dual":  # the same class vectors name the class: (B, 1 + C)
             return torch.cat([logits, h @ vectors.to(h.dtype).t()], 1)
-        if self.conditioning in ("acgan", "tac"):
-            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C), TAC (B, 1 + 2C)
+        if self.classify_fakes:
+            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C), TAC and ADC (B, 1 + 2C)
         return logits
 
 
