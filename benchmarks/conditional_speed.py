@@ -4,8 +4,9 @@
         [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops | --epochs N]
 
 For each network, the training step of every conditioning (none, concat, projection, acgan, dual,
-tac, adc) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in
-turns (so a slower moment of the machine hits every variant alike), the median per variant.
+tac, adc) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials
+taken in turns (so a slower moment of the machine hits every variant alike), the median per
+variant.
 Prints images per second and the ratio of seconds per step to the unconditional step's (the
 issue's target: at most 1.2x). Run it alone on the machine.
 
