@@ -144,19 +144,18 @@ def test_the_dual_d_computes_no_class_logits_it_does_not_learn_from(conditioning
     assert logit.shape == (8, 1) and torch.equal(logit, full[:, :1])
 
 
-def test_tac_d_learns_real_classes_and_its_twin_fakes_and_g_plays_one_against_the_other():
-    """TAC-GAN's losses, recomputed from the networks before the step (the seed preset: no
-    moving average, noise or dropout): D adds its classifier's cross-entropy on real images
-    and its twin's on generated ones; G its classifier's and minus its twin's, with D as D's
-    update left it."""
+def _one_step_and_its_recomputation(conditioning, d_terms, g_terms, weight=0.7):
+    """One training step of a classifying D (the seed preset: no moving average, noise or
+    dropout) and its losses recomputed from the networks before it: ``d_terms(on_real,
+    on_fake, real_labels, fake_labels)`` and ``g_terms(for_G, fake_labels)`` give the class
+    terms (unweighted) of D's loss and of G's, G's with D as D's update left it. Returns the
+    step's (loss_D, loss_G) and the recomputed ones."""
     import copy
-
-    import torch.nn.functional as F
 
     from ganscope import objective
 
-    weight = 0.7
-    state = init_state(_config("mlp", "tac", epochs=1, class_weight=weight), torch.device("cpu"))
+    config = _config("mlp", conditioning, epochs=1, class_weight=weight)
+    state = init_state(config, torch.device("cpu"))
     G, D = copy.deepcopy(state.generator), copy.deepcopy(state.discriminator)
     torch.manual_seed(3)
     real, z = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100)
@@ -166,52 +165,58 @@ def test_tac_d_learns_real_classes_and_its_twin_fakes_and_g_plays_one_against_th
         fake = G(z, fake_labels)
         on_real, on_fake = D(real, real_labels), D(fake, fake_labels)
         loss_D = objective.d_loss(state.train, on_real[:, :1], on_fake[:, :1])
-        loss_D += weight * F.cross_entropy(on_real[:, 1:11], real_labels)
-        loss_D += weight * F.cross_entropy(on_fake[:, 11:], fake_labels)
+        loss_D += weight * d_terms(on_real, on_fake, real_labels, fake_labels)
         for_G = state.discriminator(fake, fake_labels)  # D after its update
         loss_G = objective.g_loss(state.train, for_G[:, :1])
-        loss_G += weight * F.cross_entropy(for_G[:, 1:11], fake_labels)
-        loss_G -= weight * F.cross_entropy(for_G[:, 11:], fake_labels)
-    assert stats[0].item() == pytest.approx(loss_D.item(), rel=1e-5)
-    assert stats[1].item() == pytest.approx(loss_G.item(), rel=1e-5)
-    wrong_sign = loss_G + 2 * weight * F.cross_entropy(for_G[:, 11:], fake_labels)
-    assert stats[1].item() != pytest.approx(wrong_sign.item(), rel=1e-3)
+        loss_G += weight * g_terms(for_G, fake_labels)
+    return (stats[0].item(), stats[1].item()), (loss_D.item(), loss_G.item())
+
+
+def _tac_g_terms(for_G, labels):
+    import torch.nn.functional as F
+
+    return F.cross_entropy(for_G[:, 1:11], labels) - F.cross_entropy(for_G[:, 11:], labels)
+
+
+def test_tac_d_learns_real_classes_and_its_twin_fakes_and_g_plays_one_against_the_other():
+    """TAC-GAN's losses: D adds its classifier's cross-entropy on real images and its twin's
+    on generated ones; G its classifier's and minus its twin's."""
+    import torch.nn.functional as F
+
+    def d_terms(on_real, on_fake, real_labels, fake_labels):
+        return F.cross_entropy(on_real[:, 1:11], real_labels) + F.cross_entropy(
+            on_fake[:, 11:], fake_labels
+        )
+
+    stepped, expected = _one_step_and_its_recomputation("tac", d_terms, _tac_g_terms)
+    assert stepped == pytest.approx(expected, rel=1e-5)
+    wrong_sign = _one_step_and_its_recomputation(
+        "tac",
+        d_terms,
+        lambda for_G, y: _tac_g_terms(for_G, y) + 2 * F.cross_entropy(for_G[:, 11:], y),
+    )[1]
+    assert stepped[1] != pytest.approx(wrong_sign[1], rel=1e-3)
 
 
 def test_adc_d_names_real_and_generated_classes_apart_and_g_wants_the_real_half():
-    """ADC-GAN's losses, recomputed as TAC's above: one softmax over 20 classes (the real
-    halves first); D's cross-entropy of real images against their class and of generated ones
-    against their class's generated half; G's against the asked class's real half, minus that
-    against its generated half."""
-    import copy
-
+    """ADC-GAN's losses: one softmax over 20 classes (the real halves first); D's
+    cross-entropy of real images against their class and of generated ones against their
+    class's generated half; G's against the asked class's real half, minus that against its
+    generated half."""
     import torch.nn.functional as F
 
-    from ganscope import objective
+    def d_terms(on_real, on_fake, real_labels, fake_labels):
+        return F.cross_entropy(on_real[:, 1:], real_labels) + F.cross_entropy(
+            on_fake[:, 1:], fake_labels + 10
+        )
 
-    weight = 0.7
-    state = init_state(_config("mlp", "adc", epochs=1, class_weight=weight), torch.device("cpu"))
-    G, D = copy.deepcopy(state.generator), copy.deepcopy(state.discriminator)
-    torch.manual_seed(3)
-    real, z = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100)
-    real_labels, fake_labels = torch.arange(8) % 10, (torch.arange(8) + 3) % 10
-    stats = training.train_step(state, real, z, real_labels=real_labels, fake_labels=fake_labels)
-    with torch.no_grad():
-        fake = G(z, fake_labels)
-        on_real, on_fake = D(real, real_labels), D(fake, fake_labels)
-        loss_D = objective.d_loss(state.train, on_real[:, :1], on_fake[:, :1])
-        loss_D += weight * F.cross_entropy(on_real[:, 1:], real_labels)
-        loss_D += weight * F.cross_entropy(on_fake[:, 1:], fake_labels + 10)
-        for_G = state.discriminator(fake, fake_labels)  # D after its update
-        loss_G = objective.g_loss(state.train, for_G[:, :1])
-        loss_G += weight * F.cross_entropy(for_G[:, 1:], fake_labels)
-        loss_G -= weight * F.cross_entropy(for_G[:, 1:], fake_labels + 10)
-    assert stats[0].item() == pytest.approx(loss_D.item(), rel=1e-5)
-    assert stats[1].item() == pytest.approx(loss_G.item(), rel=1e-5)
-    as_tac = objective.g_loss(state.train, for_G[:, :1])  # two softmaxes of 10: TAC's G loss
-    as_tac += weight * F.cross_entropy(for_G[:, 1:11], fake_labels)
-    as_tac -= weight * F.cross_entropy(for_G[:, 11:], fake_labels)
-    assert stats[1].item() != pytest.approx(as_tac.item(), rel=1e-3)
+    def g_terms(for_G, labels):
+        return F.cross_entropy(for_G[:, 1:], labels) - F.cross_entropy(for_G[:, 1:], labels + 10)
+
+    stepped, expected = _one_step_and_its_recomputation("adc", d_terms, g_terms)
+    assert stepped == pytest.approx(expected, rel=1e-5)
+    as_tac = _one_step_and_its_recomputation("adc", d_terms, _tac_g_terms)[1]  # TAC's layout
+    assert stepped[1] != pytest.approx(as_tac[1], rel=1e-3)
 
 
 def test_the_dual_d_under_spectral_norm_reads_its_class_vectors_once_per_call():

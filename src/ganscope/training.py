@@ -154,11 +154,8 @@ def _class_term(
 
 def _class_layout(state: TrainState) -> str:
     """How D's class logits are laid out: ``twin`` (TAC: two sets of C), ``joint`` (ADC: one
-    set of 2C) or ``single`` (C)."""
-    D = state.discriminator
-    return (
-        "twin" if getattr(D, "twin", False) else "joint" if getattr(D, "joint", False) else "single"
-    )
+    set of 2C) or ``single`` (C; also an unconditional D's, which has none)."""
+    return getattr(state.discriminator, "class_layout", "single")
 
 
 def _classifies_fakes(state: TrainState) -> bool:

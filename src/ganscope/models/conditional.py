@@ -100,7 +100,7 @@ class ConditionalDiscriminator(nn.Module):
         #: real ones only, and how its class logits are laid out: TAC's two sets of C (the
         #: classifier's, the twin's, two softmaxes) or ADC's one of 2C (real halves first).
         self.classify_fakes = conditioning in ("acgan", "tac", "adc")
-        self.twin, self.joint = conditioning == "tac", conditioning == "adc"
+        self.class_layout = {"tac": "twin", "adc": "joint"}.get(conditioning, "single")
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
         width = self.net.feature_size
         if conditioning in ("projection", "dual"):
