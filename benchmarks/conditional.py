@@ -42,7 +42,9 @@ KEYS = (
 
 def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> RunConfig:
     train = TrainConfig(epochs=args.epochs, seed=seed, preset=preset, device=args.device)
-    train = dataclasses.replace(with_preset(train, model), class_weight=args.class_weight)
+    train = dataclasses.replace(
+        with_preset(train, model), class_weight=args.class_weight, mode_seeking=args.mode_seeking
+    )
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
         model=ModelConfig(model, conditioning=conditioning),
@@ -50,9 +52,17 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
     ).validate()
 
 
-def variant(conditioning: str, class_weight: float) -> str:
-    """The conditioning's name in the tables: with its class-loss weight where not 1."""
-    return conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
+def variant(conditioning: str, class_weight: float, mode_seeking: float = 0.0) -> str:
+    """The conditioning's name in the tables: with its class-loss weight where not 1 and its
+    mode-seeking weight where not 0."""
+    name = conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
+    return name if not mode_seeking else f"{name}, mode seeking {mode_seeking:g}"
+
+
+def suffix(args) -> str:
+    """The run folder's name after the conditioning: ``-wW`` and ``-msM`` where they apply."""
+    weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
+    return weight + ("" if not args.mode_seeking else f"-ms{args.mode_seeking:g}")
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
@@ -65,8 +75,11 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
     return {
         "model": config.model.name,
         "preset": config.train.preset,
-        "conditioning": variant(config.model.conditioning, config.train.class_weight),
+        "conditioning": variant(
+            config.model.conditioning, config.train.class_weight, config.train.mode_seeking
+        ),
         "class_weight": config.train.class_weight,
+        "mode_seeking": config.train.mode_seeking,
         "seed": config.train.seed,
         "epochs": len(epochs),
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
@@ -176,6 +189,9 @@ def main() -> None:
     parser.add_argument(
         "--class-weight", type=float, default=1.0, help="of acgan, dual, tac and adc's class loss"
     )
+    parser.add_argument(
+        "--mode-seeking", type=float, default=0.0, help="weight of MSGAN's term (0: off)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--table", action="store_true", help="only print the tables")
@@ -188,8 +204,8 @@ def main() -> None:
                 for cond in args.conditionings:
                     for seed in args.seeds:
                         config = run_config(model, preset, cond, seed, args)
-                        weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
-                        path = args.out / "runs" / f"{model}-{preset}-{cond}{weight}-seed{seed}"
+                        name = f"{model}-{preset}-{cond}{suffix(args)}-seed{seed}"
+                        path = args.out / "runs" / name
                         result = measure(path, config, cond in args.cas, args.n)
                         runs.append_metrics(results_path, [result])
                         if args.grids:

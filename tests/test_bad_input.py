@@ -58,6 +58,7 @@ CASES = {
     "preset": ([*TRAIN_OUT, "--preset", "best"], "unknown preset 'best'"),
     "loss": ([*TRAIN_OUT, "--loss", "wgan"], "--loss must be bce or hinge"),
     "ema": ([*TRAIN_OUT, "--ema", "1"], "--ema must be in [0, 1)"),
+    "mode-seeking": ([*TRAIN_OUT, "--mode-seeking=-1"], "--mode-seeking must be 0 or more"),
     "r1-every": ([*TRAIN_OUT, "--r1-every", "0"], "--r1-every must be at least 1"),
     "d-dropout": ([*TRAIN_OUT, "--d-dropout", "1"], "--d-dropout must be in [0, 1)"),
     "per-rank-batch-on-resume": (

@@ -252,6 +252,42 @@ def test_a_class_weight_without_a_class_loss_is_refused(conditioning):
         _config("mlp", "dual", class_weight=-1.0).validate()
 
 
+def test_mode_seeking_asks_both_halves_for_the_same_classes_and_adds_its_term(monkeypatch):
+    """With ``--mode-seeking`` G and D are told the first half's classes for the second half
+    too, and G's loss adds the weighted term of the pairs (each recomputed here)."""
+    from ganscope import objective
+
+    torch.manual_seed(0)
+    real, z, labels = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100), torch.arange(8)
+    stats, asked = {}, {}
+    for weight in (0.0, 0.5):
+        state = init_state(_config("mlp", "dual", mode_seeking=weight), torch.device("cpu"))
+        G = state.generator
+        with torch.no_grad():
+            fake = G(z, objective.paired_labels(labels))
+        handle = G.register_forward_hook(lambda m, args, out, w=weight: asked.update({w: args[1]}))
+        stats[weight] = training.train_step(state, real, z, real_labels=labels, fake_labels=labels)
+        handle.remove()
+    assert asked[0.0].tolist() == list(range(8))
+    assert asked[0.5].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    term = objective.mode_seeking_loss(fake, z).item()
+    assert term > 1  # images differ less than their latent vectors: a sizeable term
+    # The step is the plain one asked for the paired classes, G's loss plus 0.5 x the term.
+    state = init_state(_config("mlp", "dual"), torch.device("cpu"))
+    paired = training.train_step(
+        state, real, z, real_labels=labels, fake_labels=objective.paired_labels(labels)
+    )
+    assert stats[0.5][0].item() == pytest.approx(paired[0].item(), rel=1e-6)
+    assert stats[0.5][1].item() == pytest.approx(paired[1].item() + 0.5 * term, rel=1e-5)
+
+
+def test_mode_seeking_is_refused_below_a_batch_of_two_and_below_zero():
+    with pytest.raises(GanscopeError, match="--mode-seeking must be 0 or more"):
+        _config("mlp", "projection", mode_seeking=-1.0).validate()
+    with pytest.raises(GanscopeError, match="--batch-size must be 2"):
+        _config("mlp", "projection", mode_seeking=1.0, batch_size=1).validate()
+
+
 def test_the_step_feeds_real_labels_to_d_and_asked_labels_to_g(small_split, monkeypatch):
     config = _config("mlp", "projection", epochs=1)
     state = init_state(config, torch.device("cpu"))

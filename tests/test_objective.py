@@ -21,6 +21,7 @@ TECHNIQUES = {
     "label-smoothing": {"label_smoothing": 0.1},
     "instance-noise": {"instance_noise": 0.1},
     "dropout": {"d_dropout": 0.3},
+    "mode-seeking": {"mode_seeking": 1.0},
 }
 
 
@@ -38,6 +39,25 @@ def test_losses_and_penalty_on_known_values():
     w = torch.tensor([3.0, 4.0])
     x = torch.randn(5, 2, requires_grad=True)
     assert objective.r1_penalty((x @ w)[:, None], x).item() == pytest.approx(25.0)
+
+
+def test_mode_seeking_term_and_pairs_on_known_values():
+    # Halves 0.5 apart in every pixel, latent halves 2 apart: 1 / (0.5 / 2 + eps).
+    fake = torch.cat(
+        [torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5), torch.ones(1, 1, 2, 2)]
+    )
+    z = torch.cat(
+        [torch.zeros(2, 3), torch.full((2, 3), -2.0), torch.ones(1, 3)]
+    )  # odd row left out
+    assert objective.mode_seeking_loss(fake, z).item() == pytest.approx(1 / (0.25 + 1e-5))
+    same = torch.zeros(4, 1, 2, 2)  # one image for different latent vectors: 1 / eps
+    assert objective.mode_seeking_loss(same, torch.randn(4, 3)).item() == pytest.approx(1e5)
+    # It pushes G's images of the two halves apart: its gradient against their difference.
+    fake = torch.tensor([[0.1, 0.2], [0.3, 0.5]], requires_grad=True)
+    objective.mode_seeking_loss(fake, torch.tensor([[0.0], [1.0]])).backward()
+    assert (fake.grad[0] > 0).all() and (fake.grad[1] < 0).all()
+    labels = torch.tensor([3, 1, 4, 1, 5])
+    assert objective.paired_labels(labels).tolist() == [3, 1, 3, 1, 5]
 
 
 def test_ema_update_and_noise_schedule():

@@ -177,6 +177,11 @@ class TrainConfig:
     class_weight: float = option(
         1.0, "weight of both players' class losses (acgan, dual, tac, adc)"
     )
+    mode_seeking: float = option(
+        0.0,
+        "weight of the mode-seeking term (Mao et al. 2019): G pays for two latent vectors "
+        "of a batch's halves, asked for the same class, giving alike images (0: off)",
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps", mechanics=True)
     precision: str = option(
         "auto",
@@ -234,11 +239,6 @@ class TrainConfig:
             raise GanscopeError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
         if self.eval_samples < 10:
             raise GanscopeError(f"--eval-samples must be at least 10, got {self.eval_samples}")
-        if not 0 <= self.checkpoint_minutes < float("inf"):
-            raise GanscopeError(
-                f"--checkpoint-minutes must be 0 (epoch ends only) or more, "
-                f"got {self.checkpoint_minutes}"
-            )
         if self.log_every < 1:
             raise GanscopeError(f"log_every must be at least 1, got {self.log_every}")
         lookup(PRESETS, self.preset, "preset")
@@ -246,22 +246,20 @@ class TrainConfig:
             raise GanscopeError(f"--loss must be {' or '.join(LOSSES)}, got {self.loss!r}")
         if self.lr_d is not None and not (self.lr_d > 0 and math.isfinite(self.lr_d)):
             raise GanscopeError(f"--lr-d must be a positive finite number, got {self.lr_d}")
-        if not 0 <= self.ema < 1:
-            raise GanscopeError(f"--ema must be in [0, 1), got {self.ema}")
-        if not 0 <= self.r1_gamma < float("inf"):
-            raise GanscopeError(f"--r1-gamma must be 0 (off) or more, got {self.r1_gamma}")
-        if not 0 <= self.class_weight < float("inf"):
-            raise GanscopeError(f"--class-weight must be 0 or more, got {self.class_weight}")
-        if not 0 <= self.d_dropout < 1:
-            raise GanscopeError(f"--d-dropout must be in [0, 1), got {self.d_dropout}")
+        for flag, value in (("--r1-gamma", self.r1_gamma), ("--class-weight", self.class_weight),
+                             ("--instance-noise", self.instance_noise),
+                             ("--mode-seeking", self.mode_seeking),
+                             ("--checkpoint-minutes", self.checkpoint_minutes)):  # fmt: skip
+            if not 0 <= value < float("inf"):
+                raise GanscopeError(f"{flag} must be 0 or more, got {value}")
+        for flag, share in (("--ema", self.ema), ("--d-dropout", self.d_dropout),
+                            ("--label-smoothing", self.label_smoothing)):  # fmt: skip
+            if not 0 <= share < 1:
+                raise GanscopeError(f"{flag} must be in [0, 1), got {share}")
         if self.r1_every < 1:
             raise GanscopeError(f"--r1-every must be at least 1, got {self.r1_every}")
-        if not 0 <= self.label_smoothing < 1:
-            raise GanscopeError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.instance_noise < float("inf"):
-            raise GanscopeError(
-                f"--instance-noise must be 0 (off) or more, got {self.instance_noise}"
-            )
+        if self.mode_seeking and self.batch_size < 2:
+            raise GanscopeError("--mode-seeking pairs a batch's halves: --batch-size must be 2+")
         if self.tensorboard:
             require_tensorboard()
 

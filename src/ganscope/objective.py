@@ -17,7 +17,9 @@ on is ``presets``'):
 * ``--label-smoothing``: one-sided label smoothing (Salimans et al. 2016);
 * ``--instance-noise``: Gaussian noise on every image D sees, annealed to 0 (Sønderby et al.
   2017);
-* ``--d-dropout``: dropout on D's hidden features (Srivastava et al. 2014).
+* ``--d-dropout``: dropout on D's hidden features (Srivastava et al. 2014);
+* ``--mode-seeking``: the mode-seeking term of MSGAN (Mao et al. 2019): G pays for two latent
+  vectors, asked for the same class, giving alike images (:func:`mode_seeking_loss`).
 
 The networks stay the report's: no technique adds a layer or a parameter to G, and the saved
 generator is always the plain report module.
@@ -60,6 +62,28 @@ def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """ACGAN's auxiliary loss (``--conditional acgan``): the cross-entropy of D's class guess
     ``(B, C)`` against the asked class ``(B,)``, added to both players' losses."""
     return F.cross_entropy(class_logits.float(), labels)
+
+
+def paired_labels(labels: torch.Tensor) -> torch.Tensor:
+    """``--mode-seeking``: the asked classes ``(B,)`` with the second half of the batch asked
+    for the first half's (row ``i + B // 2`` for row ``i``'s class; an odd last row keeps its
+    own), so that :func:`mode_seeking_loss` compares two images of one class. The classes
+    stay uniform: each half is drawn uniformly."""
+    half = labels.shape[0] // 2
+    return torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019, their code's form): ``1 / (d_I / d_z + eps)``, where
+    ``d_I`` is the mean absolute difference between the images of the batch's two halves
+    (row ``i`` against row ``i + B // 2``) and ``d_z`` that between their latent vectors.
+    Added to G's loss, it makes G pay for latent vectors that differ giving images that do
+    not: a push against mode collapse, within a class when the halves ask for the same
+    classes (:func:`paired_labels`)."""
+    half = fake.shape[0] // 2
+    images = (fake[:half].float() - fake[half : 2 * half].float()).abs().mean()
+    latents = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1 / (images / latents + eps)
 
 
 def r1_penalty(d_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

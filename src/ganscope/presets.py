@@ -38,6 +38,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 RECIPE_FIELDS = (
     "lr", "beta1", "beta2", "loss", "lr_d", "ema", "r1_gamma", "r1_every", "spectral_norm",
     "label_smoothing", "instance_noise", "d_dropout", "class_weight",
+    "mode_seeking",
 )  # fmt: skip
 
 Train = TypeVar("Train")

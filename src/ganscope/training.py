@@ -47,11 +47,12 @@ def train_step(
     ``real``: ``(B, 1, 28, 28)`` in [-1, 1]; ``z``: ``(B, z_dim)``; a conditional run's
     ``real_labels`` (the real images' classes) and ``fake_labels`` (asked of G): ``(B,)``.
     Nothing is read back to the host. ``state.train`` says which of ``objective``'s techniques
-    apply (none in the report's recipe). Two change from step to step and by default follow
-    ``state.step``: whether lazy R1 is due (``r1``) and the moving average's weight
-    (``ema_weight``, a 0-dim tensor on the device); a CUDA graph passes both (``make_step``)."""
+    apply. Two follow ``state.step`` by default: whether lazy R1 is due (``r1``) and the moving
+    average's weight (``ema_weight``, 0-dim, on the device); a CUDA graph passes both."""
     G, D = state.replicas or (state.generator, state.discriminator)
     t = state.train
+    if t.mode_seeking and fake_labels is not None:  # the halves ask for the same classes
+        fake_labels = objective.paired_labels(fake_labels)
     fake = G(z) if fake_labels is None else G(z, fake_labels)  # (B, 1, 28, 28)
     real_in, fake_in = _noisy(state, real), _noisy(state, fake.detach())
     r1 = objective.r1_due(t, state.step) if r1 is None else r1
@@ -79,6 +80,8 @@ def train_step(
     loss_G = objective.g_loss(t, d_fake_for_G)
     if class_for_G is not None:  # ACGAN, dual, TAC: G also wants D to name the asked class
         loss_G = _g_class_terms(state, loss_G, class_for_G, fake_labels)
+    if t.mode_seeking:
+        loss_G = loss_G + t.mode_seeking * objective.mode_seeking_loss(fake, z)
     state.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     state.opt_G.step()
