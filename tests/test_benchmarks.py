@@ -271,3 +271,37 @@ def test_a_gpu_step_is_logged_timed_and_counted_and_skipped_past_the_budget(tmp_
     assert (tmp_path / "fine.log").read_text() == "hello\n"
     assert "oops" in done.stdout  # a failed step's log tail is shown
     assert done.stdout.strip().endswith("failed=3")
+
+
+def test_cas_spread_scores_each_latent_and_recipe_seed_as_evaluation_does(
+    tmp_path, small_split, fashion_dir, capsys
+):
+    import dataclasses
+
+    from ganscope import evaluation, trainer
+    from ganscope.classifier import ClassifierRecipe
+    from ganscope.config import ModelConfig, RunConfig, TrainConfig
+    from ganscope.data import load_split
+
+    spec = importlib.util.spec_from_file_location("cas_spread", ROOT / "benchmarks/cas_spread.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    config = RunConfig(
+        model=ModelConfig("mlp", conditioning="projection"),
+        train=TrainConfig(epochs=1, device="cpu"),
+    )
+    run = trainer.train(config, tmp_path / "run", split=small_split, progress=False)
+    argv = [str(run.path), "--latent-seeds", "0", "3", "--recipe-seeds", "2"]
+    argv += ["--per-class", "13", "--epochs", "1", "--data-dir", str(fashion_dir)]
+    assert bench.main(argv) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [(x["latent_seed"], x["recipe_seed"]) for x in lines] == [(0, 2), (3, 2)]
+
+    test = load_split("fashion-mnist", "test", fashion_dir, download=False, progress=False)
+    generator, _ = run.generator_at()
+    recipe = dataclasses.replace(ClassifierRecipe(), seed=2, epochs=1)
+    for line in lines:  # each line is evaluation's own score of that draw
+        expected = evaluation.classification_accuracy_score(
+            generator, test, per_class=13, seed=line["latent_seed"], recipe=recipe, progress=False
+        )
+        assert line["cas"] == round(expected["cas"], 4)
