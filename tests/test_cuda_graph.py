@@ -312,6 +312,7 @@ def _cuda_run(
         (IMPROVED[1][0], "bf16", IMPROVED[1][1]),
         ("mlp", "fp32", {"conditioning": "acgan"}),  # the asked labels: one more input
         ("cnn", "bf16", {"conditioning": "projection"}),
+        ("cnn", "bf16", {"conditioning": "projection", "mode_seeking": 0.1}),
     ],
     ids=[
         "mlp-fp32",
@@ -323,6 +324,7 @@ def _cuda_run(
         "cnn-ema-r1-bf16",
         "mlp-acgan",
         "cnn-projection-bf16",
+        "cnn-projection-mode-seeking-bf16",
     ],
 )
 def test_real_cuda_graph_matches_eager_on_the_gpu(
@@ -384,13 +386,19 @@ def test_a_failed_real_capture_leaves_cuda_usable(tmp_path, small_split, monkeyp
     assert all(r["cuda_graph"] for r in again.metrics("epoch"))
 
 
-@pytest.mark.parametrize("model, conditioning", [("mlp", "acgan"), ("cnn", "projection")])
+@pytest.mark.parametrize(
+    "model, conditioning, flags",
+    [("mlp", "acgan", {}), ("cnn", "projection", {}), ("mlp", "dual", {"mode_seeking": 1.0})],
+    ids=["mlp-acgan", "cnn-projection", "mlp-dual-mode-seeking"],
+)
 def test_conditional_steps_are_captured_and_train_exactly_like_the_eager_loop(
-    tmp_path, small_split, model, conditioning, monkeypatch
+    tmp_path, small_split, model, conditioning, flags, monkeypatch
 ):
     # The asked labels are one more static input of the graph; the real labels are gathered
-    # inside it from the device-resident label tensor, like the images.
-    config = _config(model)
+    # inside it from the device-resident label tensor, like the images. With mode seeking the
+    # batch's second half is asked for the first half's classes, and its term reads G's
+    # latent vectors: both must come from the step's inputs, not from the moment of capture.
+    config = _config(model, **flags)
     config = dataclasses.replace(config, model=ModelConfig(model, conditioning=conditioning))
     eager = trainer.train(config, tmp_path / "eager", split=small_split, progress=False)
     graphs = EmulatedGraphs().watch(monkeypatch)
