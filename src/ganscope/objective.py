@@ -137,7 +137,7 @@ def ema_decay(decay: float, step: int) -> float:
     """The decay at training step ``step`` (0-based): ``decay`` ramped up as
     ``(1 + step) / (10 + step)`` (TensorFlow's ``ExponentialMovingAverage`` with
     ``num_updates``), so that the average soon forgets G's initial weights instead of keeping
-    ``decay ** step`` of them (39% after the 938 steps of one epoch at 0.999)."""
+    ``decay ** step`` of them (39% after the 937 steps of one epoch at 0.999)."""
     return min(decay, (1 + step) / (10 + step))
 
 
