@@ -305,3 +305,25 @@ def test_cas_spread_scores_each_latent_and_recipe_seed_as_evaluation_does(
             generator, test, per_class=13, seed=line["latent_seed"], recipe=recipe, progress=False
         )
         assert line["cas"] == round(expected["cas"], 4)
+
+
+def test_ema_window_is_the_age_of_what_training_s_moving_average_holds():
+    from ganscope.objective import MovingAverage
+
+    spec = importlib.util.spec_from_file_location("ema_window", ROOT / "benchmarks/ema_window.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    steps, decay = 3000, 0.999
+    G = torch.nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        G.weight.zero_()
+    ema = MovingAverage(G, decay)
+    for step in range(steps):  # G's weight after step s is s: the average is a mean step
+        with torch.no_grad():
+            G.weight.fill_(step)
+        ema.update(G, ema.weight(step))
+    averaged_step = float(ema.generator.weight)
+    age = bench.mean_age(steps, bench.ramp(decay, 10))
+    assert age == pytest.approx(steps - 1 - averaged_step, rel=1e-6)
+    assert 250 < age < 400  # about s / 10 with the ramp's constant 10
+    assert bench.mean_age(steps, bench.ramp(0.9999, 2)) == pytest.approx((steps - 1) / 2, rel=1e-3)
