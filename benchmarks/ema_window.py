@@ -2,8 +2,9 @@
 
 The average after step ``T - 1`` weighs G's weights of step ``s`` by ``(1 - d_s)`` times the
 product of the later steps' decays ``d_j``; its mean age is the weighted mean of ``T - 1 -
-s``. ``objective.ema_decay`` ramps the decay as ``min(decay, (1 + s) / (10 + s))``; the other
-ramp constants are what-ifs (no flag sets them). No training: arithmetic on the decays only.
+s``. ``objective.ema_decay`` ramps the decay as ``min(decay, (1 + s) / (10 + s))`` in
+training; other ramp constants are what-ifs (no flag sets them). No training: arithmetic on
+the decays only.
 
     python benchmarks/ema_window.py --steps 9370 --decays 0.999 0.9999 --constants 10 4 2
 
@@ -19,10 +20,8 @@ from ganscope import objective
 
 
 def ramp(decay: float, constant: float) -> Callable[[int], float]:
-    """The per-step decay: ganscope's own (``objective.ema_decay``) for the constant 10."""
-    if constant == 10:
-        return lambda step: objective.ema_decay(decay, step)
-    return lambda step: min(decay, (1 + step) / (constant + step))
+    """The per-step decay, ``objective.ema_decay`` with the ramp's ``constant``."""
+    return lambda step: objective.ema_decay(decay, step, constant)
 
 
 def mean_age(steps: int, decay_at: Callable[[int], float]) -> float:

@@ -133,12 +133,17 @@ def r1_due(train: TrainConfig, step: int) -> bool:
     return bool(train.r1_gamma) and step % train.r1_every == 0
 
 
-def ema_decay(decay: float, step: int) -> float:
+#: The constant of the moving average's ramp: ``(1 + step) / (EMA_RAMP + step)``.
+EMA_RAMP = 10
+
+
+def ema_decay(decay: float, step: int, ramp: float = EMA_RAMP) -> float:
     """The decay at training step ``step`` (0-based): ``decay`` ramped up as
     ``(1 + step) / (10 + step)`` (TensorFlow's ``ExponentialMovingAverage`` with
     ``num_updates``), so that the average soon forgets G's initial weights instead of keeping
-    ``decay ** step`` of them (39% after the 937 steps of one epoch at 0.999)."""
-    return min(decay, (1 + step) / (10 + step))
+    ``decay ** step`` of them (39% after the 937 steps of one epoch at 0.999). Training uses
+    the constant 10; ``ramp`` is for what-ifs (``benchmarks/ema_window.py``)."""
+    return min(decay, (1 + step) / (ramp + step))
 
 
 class EmaWeights:
@@ -151,15 +156,15 @@ class EmaWeights:
 
     def __init__(self, decay: float, device: torch.device | str) -> None:
         self.decay, self.device = decay, torch.device(device)
-        # (1 + s) / (10 + s) >= decay from step (10 decay - 1) / (1 - decay) on; one spare
-        # entry for that bound's rounding
-        self.ramp_steps = max(0, math.ceil((10 * decay - 1) / (1 - decay))) + 2
+        # (1 + s) / (R + s) >= decay from step (R decay - 1) / (1 - decay) on (R: EMA_RAMP);
+        # one spare entry for that bound's rounding
+        self.ramp_steps = max(0, math.ceil((EMA_RAMP * decay - 1) / (1 - decay))) + 2
         self.table = self._weights(0)
 
     def _weights(self, steps: int) -> torch.Tensor:
         n = min(max(2 * steps, 4096), self.ramp_steps)
         s = torch.arange(n, dtype=torch.float64)
-        decay = torch.clamp((1 + s) / (10 + s), max=self.decay)  # IEEE double, as Python's
+        decay = torch.clamp((1 + s) / (EMA_RAMP + s), max=self.decay)  # IEEE double, as Python's
         return (1 - decay).to(torch.float32).to(self.device)
 
     def __getitem__(self, step: int) -> torch.Tensor:
