@@ -3,13 +3,12 @@ contract, and the first layer SeFa and GANSpace read from it."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
-from ganscope.config import SourceConfig
 from ganscope.foreign import Adapter, module_first_layer
 from ganscope.sampling import generate, latent
+from ganscope.source import SourceConfig
 
 
 class Echo(nn.Module):
@@ -58,36 +57,3 @@ def test_the_first_layer_that_reads_z():
     assert module_first_layer(nn.Sequential(nn.Conv2d(1, 3, 3), nn.Linear(5, 3)), 5) is None
     scripted = torch.jit.script(linear)
     assert torch.equal(module_first_layer(scripted, 5)[0], linear[0].weight.detach().double())
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        ({"format": "pickle"}, "unknown import format"),
-        ({"epochs": ()}, "one file, checksum and epoch"),
-        ({"epochs": (0,)}, "1 or more"),
-        ({"module": "m:C"}, "module:Class"),
-        ({"latent": "cauchy"}, "latent distribution"),
-    ],
-)
-def test_a_source_record_is_checked(changes, message):
-    from ganscope.errors import GanscopeError
-
-    good = {"format": "torchscript", "files": ("g.pt",), "sha256": ("0" * 64,), "epochs": (1,)}
-    SourceConfig(**good).validate()
-    with pytest.raises(GanscopeError, match=message):
-        SourceConfig(**{**good, **changes}).validate()
-
-
-def test_the_source_record_round_trips_and_refuses_wrong_types():
-    from ganscope.config import RunConfig
-    from ganscope.errors import GanscopeError
-
-    plain = RunConfig()
-    assert "source" not in plain.to_dict()  # a trained run's config.json is as before
-    source = SourceConfig(format="onnx", files=("g.onnx",), sha256=("a" * 64,), epochs=(3,))
-    raw = RunConfig(source=source).to_dict()
-    assert RunConfig.from_dict(raw).source == source
-    raw["source"]["epochs"] = ["3"]
-    with pytest.raises(GanscopeError, match="source.epochs has the wrong type"):
-        RunConfig.from_dict(raw)

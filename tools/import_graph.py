@@ -31,6 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "progress",
         "atomic",
         "checks",
+        "source",
         "config",
         "data",
         "models",

@@ -1,7 +1,7 @@
 """Generators trained elsewhere, behind ganscope's contract (``ganscope import``, docs/import.md).
 
 An imported run keeps its files in ``RUN/imported`` (one per epoch) and its origin in
-``config.json``'s ``source`` (:class:`~ganscope.config.SourceConfig`). :class:`Adapter` makes
+``config.json``'s ``source`` (:class:`~ganscope.source.SourceConfig`). :class:`Adapter` makes
 each file a generator like ganscope's own: ``G(z)`` (a conditional one ``G(z, labels)``) for
 standard-normal ``z`` ``(N, z_dim)``, images ``(N, 1, 28, 28)`` in [-1, 1]. It maps z to the
 file's latent distribution (``uniform``: each coordinate through the normal CDF to U(-1, 1)),
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import SourceConfig
 from .errors import GanscopeError, one_line
+from .source import SourceConfig
 
 #: The folder of a run that holds the imported files.
 IMPORT_DIR = "imported"

@@ -21,18 +21,7 @@ from typing import Any
 import torch
 
 from .checks import Checked, resolve
-from .config import (
-    IMPORT_FORMATS,
-    IMPORTED,
-    LATENTS,
-    OUTPUT_RANGES,
-    DataConfig,
-    ModelConfig,
-    RunConfig,
-    SourceConfig,
-    TrainConfig,
-    option,
-)
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, option
 from .data import get_dataset, to_uint8
 from .errors import GanscopeError
 from .foreign import (
@@ -49,6 +38,7 @@ from .models import CONDITIONINGS, turn_labels
 from .plots import save_grid
 from .runs import Run, check_new_run_folder, create_run, load_run
 from .sampling import generate, latent
+from .source import IMPORT_FORMATS, IMPORTED, LATENTS, OUTPUT_RANGES, SourceConfig
 from .state import GRID_ROW
 
 #: Latent vectors of the probe batch (seed 0) every file must turn into images.

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import IMPORTED
 from .gallery import sample_grid_png
 from .metrics import COVERAGE_FRACTION, REPORT_METRICS
 from .models import display_name
 from .presets import recipe_changes, recipe_name
 from .runs import Run
+from .source import IMPORTED
 from .text import TEXT
 
 
