@@ -31,7 +31,8 @@ import torch
 from ganscope import atomic, evaluation, runs
 from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.gallery import same_z_png
-from ganscope.presets import with_preset
+from ganscope.objective import EMA_RAMP
+from ganscope.presets import preset_values, with_preset
 from ganscope.reproduce import ensure_trained
 
 KEYS = (
@@ -42,8 +43,13 @@ KEYS = (
 
 def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> RunConfig:
     train = TrainConfig(epochs=args.epochs, seed=seed, preset=preset, device=args.device)
+    train = with_preset(train, model)
     train = dataclasses.replace(
-        with_preset(train, model), class_weight=args.class_weight, mode_seeking=args.mode_seeking
+        train,
+        class_weight=args.class_weight,
+        mode_seeking=args.mode_seeking,
+        ema=train.ema if args.ema is None else args.ema,
+        ema_ramp=args.ema_ramp,
     )
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
@@ -52,17 +58,31 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
     ).validate()
 
 
-def variant(conditioning: str, class_weight: float, mode_seeking: float = 0.0) -> str:
-    """The conditioning's name in the tables: with its class-loss weight where not 1 and its
-    mode-seeking weight where not 0."""
+def variant(
+    conditioning: str, class_weight: float, mode_seeking: float = 0.0, ema: str = ""
+) -> str:
+    """The conditioning's name in the tables: with its class-loss weight where not 1, its
+    mode-seeking weight where not 0 and its moving average (:func:`ema_change`) where not the
+    preset's."""
     name = conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
-    return name if not mode_seeking else f"{name}, mode seeking {mode_seeking:g}"
+    name = name if not mode_seeking else f"{name}, mode seeking {mode_seeking:g}"
+    return f"{name}, {ema}" if ema else name
+
+
+def ema_change(train: TrainConfig, model: str) -> str:
+    """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, else ""."""
+    if train.ema == preset_values(train.preset, model).get("ema", 0) and train.ema_ramp == EMA_RAMP:
+        return ""
+    return f"EMA {train.ema:g}, ramp {train.ema_ramp:g}"
 
 
 def suffix(args) -> str:
-    """The run folder's name after the conditioning: ``-wW`` and ``-msM`` where they apply."""
+    """The run folder's name after the conditioning: ``-wW``, ``-msM`` and ``-emaE-rR``
+    where they apply."""
     weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
-    return weight + ("" if not args.mode_seeking else f"-ms{args.mode_seeking:g}")
+    ema = "" if args.ema is None else f"-ema{args.ema:g}"
+    ema += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
+    return weight + ("" if not args.mode_seeking else f"-ms{args.mode_seeking:g}") + ema
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
@@ -76,10 +96,15 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
         "model": config.model.name,
         "preset": config.train.preset,
         "conditioning": variant(
-            config.model.conditioning, config.train.class_weight, config.train.mode_seeking
+            config.model.conditioning,
+            config.train.class_weight,
+            config.train.mode_seeking,
+            ema_change(config.train, config.model.name),
         ),
         "class_weight": config.train.class_weight,
         "mode_seeking": config.train.mode_seeking,
+        "ema": config.train.ema,
+        "ema_ramp": config.train.ema_ramp,
         "seed": config.train.seed,
         "epochs": len(epochs),
         "seconds_per_epoch": statistics.mean(r["seconds"] for r in epochs),
@@ -191,6 +216,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--mode-seeking", type=float, default=0.0, help="weight of MSGAN's term (0: off)"
+    )
+    parser.add_argument(
+        "--ema", type=float, default=None, help="decay of G's moving average (default: preset's)"
+    )
+    parser.add_argument(
+        "--ema-ramp", type=float, default=EMA_RAMP, help="the average's ramp constant"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)

@@ -58,6 +58,8 @@ CASES = {
     "preset": ([*TRAIN_OUT, "--preset", "best"], "unknown preset 'best'"),
     "loss": ([*TRAIN_OUT, "--loss", "wgan"], "--loss must be bce or hinge"),
     "ema": ([*TRAIN_OUT, "--ema", "1"], "--ema must be in [0, 1)"),
+    "ema-ramp": ([*TRAIN_OUT, "--ema", "0.99", "--ema-ramp", "0.5"], "--ema-ramp must be 1 or"),
+    "ema-ramp-alone": ([*TRAIN_OUT, "--ema-ramp", "3"], "--ema-ramp shapes --ema's average"),
     "mode-seeking": ([*TRAIN_OUT, "--mode-seeking=-1"], "--mode-seeking must be 0 or more"),
     "r1-every": ([*TRAIN_OUT, "--r1-every", "0"], "--r1-every must be at least 1"),
     "d-dropout": ([*TRAIN_OUT, "--d-dropout", "1"], "--d-dropout must be in [0, 1)"),

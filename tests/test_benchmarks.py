@@ -1,6 +1,7 @@
 """The benchmark scripts' own bookkeeping (their runs are long; what they decide is not)."""
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import statistics
@@ -155,6 +156,24 @@ def test_the_conditional_table_is_computed_from_the_results():
     assert "| 0.700 | 0.900 | +0.200 | 5.00 | 0.700 ± 0.141 | – |" in bench.per_class(
         results, "mlp", "seed", "projection"
     )
+
+
+def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
+    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0}
+    plain = argparse.Namespace(**common, mode_seeking=0.0, ema=None, ema_ramp=10.0)
+    wide = argparse.Namespace(**common, mode_seeking=0.0, ema=0.9999, ema_ramp=2.0)
+    base = bench.run_config("cnn", "improved", "projection", 0, plain)
+    config = bench.run_config("cnn", "improved", "projection", 0, wide)
+    assert (base.train.ema, base.train.ema_ramp) == (0.999, 10.0)  # the preset's, unchanged
+    assert (config.train.ema, config.train.ema_ramp) == (0.9999, 2.0)
+    assert dataclasses.replace(config.train, ema=0.999, ema_ramp=10.0) == base.train
+    assert (bench.suffix(plain), bench.suffix(wide)) == ("", "-ema0.9999-r2")
+    assert bench.ema_change(base.train, "cnn") == ""
+    name = bench.variant("projection", 1.0, 0.0, bench.ema_change(config.train, "cnn"))
+    assert name == "projection, EMA 0.9999, ramp 2"
 
 
 def test_the_methods_keep_target_is_counted_from_the_rows():

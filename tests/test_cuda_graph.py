@@ -136,7 +136,11 @@ IMPROVED = [
 ]
 
 
-@pytest.mark.parametrize("model, recipe_flags", IMPROVED, ids=["mlp-ema-sn", "cnn-ema-r1"])
+@pytest.mark.parametrize(
+    "model, recipe_flags",
+    [*IMPROVED, ("mlp", {"ema": 0.9999, "ema_ramp": 3.0})],
+    ids=["mlp-ema-sn", "cnn-ema-r1", "mlp-ema-ramp"],
+)
 def test_improved_recipes_are_captured_and_train_exactly_like_the_eager_loop(
     tmp_path, small_split, model, recipe_flags, monkeypatch
 ):

@@ -14,6 +14,7 @@ TECHNIQUES = {
     "hinge": {"loss": "hinge"},
     "ttur": {"lr_d": 4e-4},
     "ema": {"ema": 0.99},
+    "ema-ramp": {"ema": 0.9999, "ema_ramp": 2.0},  # an average of every step alike
     "r1": {"r1_gamma": 1.0, "r1_every": 2},
     # The CNN GAN (BatchNorm in G: the average's standing statistics at every epoch's end).
     "spectral-norm+ema-cnn": {"spectral_norm": True, "ema": 0.99},
@@ -107,19 +108,42 @@ def test_dropout_masks_hidden_features_from_the_given_stream():
     assert torch.equal(dropped(images), plain(images))
 
 
+@pytest.mark.parametrize("ramp", [objective.EMA_RAMP, 2.0, 3.5, 1.0])
 @pytest.mark.parametrize("decay", [0.999, 0.9999, 0.5, 0.01])
-def test_the_table_of_average_weights_holds_the_ramp_as_float32(decay):
-    """The weights a captured step reads are 1 - ema_decay(decay, step), rounded to float32
-    as a Python number is when it weighs float32 tensors; the table grows as the steps do
-    and its last entry holds once the ramp has reached ``decay``."""
-    weights = objective.EmaWeights(decay, "cpu")
-    steps = [*range(0, 3000), 4095, 4096, 5000, 8989, 8990, 8991, 89990, 89991, 89992, 10**6]
+def test_the_table_of_average_weights_holds_the_ramp_as_float32(decay, ramp):
+    """The weights a captured step reads are 1 - ema_decay(decay, step, ramp), rounded to
+    float32 as a Python number is when it weighs float32 tensors; the table grows as the
+    steps do and its last entry holds once the ramp has reached ``decay``."""
+    weights = objective.EmaWeights(decay, "cpu", ramp)
+    steps = [*range(0, 3000), 4095, 4096, 5000, 8989, 8990, 8991, 9997, 9998, 9999, 19997]
+    steps += [89990, 89991, 89992, 10**6]
     got = torch.stack([weights[s] for s in steps])
-    expected = torch.tensor([1 - objective.ema_decay(decay, s) for s in steps], dtype=torch.float32)
-    assert torch.equal(got, expected)
+    expected = [1 - objective.ema_decay(decay, s, ramp) for s in steps]
+    assert torch.equal(got, torch.tensor(expected, dtype=torch.float32))
     assert got.dtype == torch.float32 and got[0].dim() == 0
     assert len(weights.table) <= weights.ramp_steps <= 89993
     assert weights[10**9].item() == pytest.approx(1 - decay)
+
+
+def test_a_smaller_ramp_keeps_more_of_the_run():
+    """The ramp's constant R on known cases: at R 2 the average after T updates is the plain
+    mean of the initial weights and G's T weights; at R 3 each step weighs by its index
+    plus 2 (the initial weights 1 share, step s s + 2)."""
+    assert objective.ema_decay(0.9999, 98, ramp=2) == pytest.approx(99 / 100)
+    assert objective.ema_decay(0.9999, 0, ramp=1) == 0.9999  # no ramp: the decay from step 0
+    for ramp, share in ((2.0, lambda s: 1.0), (3.0, lambda s: s + 2.0)):
+        generator = nn.Linear(1, 1, bias=False)
+        average = objective.MovingAverage(generator, decay=0.9999, ramp=ramp)
+        average.generator.weight.data.fill_(-1.0)  # the initial weights: -1
+        shares, values = [1.0], [-1.0]
+        for step in range(40):
+            generator.weight.data.fill_(float(step))  # G's weights at step s: s
+            average.update(generator, average.weight(step))
+            shares.append(share(step))
+            values.append(float(step))
+        mean = sum(w * v for w, v in zip(shares, values)) / sum(shares)
+        assert average.generator.weight.item() == pytest.approx(mean, rel=1e-5)
+    assert average.weights("cpu").ramp == 3.0
 
 
 def test_the_average_ramps_up_and_gets_its_own_batchnorm_statistics():
@@ -172,7 +196,7 @@ def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     plain = build_generator(whole.config.model.name, 100)
     generator, _ = whole.generator_at()
     assert generator.state_dict().keys() == plain.state_dict().keys()
-    if name == "ema":
+    if name.startswith("ema"):
         assert torch.equal(generator.fc1.weight, a["generator_ema"]["fc1.weight"])
         assert not torch.equal(generator.fc1.weight, a["generator"]["fc1.weight"])
     if name.endswith("ema-cnn"):  # the saved average has statistics of its own, not G's
@@ -187,7 +211,7 @@ def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
     plain_steps, steps = plain_run.metrics("step"), whole.metrics("step")
     assert [r["step"] for r in plain_steps] == [r["step"] for r in steps] == list(range(1, 11))
     plain = plain_run.load_checkpoint()
-    if name == "ema":
+    if name.startswith("ema"):
         assert [r["loss_D"] for r in plain_steps] == [r["loss_D"] for r in steps]
         assert torch.equal(plain["generator"]["fc1.weight"], a["generator"]["fc1.weight"])
     else:
@@ -199,3 +223,23 @@ def test_each_technique_trains_resumes_exactly_and_keeps_the_report_generator(
         assert not shared or any(
             not torch.equal(plain["discriminator"][k], a["discriminator"][k]) for k in shared
         )
+
+
+def test_the_ramp_reaches_training_and_the_run_s_config(tmp_path, small_split):
+    """--ema-ramp changes the saved average only: G's own weights stay those of the default
+    ramp's run from the same seed, and config.json records it."""
+    runs = {
+        ramp: trainer.train(
+            RunConfig(train=TrainConfig(epochs=1, device="cpu", ema=0.9999, ema_ramp=ramp)),
+            tmp_path / str(ramp),
+            split=small_split,
+            progress=False,
+        )
+        for ramp in (objective.EMA_RAMP, 2.0)
+    }
+    default, wide = (runs[r].load_checkpoint() for r in (objective.EMA_RAMP, 2.0))
+    assert torch.equal(default["generator"]["fc1.weight"], wide["generator"]["fc1.weight"])
+    assert not torch.equal(
+        default["generator_ema"]["fc1.weight"], wide["generator_ema"]["fc1.weight"]
+    )
+    assert runs[2.0].config.train.ema_ramp == 2.0

@@ -145,6 +145,12 @@ class TrainConfig:
         "decay of an exponential moving average of G's weights, which then is the saved "
         "generator (samples, metrics, exports); 0: off, e.g. 0.999",
     )
+    ema_ramp: float = option(
+        10.0,
+        "R of --ema's warm-up: its decay at step s is min(EMA, (1 + s) / (R + s)). 10 "
+        "(TensorFlow's): the average holds about the last tenth of a run's steps; 3: every "
+        "step weighed by its index; 2: all alike (benchmarks/ema_window.py)",
+    )
     r1_gamma: float = option(
         0.0, "weight of the R1 penalty on D's gradient at real images (0: off)"
     )
@@ -248,6 +254,10 @@ class TrainConfig:
                             ("--label-smoothing", self.label_smoothing)):  # fmt: skip
             if not 0 <= share < 1:
                 raise GanscopeError(f"{flag} must be in [0, 1), got {share}")
+        if not 1 <= self.ema_ramp < float("inf"):
+            raise GanscopeError(f"--ema-ramp must be 1 or more, got {self.ema_ramp}")
+        if self.ema_ramp != 10 and not self.ema:
+            raise GanscopeError("--ema-ramp shapes --ema's average: give --ema too")
         if self.r1_every < 1:
             raise GanscopeError(f"--r1-every must be at least 1, got {self.r1_every}")
         if self.mode_seeking and self.batch_size < 2:

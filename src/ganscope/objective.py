@@ -133,16 +133,18 @@ def r1_due(train: TrainConfig, step: int) -> bool:
     return bool(train.r1_gamma) and step % train.r1_every == 0
 
 
-#: The constant of the moving average's ramp: ``(1 + step) / (EMA_RAMP + step)``.
-EMA_RAMP = 10
+#: The default constant of the moving average's ramp, ``(1 + step) / (EMA_RAMP + step)``
+#: (``--ema-ramp``).
+EMA_RAMP = 10.0
 
 
 def ema_decay(decay: float, step: int, ramp: float = EMA_RAMP) -> float:
     """The decay at training step ``step`` (0-based): ``decay`` ramped up as
-    ``(1 + step) / (10 + step)`` (TensorFlow's ``ExponentialMovingAverage`` with
-    ``num_updates``), so that the average soon forgets G's initial weights instead of keeping
-    ``decay ** step`` of them (39% after the 937 steps of one epoch at 0.999). Training uses
-    the constant 10; ``ramp`` is for what-ifs (``benchmarks/ema_window.py``)."""
+    ``(1 + step) / (ramp + step)`` (TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates``, whose ramp is 10), so that the average soon forgets G's initial weights
+    instead of keeping ``decay ** step`` of them (39% after the 937 steps of one epoch at
+    0.999). A smaller ``ramp`` (``--ema-ramp``) keeps more of the run: at 2 every step
+    weighs alike (``benchmarks/ema_window.py``)."""
     return min(decay, (1 + step) / (ramp + step))
 
 
@@ -154,17 +156,17 @@ class EmaWeights:
     last entry holds from there. Each weight equals the float that :func:`ema_decay` gives,
     rounded to float32 as a Python number is when it weighs float32 tensors."""
 
-    def __init__(self, decay: float, device: torch.device | str) -> None:
-        self.decay, self.device = decay, torch.device(device)
-        # (1 + s) / (R + s) >= decay from step (R decay - 1) / (1 - decay) on (R: EMA_RAMP);
+    def __init__(self, decay: float, device: torch.device | str, ramp: float = EMA_RAMP) -> None:
+        self.decay, self.device, self.ramp = decay, torch.device(device), ramp
+        # (1 + s) / (R + s) >= decay from step (R decay - 1) / (1 - decay) on (R: ramp);
         # one spare entry for that bound's rounding
-        self.ramp_steps = max(0, math.ceil((EMA_RAMP * decay - 1) / (1 - decay))) + 2
+        self.ramp_steps = max(0, math.ceil((ramp * decay - 1) / (1 - decay))) + 2
         self.table = self._weights(0)
 
     def _weights(self, steps: int) -> torch.Tensor:
         n = min(max(2 * steps, 4096), self.ramp_steps)
         s = torch.arange(n, dtype=torch.float64)
-        decay = torch.clamp((1 + s) / (EMA_RAMP + s), max=self.decay)  # IEEE double, as Python's
+        decay = torch.clamp((1 + s) / (self.ramp + s), max=self.decay)  # IEEE double, as Python's
         return (1 - decay).to(torch.float32).to(self.device)
 
     def __getitem__(self, step: int) -> torch.Tensor:
@@ -183,18 +185,18 @@ class MovingAverage:
     BatchNorm statistics after every epoch. ``generator`` is the averaged copy of G (always
     in eval mode, no gradients): the run's saved generator."""
 
-    def __init__(self, generator: nn.Module, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, generator: nn.Module, decay: float, ramp: float = EMA_RAMP) -> None:
+        self.decay, self.ramp = decay, ramp
         self.generator = copy.deepcopy(generator).eval()
         self.generator.requires_grad_(False)
 
     def weight(self, step: int) -> float:
         """The weight of G's new weights at training step ``step``: ``1 - decay``, ramped."""
-        return 1 - ema_decay(self.decay, step)
+        return 1 - ema_decay(self.decay, step, self.ramp)
 
     def weights(self, device: torch.device | str) -> EmaWeights:
         """The same weights as 0-dim tensors on ``device`` (what a CUDA graph reads)."""
-        return EmaWeights(self.decay, device)
+        return EmaWeights(self.decay, device, self.ramp)
 
     @torch.no_grad()
     def update(self, generator: nn.Module, weight: float | torch.Tensor) -> None:

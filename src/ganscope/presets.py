@@ -36,8 +36,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 #: The TrainConfig fields a recipe is made of (what a preset may set).
 RECIPE_FIELDS = (
-    "lr", "beta1", "beta2", "loss", "lr_d", "ema", "r1_gamma", "r1_every", "spectral_norm",
-    "label_smoothing", "instance_noise", "d_dropout", "class_weight",
+    "lr", "beta1", "beta2", "loss", "lr_d", "ema", "ema_ramp", "r1_gamma", "r1_every",
+    "spectral_norm", "label_smoothing", "instance_noise", "d_dropout", "class_weight",
     "mode_seeking",
 )  # fmt: skip
 

@@ -215,7 +215,7 @@ def init_state(
     if config.train.d_dropout:
         objective.add_dropout(discriminator, config.train.d_dropout, noise_rng)
     if config.train.ema:
-        state.ema = objective.MovingAverage(generator, config.train.ema)
+        state.ema = objective.MovingAverage(generator, config.train.ema, config.train.ema_ramp)
     if world.joined:
         # In place: the optimisers keep the same parameter tensors.
         state.generator = distributed.sync_batchnorm(generator, device)
