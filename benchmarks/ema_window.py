@@ -2,9 +2,9 @@
 
 The average after step ``T - 1`` weighs G's weights of step ``s`` by ``(1 - d_s)`` times the
 product of the later steps' decays ``d_j``; its mean age is the weighted mean of ``T - 1 -
-s``. ``objective.ema_decay`` ramps the decay as ``min(decay, (1 + s) / (10 + s))`` in
-training; other ramp constants are what-ifs (no flag sets them). No training: arithmetic on
-the decays only.
+s``. ``objective.ema_decay`` ramps the decay as ``min(decay, (1 + s) / (R + s))`` in
+training, R 10 unless ``train --ema-ramp`` says otherwise. No training: arithmetic on the
+decays only.
 
     python benchmarks/ema_window.py --steps 9370 --decays 0.999 0.9999 --constants 10 4 2
 
