@@ -256,7 +256,7 @@ class TrainConfig:
                 raise GanscopeError(f"{flag} must be in [0, 1), got {share}")
         if not 1 <= self.ema_ramp < float("inf"):
             raise GanscopeError(f"--ema-ramp must be 1 or more, got {self.ema_ramp}")
-        if self.ema_ramp != 10 and not self.ema:
+        if self.ema_ramp != TrainConfig.ema_ramp and not self.ema:
             raise GanscopeError("--ema-ramp shapes --ema's average: give --ema too")
         if self.r1_every < 1:
             raise GanscopeError(f"--r1-every must be at least 1, got {self.r1_every}")

@@ -134,8 +134,8 @@ def r1_due(train: TrainConfig, step: int) -> bool:
 
 
 #: The default constant of the moving average's ramp, ``(1 + step) / (EMA_RAMP + step)``
-#: (``--ema-ramp``).
-EMA_RAMP = 10.0
+#: (``--ema-ramp``'s default, written in the config once).
+EMA_RAMP: float = TrainConfig.ema_ramp
 
 
 def ema_decay(decay: float, step: int, ramp: float = EMA_RAMP) -> float:
