@@ -346,3 +346,37 @@ def test_ema_window_is_the_age_of_what_training_s_moving_average_holds():
     assert age == pytest.approx(steps - 1 - averaged_step, rel=1e-6)
     assert 250 < age < 400  # about s / 10 with the ramp's constant 10
     assert bench.mean_age(steps, bench.ramp(0.9999, 2)) == pytest.approx((steps - 1) / 2, rel=1e-3)
+
+
+def test_ema_ramps_keeps_each_ramp_s_average_as_its_own_run_would(tmp_path, fashion_dir):
+    """benchmarks/ema_ramps.py trains once and keeps an average per ramp: each equals, bit
+    for bit, the saved generator of a run trained with that --ema-ramp (the CNN: standing
+    statistics too), and its scores are evaluate_run's of that run."""
+    from ganscope import trainer
+    from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from ganscope.evaluation import evaluate_run
+
+    spec = importlib.util.spec_from_file_location("ramps", ROOT / "benchmarks/ema_ramps.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def config(ramp):
+        return RunConfig(
+            data=DataConfig(data_dir=str(fashion_dir), limit=192),
+            model=ModelConfig("cnn", conditioning="projection"),
+            train=TrainConfig(epochs=2, device="cpu", ema=0.9999, ema_ramp=ramp),
+        )
+
+    averages = bench.train(config(10.0), tmp_path / "once", (10.0, 2.0))
+    for ramp in (10.0, 2.0):
+        run = trainer.train(config(ramp), tmp_path / f"r{ramp:g}", progress=False)
+        saved, _ = run.generator_at()
+        got = averages[ramp].state_dict()
+        assert saved.state_dict().keys() == got.keys()
+        for key, tensor in saved.state_dict().items():
+            assert torch.equal(got[key], tensor), (ramp, key)
+    wide, default = (averages[r].state_dict() for r in (2.0, 10.0))
+    assert any(not torch.equal(wide[k], default[k]) for k in wide)  # two averages, not one
+    record = evaluate_run(run, n=200, data_dir=str(fashion_dir), progress=False)
+    scores = bench.scorer(config(2.0), n=200, cas=False)(averages[2.0])
+    assert scores == {k: record[k] for k in bench.KEYS}
