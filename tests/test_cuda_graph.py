@@ -317,6 +317,7 @@ def _cuda_run(
         ("mlp", "fp32", {"conditioning": "acgan"}),  # the asked labels: one more input
         ("cnn", "bf16", {"conditioning": "projection"}),
         ("cnn", "bf16", {"conditioning": "projection", "mode_seeking": 0.1}),
+        ("cnn", "bf16", {"ema": 0.9999, "ema_ramp": 3.0}),  # another ramp's weight table
     ],
     ids=[
         "mlp-fp32",
@@ -329,6 +330,7 @@ def _cuda_run(
         "mlp-acgan",
         "cnn-projection-bf16",
         "cnn-projection-mode-seeking-bf16",
+        "cnn-ema-ramp-bf16",
     ],
 )
 def test_real_cuda_graph_matches_eager_on_the_gpu(
