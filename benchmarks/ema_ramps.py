@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditional", default="projection")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--class-weight", type=float, default=1.0, help="acgan/dual/tac/adc")
     parser.add_argument("--ema", type=float, default=0.9999, help="the averages' decay")
     parser.add_argument("--ramps", type=float, nargs="+", default=[10.0, 14.0, 7.0, 5.0])
     parser.add_argument("--n", type=int, default=10000)
@@ -131,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         TrainConfig(epochs=args.epochs, seed=args.seed, preset=args.preset, device="cpu"),
         args.model,
     )
-    train_config = dataclasses.replace(train_config, ema=args.ema, ema_ramp=args.ramps[0])
+    train_config = dataclasses.replace(
+        train_config, ema=args.ema, ema_ramp=args.ramps[0], class_weight=args.class_weight
+    )
     config = RunConfig(
         data=DataConfig(data_dir=args.data_dir, limit=args.limit),
         model=ModelConfig(args.model, conditioning=args.conditional),
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         atomic.torch_save(generator.state_dict(), args.out / f"ramp-{ramp:g}.pt")
         line = {
             "model": args.model, "preset": args.preset, "conditioning": args.conditional,
-            "seed": args.seed, "epochs": args.epochs, "ema": args.ema, "ema_ramp": ramp,
+            "class_weight": args.class_weight, "seed": args.seed, "epochs": args.epochs,
+            "ema": args.ema, "ema_ramp": ramp,
             "n": args.n, **score(generator),
             "threads": torch.get_num_threads(),
         }  # fmt: skip
