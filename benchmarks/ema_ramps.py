@@ -14,7 +14,8 @@ ramp, on stdout and in OUT/results.jsonl; each average's weights in OUT/ramp-R.p
         --seed 0 --ema 0.9999 --ramps 10 14 7 5 --cas
 
 The first ramp's line equals what ``benchmarks/conditional.py`` measures for that run. A run
-that stops is not resumed here (the other averages live in memory only): start again.
+that stops is not resumed here (the other averages live in memory only): start again. It
+trains on the CPU only: a CUDA-graph step captures the run's own average, not the extra ones.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ganscope.data import load_split
 from ganscope.evaluation import classification_accuracy_score, evaluate_generator, load_reference
 from ganscope.presets import with_preset
 
+#: benchmarks/conditional.py's columns but CAS, which ``--cas`` adds.
 KEYS = (
     "fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "class_precision",
     "class_recall",
