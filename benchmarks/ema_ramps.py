@@ -8,7 +8,8 @@ own standing statistics at every epoch's end, as a run trained with ``--ema-ramp
 (for the first constant the run *is* that run: ``OUT/run``). At the end every average is
 scored the same way: FID and the conditional metrics of 10,000 samples of latent seed 0 and,
 with ``--cas``, the Classification Accuracy Score (recipe and latent seed 0). One JSON line a
-ramp, on stdout and in OUT/results.jsonl; each average's weights in OUT/ramp-R.pt.
+ramp, on stdout and in OUT/results.jsonl, then their table (``--table`` prints it again from
+OUT/results.jsonl alone); each average's weights in OUT/ramp-R.pt.
 
     python benchmarks/ema_ramps.py --out OUT --model cnn --conditional projection \
         --seed 0 --ema 0.9999 --ramps 10 14 7 5 --cas
@@ -113,6 +114,35 @@ def scorer(config: RunConfig, n: int, cas: bool) -> Callable[[nn.Module], dict]:
     return score
 
 
+def read_results(out: Path) -> list[dict]:
+    """OUT/results.jsonl's lines, in order."""
+    path = out / "results.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run the screen into {out} first")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def table(lines: list[dict]) -> str:
+    """A markdown table of result lines, a row each, in their order (what the docs show)."""
+    keys = [k for k in (*KEYS, "cas") if any(line.get(k) is not None for line in lines)]
+    names = {"fid": "FID ↓", "label_agreement": "label agreement ↑", "intra_fid":
+             "intra-class FID ↓", "label_agreement_worst_gap": "worst class gap ↓",
+             "class_precision": "class precision ↑", "class_recall": "class recall ↑",
+             "cas": "CAS ↑"}  # fmt: skip
+    head = ["network", "conditioning", "class weight", "seed", "EMA", "ramp"]
+    head += [names[k] for k in keys]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in lines:
+        cells = [line["model"], line["conditioning"], f"{line['class_weight']:g}", line["seed"],
+                 line["ema"], f"{line['ema_ramp']:g}"]  # fmt: skip
+        cells += ["–" if line.get(k) is None else f"{line[k]:.3f}" for k in keys]
+        rows.append("| " + " | ".join(map(str, cells)) + " |")
+    threads = sorted({line["threads"] for line in lines})
+    rows += ["", f"CPU, torch threads {threads}, {lines[0]['n']:,} samples of latent seed 0 an "
+             "average; printed by benchmarks/ema_ramps.py."]  # fmt: skip
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -128,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cas", action="store_true", help="also score CAS (minutes each)")
     parser.add_argument("--limit", type=int, default=None, help="train on N images (tests)")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--table", action="store_true", help="only print OUT's results table")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(read_results(args.out)))
+        return 0
 
     train_config = with_preset(
         TrainConfig(epochs=args.epochs, seed=args.seed, preset=args.preset, device="cpu"),
@@ -155,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         runs.append_metrics(args.out / "results.jsonl", [line])
         print(json.dumps(line), flush=True)
+    print(table(read_results(args.out)))
     return 0
 
 

@@ -380,3 +380,34 @@ def test_ema_ramps_keeps_each_ramp_s_average_as_its_own_run_would(tmp_path, fash
     record = evaluate_run(run, n=200, data_dir=str(fashion_dir), progress=False)
     scores = bench.scorer(config(2.0), n=200, cas=False)(averages[2.0])
     assert scores == {k: record[k] for k in bench.KEYS}
+
+
+def test_ema_ramps_table_prints_a_row_per_result_line_in_order(tmp_path, capsys):
+    """``--table`` reads OUT/results.jsonl: a row per ramp, in the file's order, the values
+    rounded to 3 digits, and a CAS column only when some line has one; no file, one line."""
+    spec = importlib.util.spec_from_file_location("ramps", ROOT / "benchmarks/ema_ramps.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    base = {"model": "mlp", "conditioning": "dual", "class_weight": 2.0, "seed": 0,
+            "ema": 0.9999, "n": 10000, "threads": 2}  # fmt: skip
+    lines = [
+        {**base, "ema_ramp": ramp, **{k: 0.1 * i + ramp / 100 for i, k in enumerate(bench.KEYS)}}
+        for ramp in (10.0, 4.0)
+    ]
+    runs.append_metrics(tmp_path / "results.jsonl", lines)
+    assert bench.main(["--out", str(tmp_path), "--table"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "CAS" not in out[0] and out[0].count("|") == 6 + len(bench.KEYS) + 1
+    assert out[0].startswith("| network | conditioning | class weight | seed | EMA | ramp | FID")
+    assert (
+        out[2]
+        == "| mlp | dual | 2 | 0 | 0.9999 | 10 | 0.100 | 0.200 | 0.300 | 0.400 | 0.500 | 0.600 |"
+    )
+    assert out[3].startswith("| mlp | dual | 2 | 0 | 0.9999 | 4 | 0.040 | 0.140 |")
+    assert out[-1].startswith("CPU, torch threads [2], 10,000 samples")
+    runs.append_metrics(tmp_path / "results.jsonl", [{**lines[0], "cas": 0.7891}])
+    table = bench.table(bench.read_results(tmp_path)).splitlines()
+    assert table[0].endswith("| CAS ↑ |") and table[2].endswith("| – |")
+    assert table[4].endswith("| 0.789 |")
+    with pytest.raises(SystemExit, match="does not exist"):
+        bench.main(["--out", str(tmp_path / "none"), "--table"])
