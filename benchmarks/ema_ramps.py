@@ -39,11 +39,14 @@ from ganscope.data import load_split
 from ganscope.evaluation import classification_accuracy_score, evaluate_generator, load_reference
 from ganscope.presets import with_preset
 
-#: benchmarks/conditional.py's columns but CAS, which ``--cas`` adds.
-KEYS = (
-    "fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "class_precision",
-    "class_recall",
-)  # fmt: skip
+#: benchmarks/conditional.py's columns and their headings.
+HEADINGS = {
+    "fid": "FID ↓", "label_agreement": "label agreement ↑",
+    "label_agreement_worst_gap": "worst class gap ↓", "intra_fid": "intra-class FID ↓",
+    "class_precision": "class precision ↑", "class_recall": "class recall ↑", "cas": "CAS ↑",
+}  # fmt: skip
+#: Every column but CAS, which ``--cas`` adds.
+KEYS = tuple(k for k in HEADINGS if k != "cas")
 
 
 #: ganscope's own moving average (``objective.MovingAverage`` names :class:`Averages` while
@@ -124,13 +127,9 @@ def read_results(out: Path) -> list[dict]:
 
 def table(lines: list[dict]) -> str:
     """A markdown table of result lines, a row each, in their order (what the docs show)."""
-    keys = [k for k in (*KEYS, "cas") if any(line.get(k) is not None for line in lines)]
-    names = {"fid": "FID ↓", "label_agreement": "label agreement ↑", "intra_fid":
-             "intra-class FID ↓", "label_agreement_worst_gap": "worst class gap ↓",
-             "class_precision": "class precision ↑", "class_recall": "class recall ↑",
-             "cas": "CAS ↑"}  # fmt: skip
+    keys = [k for k in HEADINGS if any(line.get(k) is not None for line in lines)]
     head = ["network", "conditioning", "class weight", "seed", "EMA", "ramp"]
-    head += [names[k] for k in keys]
+    head += [HEADINGS[k] for k in keys]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for line in lines:
         cells = [line["model"], line["conditioning"], f"{line['class_weight']:g}", line["seed"],
