@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ganscope import atomic, evaluation, runs
-from ganscope.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.config import LOSSES, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.gallery import same_z_png
 from ganscope.objective import EMA_RAMP
 from ganscope.presets import preset_values, with_preset
@@ -50,6 +50,8 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
         mode_seeking=args.mode_seeking,
         ema=train.ema if args.ema is None else args.ema,
         ema_ramp=args.ema_ramp,
+        loss=train.loss if args.loss is None else args.loss,
+        r1_gamma=train.r1_gamma if args.r1_gamma is None else args.r1_gamma,
     )
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
@@ -62,26 +64,35 @@ def variant(
     conditioning: str, class_weight: float, mode_seeking: float = 0.0, ema: str = ""
 ) -> str:
     """The conditioning's name in the tables: with its class-loss weight where not 1, its
-    mode-seeking weight where not 0 and its moving average (:func:`ema_change`) where not the
-    preset's."""
+    mode-seeking weight where not 0 and its other changes to the preset's recipe
+    (:func:`recipe_change`)."""
     name = conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
     name = name if not mode_seeking else f"{name}, mode seeking {mode_seeking:g}"
     return f"{name}, {ema}" if ema else name
 
 
-def ema_change(train: TrainConfig, model: str) -> str:
-    """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, else ""."""
-    if train.ema == preset_values(train.preset, model).get("ema", 0) and train.ema_ramp == EMA_RAMP:
-        return ""
-    return f"EMA {train.ema:g}, ramp {train.ema_ramp:g}"
+def recipe_change(train: TrainConfig, model: str) -> str:
+    """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, then
+    ``hinge loss`` and ``R1 γ 1`` where the loss and R1's weight are not; "" for none."""
+    preset = {**dataclasses.asdict(TrainConfig()), **preset_values(train.preset, model)}
+    parts = []
+    if train.ema != preset["ema"] or train.ema_ramp != EMA_RAMP:
+        parts.append(f"EMA {train.ema:g}, ramp {train.ema_ramp:g}")
+    if train.loss != preset["loss"]:
+        parts.append(f"{train.loss} loss")
+    if train.r1_gamma != preset["r1_gamma"]:
+        parts.append(f"R1 γ {train.r1_gamma:g}")
+    return ", ".join(parts)
 
 
 def suffix(args) -> str:
-    """The run folder's name after the conditioning: ``-wW``, ``-msM`` and ``-emaE-rR``
-    where they apply."""
+    """The run folder's name after the conditioning: ``-wW``, ``-msM``, ``-emaE-rR``,
+    ``-LOSS`` and ``-r1gG`` where they apply."""
     weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
     ema = "" if args.ema is None else f"-ema{args.ema:g}"
     ema += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
+    ema += "" if args.loss is None else f"-{args.loss}"
+    ema += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
     return weight + ("" if not args.mode_seeking else f"-ms{args.mode_seeking:g}") + ema
 
 
@@ -99,7 +110,7 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
             config.model.conditioning,
             config.train.class_weight,
             config.train.mode_seeking,
-            ema_change(config.train, config.model.name),
+            recipe_change(config.train, config.model.name),
         ),
         "class_weight": config.train.class_weight,
         "mode_seeking": config.train.mode_seeking,
@@ -222,6 +233,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--ema-ramp", type=float, default=EMA_RAMP, help="the average's ramp constant"
+    )
+    parser.add_argument(
+        "--loss", choices=LOSSES, default=None, help="the GAN objective (default: preset's)"
+    )
+    parser.add_argument(
+        "--r1-gamma", type=float, default=None, help="R1's weight (default: preset's)"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)

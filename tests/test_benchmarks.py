@@ -163,6 +163,7 @@ def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0}
+    common.update(loss=None, r1_gamma=None)
     plain = argparse.Namespace(**common, mode_seeking=0.0, ema=None, ema_ramp=10.0)
     wide = argparse.Namespace(**common, mode_seeking=0.0, ema=0.9999, ema_ramp=2.0)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
@@ -171,9 +172,31 @@ def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
     assert (config.train.ema, config.train.ema_ramp) == (0.9999, 2.0)
     assert dataclasses.replace(config.train, ema=0.999, ema_ramp=10.0) == base.train
     assert (bench.suffix(plain), bench.suffix(wide)) == ("", "-ema0.9999-r2")
-    assert bench.ema_change(base.train, "cnn") == ""
-    name = bench.variant("projection", 1.0, 0.0, bench.ema_change(config.train, "cnn"))
+    assert bench.recipe_change(base.train, "cnn") == ""
+    name = bench.variant("projection", 1.0, 0.0, bench.recipe_change(config.train, "cnn"))
     assert name == "projection, EMA 0.9999, ramp 2"
+
+
+def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so():
+    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
+              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0}  # fmt: skip
+    plain = argparse.Namespace(**common, loss=None, r1_gamma=None)
+    moved = argparse.Namespace(**common, loss="hinge", r1_gamma=1.0)
+    base = bench.run_config("cnn", "improved", "projection", 0, plain)
+    config = bench.run_config("cnn", "improved", "projection", 0, moved)
+    assert (base.train.loss, base.train.r1_gamma) == ("bce", 3.0)  # the preset's, unchanged
+    assert (config.train.loss, config.train.r1_gamma) == ("hinge", 1.0)
+    assert dataclasses.replace(config.train, loss="bce", r1_gamma=3.0) == base.train
+    assert (bench.suffix(plain), bench.suffix(moved)) == ("", "-hinge-r1g1")
+    assert bench.recipe_change(base.train, "cnn") == ""
+    name = bench.variant("projection", 1.0, 0.0, bench.recipe_change(config.train, "cnn"))
+    assert name == "projection, hinge loss, R1 γ 1"
+    # the MLP's preset has no R1: a weight given there is a change too
+    mlp = bench.run_config("mlp", "improved", "dual", 0, moved)
+    assert bench.recipe_change(mlp.train, "mlp") == "hinge loss, R1 γ 1"
 
 
 def test_the_methods_keep_target_is_counted_from_the_rows():
