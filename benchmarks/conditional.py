@@ -32,7 +32,7 @@ from ganscope import atomic, evaluation, runs
 from ganscope.config import LOSSES, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.gallery import same_z_png
 from ganscope.objective import EMA_RAMP
-from ganscope.presets import preset_values, with_preset
+from ganscope.presets import with_preset
 from ganscope.reproduce import ensure_trained
 
 KEYS = (
@@ -61,26 +61,26 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
 
 
 def variant(
-    conditioning: str, class_weight: float, mode_seeking: float = 0.0, ema: str = ""
+    conditioning: str, class_weight: float, mode_seeking: float = 0.0, changes: str = ""
 ) -> str:
     """The conditioning's name in the tables: with its class-loss weight where not 1, its
     mode-seeking weight where not 0 and its other changes to the preset's recipe
     (:func:`recipe_change`)."""
     name = conditioning if class_weight == 1 else f"{conditioning}, class weight {class_weight:g}"
     name = name if not mode_seeking else f"{name}, mode seeking {mode_seeking:g}"
-    return f"{name}, {ema}" if ema else name
+    return f"{name}, {changes}" if changes else name
 
 
 def recipe_change(train: TrainConfig, model: str) -> str:
     """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, then
     ``hinge loss`` and ``R1 γ 1`` where the loss and R1's weight are not; "" for none."""
-    preset = {**dataclasses.asdict(TrainConfig()), **preset_values(train.preset, model)}
+    preset = with_preset(TrainConfig(preset=train.preset), model)
     parts = []
-    if train.ema != preset["ema"] or train.ema_ramp != EMA_RAMP:
+    if train.ema != preset.ema or train.ema_ramp != preset.ema_ramp:
         parts.append(f"EMA {train.ema:g}, ramp {train.ema_ramp:g}")
-    if train.loss != preset["loss"]:
+    if train.loss != preset.loss:
         parts.append(f"{train.loss} loss")
-    if train.r1_gamma != preset["r1_gamma"]:
+    if train.r1_gamma != preset.r1_gamma:
         parts.append(f"R1 γ {train.r1_gamma:g}")
     return ", ".join(parts)
 
@@ -88,12 +88,12 @@ def recipe_change(train: TrainConfig, model: str) -> str:
 def suffix(args) -> str:
     """The run folder's name after the conditioning: ``-wW``, ``-msM``, ``-emaE-rR``,
     ``-LOSS`` and ``-r1gG`` where they apply."""
-    weight = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
-    ema = "" if args.ema is None else f"-ema{args.ema:g}"
-    ema += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
-    ema += "" if args.loss is None else f"-{args.loss}"
-    ema += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
-    return weight + ("" if not args.mode_seeking else f"-ms{args.mode_seeking:g}") + ema
+    name = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
+    name += "" if not args.mode_seeking else f"-ms{args.mode_seeking:g}"
+    name += "" if args.ema is None else f"-ema{args.ema:g}"
+    name += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
+    name += "" if args.loss is None else f"-{args.loss}"
+    return name + ("" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}")
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
