@@ -52,6 +52,8 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
         ema_ramp=args.ema_ramp,
         loss=train.loss if args.loss is None else args.loss,
         r1_gamma=train.r1_gamma if args.r1_gamma is None else args.r1_gamma,
+        lr=train.lr if args.lr is None else args.lr,
+        lr_d=train.lr_d if args.lr_d is None else args.lr_d,
     )
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
@@ -73,7 +75,8 @@ def variant(
 
 def recipe_change(train: TrainConfig, model: str) -> str:
     """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, then
-    ``hinge loss`` and ``R1 γ 1`` where the loss and R1's weight are not; "" for none."""
+    ``hinge loss``, ``R1 γ 1`` and ``lr 0.0003, D 0.0006`` where the loss, R1's weight and
+    the learning rates are not; "" for none."""
     preset = with_preset(TrainConfig(preset=train.preset), model)
     parts = []
     if train.ema != preset.ema or train.ema_ramp != preset.ema_ramp:
@@ -82,18 +85,22 @@ def recipe_change(train: TrainConfig, model: str) -> str:
         parts.append(f"{train.loss} loss")
     if train.r1_gamma != preset.r1_gamma:
         parts.append(f"R1 γ {train.r1_gamma:g}")
+    if train.lr != preset.lr or train.lr_d != preset.lr_d:
+        parts.append(f"lr {train.lr:g}, D {train.lr_d or train.lr:g}")
     return ", ".join(parts)
 
 
 def suffix(args) -> str:
     """The run folder's name after the conditioning: ``-wW``, ``-msM``, ``-emaE-rR``,
-    ``-LOSS`` and ``-r1gG`` where they apply."""
+    ``-LOSS``, ``-r1gG``, ``-lrL`` and ``-lrdL`` where they apply."""
     name = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
     name += "" if not args.mode_seeking else f"-ms{args.mode_seeking:g}"
     name += "" if args.ema is None else f"-ema{args.ema:g}"
     name += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
     name += "" if args.loss is None else f"-{args.loss}"
-    return name + ("" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}")
+    name += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
+    name += "" if args.lr is None else f"-lr{args.lr:g}"
+    return name + ("" if args.lr_d is None else f"-lrd{args.lr_d:g}")
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
@@ -239,6 +246,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--r1-gamma", type=float, default=None, help="R1's weight (default: preset's)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="G's learning rate (default: preset's)"
+    )
+    parser.add_argument(
+        "--lr-d", type=float, default=None, help="D's learning rate (default: preset's)"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)

@@ -163,7 +163,7 @@ def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0}
-    common.update(loss=None, r1_gamma=None)
+    common.update(loss=None, r1_gamma=None, lr=None, lr_d=None)
     plain = argparse.Namespace(**common, mode_seeking=0.0, ema=None, ema_ramp=10.0)
     wide = argparse.Namespace(**common, mode_seeking=0.0, ema=0.9999, ema_ramp=2.0)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
@@ -182,7 +182,8 @@ def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so(
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
-              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0}  # fmt: skip
+              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "lr": None,
+              "lr_d": None}  # fmt: skip
     plain = argparse.Namespace(**common, loss=None, r1_gamma=None)
     moved = argparse.Namespace(**common, loss="hinge", r1_gamma=1.0)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
@@ -197,6 +198,32 @@ def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so(
     # the MLP's preset has no R1: a weight given there is a change too
     mlp = bench.run_config("mlp", "improved", "dual", 0, moved)
     assert bench.recipe_change(mlp.train, "mlp") == "hinge loss, R1 γ 1"
+
+
+def test_the_conditional_runs_take_learning_rates_of_their_own_and_say_so():
+    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
+              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "loss": None,
+              "r1_gamma": None}  # fmt: skip
+    plain = argparse.Namespace(**common, lr=None, lr_d=None)
+    slower = argparse.Namespace(**common, lr=3e-4, lr_d=6e-4)
+    g_only = argparse.Namespace(**common, lr=1e-3, lr_d=None)
+    base = bench.run_config("cnn", "improved", "projection", 0, plain)
+    config = bench.run_config("cnn", "improved", "projection", 0, slower)
+    assert (base.train.lr, base.train.lr_d) == (6e-4, 1.2e-3)  # the preset's, unchanged
+    assert (config.train.lr, config.train.lr_d) == (3e-4, 6e-4)
+    assert dataclasses.replace(config.train, lr=6e-4, lr_d=1.2e-3) == base.train
+    assert bench.suffix(slower) == "-lr0.0003-lrd0.0006"
+    assert bench.suffix(g_only) == "-lr0.001"
+    name = bench.variant("projection", 1.0, 0.0, bench.recipe_change(config.train, "cnn"))
+    assert name == "projection, lr 0.0003, D 0.0006"
+    only = bench.run_config("cnn", "improved", "projection", 0, g_only).train
+    assert (only.lr, only.lr_d) == (1e-3, 1.2e-3)  # D keeps the preset's rate
+    # the MLP's preset has no D rate of its own: D's rate is G's
+    mlp = bench.run_config("mlp", "improved", "dual", 0, g_only)
+    assert bench.recipe_change(mlp.train, "mlp") == "lr 0.001, D 0.001"
 
 
 def test_the_methods_keep_target_is_counted_from_the_rows():
