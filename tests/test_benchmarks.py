@@ -124,10 +124,24 @@ def test_the_mlp_targets_ask_for_recall_too(presets):
     assert presets._verdict("mlp", 0.54, 13.0, 0.02, 3) == "met"
 
 
-def test_the_conditional_table_is_computed_from_the_results():
+def _conditional_bench():
     spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _screen_args(**changes):
+    """benchmarks/conditional.py's arguments for a 10-epoch CPU run, its defaults but
+    ``changes``."""
+    defaults = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
+                "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "loss": None,
+                "r1_gamma": None, "lr": None, "lr_d": None}  # fmt: skip
+    return argparse.Namespace(**{**defaults, **changes})
+
+
+def test_the_conditional_table_is_computed_from_the_results():
+    bench = _conditional_bench()
 
     def result(cond, seed, fid, agree, seconds):
         per_class = [agree] * 10
@@ -159,13 +173,9 @@ def test_the_conditional_table_is_computed_from_the_results():
 
 
 def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
-    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0}
-    common.update(loss=None, r1_gamma=None, lr=None, lr_d=None)
-    plain = argparse.Namespace(**common, mode_seeking=0.0, ema=None, ema_ramp=10.0)
-    wide = argparse.Namespace(**common, mode_seeking=0.0, ema=0.9999, ema_ramp=2.0)
+    bench = _conditional_bench()
+    plain = _screen_args()
+    wide = _screen_args(ema=0.9999, ema_ramp=2.0)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
     config = bench.run_config("cnn", "improved", "projection", 0, wide)
     assert (base.train.ema, base.train.ema_ramp) == (0.999, 10.0)  # the preset's, unchanged
@@ -178,14 +188,9 @@ def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
 
 
 def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so():
-    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
-              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "lr": None,
-              "lr_d": None}  # fmt: skip
-    plain = argparse.Namespace(**common, loss=None, r1_gamma=None)
-    moved = argparse.Namespace(**common, loss="hinge", r1_gamma=1.0)
+    bench = _conditional_bench()
+    plain = _screen_args()
+    moved = _screen_args(loss="hinge", r1_gamma=1.0)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
     config = bench.run_config("cnn", "improved", "projection", 0, moved)
     assert (base.train.loss, base.train.r1_gamma) == ("bce", 3.0)  # the preset's, unchanged
@@ -201,15 +206,10 @@ def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so(
 
 
 def test_the_conditional_runs_take_learning_rates_of_their_own_and_say_so():
-    spec = importlib.util.spec_from_file_location("cond_bench", ROOT / "benchmarks/conditional.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    common = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
-              "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "loss": None,
-              "r1_gamma": None}  # fmt: skip
-    plain = argparse.Namespace(**common, lr=None, lr_d=None)
-    slower = argparse.Namespace(**common, lr=3e-4, lr_d=6e-4)
-    g_only = argparse.Namespace(**common, lr=1e-3, lr_d=None)
+    bench = _conditional_bench()
+    plain = _screen_args()
+    slower = _screen_args(lr=3e-4, lr_d=6e-4)
+    g_only = _screen_args(lr=1e-3)
     base = bench.run_config("cnn", "improved", "projection", 0, plain)
     config = bench.run_config("cnn", "improved", "projection", 0, slower)
     assert (base.train.lr, base.train.lr_d) == (6e-4, 1.2e-3)  # the preset's, unchanged
