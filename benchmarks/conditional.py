@@ -10,7 +10,8 @@ class-balanced for a conditional run: FID, label agreement overall and per class
 FID) and, for the conditionings named by ``--cas``, the Classification Accuracy Score. One JSON
 line per run goes to OUT/results.jsonl; ``--table`` prints docs/conditional.md's tables from
 it: mean ± std over the seeds, each variant's seconds per epoch against the unconditional run
-of the same preset and seeds, and the per-class agreement of each variant. ``--grids`` also
+of the same preset, seeds and changes to the preset's recipe (``--lr`` and the like), and the
+per-class agreement of each variant. ``--grids`` also
 writes OUT/grids/RUN.png: 8 latent vectors of seed 0, one row per class (a row for an
 unconditional run), the figures of docs/conditional.md. Seconds per
 epoch are part of the result: run it alone on the machine (or with OMP_NUM_THREADS=1 beside
@@ -110,6 +111,7 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
     record = run.find_evaluation(**wanted)
     if record is None or (cas and "cas" not in record):
         record = evaluation.evaluate_run(run, n=n, seed=0, cas=cas, progress=True)
+    changes = recipe_change(config.train, config.model.name)
     return {
         "model": config.model.name,
         "preset": config.train.preset,
@@ -117,8 +119,9 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
             config.model.conditioning,
             config.train.class_weight,
             config.train.mode_seeking,
-            recipe_change(config.train, config.model.name),
+            changes,
         ),
+        "changes": changes,
         "class_weight": config.train.class_weight,
         "mode_seeking": config.train.mode_seeking,
         "ema": config.train.ema,
@@ -150,6 +153,14 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _unconditional(groups: dict[tuple, list[dict]], model: str, preset: str, row: dict):
+    """The unconditional runs a variant's seconds are set against: those with the same
+    changes to the preset's recipe (``lr 0.0008, D 0.0008``); a result line written before
+    the lines said their changes is set against the preset's own unconditional runs."""
+    changes = row.get("changes", "")
+    return groups.get((model, preset, f"none, {changes}" if changes else "none"), [])
+
+
 def table(results: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in results:
@@ -162,11 +173,11 @@ def table(results: list[dict]) -> str:
     ]
     for (model, preset, cond), rows in sorted(groups.items()):
         seeds = sorted(r["seed"] for r in rows)
-        plain = [r for r in groups.get((model, preset, "none"), []) if r["seed"] in seeds]
+        plain = [r for r in _unconditional(groups, model, preset, rows[0]) if r["seed"] in seeds]
         speed = statistics.mean(r["seconds_per_epoch"] for r in rows)
         ratio = (
             f"{speed / statistics.mean(r['seconds_per_epoch'] for r in plain):.2f}"
-            if plain and cond != "none"
+            if plain and cond.split(",")[0] != "none"
             else "–"
         )
         cells = [_mean_std([r.get(k) for r in rows]) for k in KEYS]

@@ -172,6 +172,26 @@ def test_the_conditional_table_is_computed_from_the_results():
     )
 
 
+def test_a_variant_s_seconds_are_set_against_the_unconditional_runs_of_its_own_recipe():
+    bench = _conditional_bench()
+
+    def result(cond, changes, seconds):
+        name = f"{cond}, {changes}" if changes else cond
+        return {"model": "mlp", "preset": "improved", "conditioning": name, "changes": changes,
+                "seed": 26, "seconds_per_epoch": seconds, "device": "cpu", "precision": "fp32",
+                "threads": 1, "cpu": "x"}  # fmt: skip
+
+    faster = "lr 0.0008, D 0.0008"
+    results = [result("none", "", 2.0), result("none", faster, 4.0),
+               result("dual", "", 3.0), result("dual", faster, 5.0)]  # fmt: skip
+    rows = {line.split(" | ")[2]: line for line in bench.table(results).splitlines()[2:6]}
+    assert rows["dual"].endswith("| 3.0 | 1.50 |")  # against the preset's own none, 2.0 s
+    assert rows[f"dual, {faster}"].endswith("| 5.0 | 1.25 |")  # against none at its rates
+    assert rows[f"none, {faster}"].endswith("| 4.0 | – |")  # not against itself
+    old = {k: v for k, v in result("dual", faster, 5.0).items() if k != "changes"}
+    assert bench.table([results[0], old]).splitlines()[2].endswith("| 5.0 | 2.50 |")
+
+
 def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
     bench = _conditional_bench()
     plain = _screen_args()
