@@ -157,8 +157,7 @@ def _unconditional(groups: dict[tuple, list[dict]], model: str, preset: str, row
     """The unconditional runs a variant's seconds are set against: those with the same
     changes to the preset's recipe (``lr 0.0008, D 0.0008``); a result line written before
     the lines said their changes is set against the preset's own unconditional runs."""
-    changes = row.get("changes", "")
-    return groups.get((model, preset, f"none, {changes}" if changes else "none"), [])
+    return groups.get((model, preset, variant("none", 1.0, 0.0, row.get("changes", ""))), [])
 
 
 def table(results: list[dict]) -> str:
