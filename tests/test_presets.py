@@ -72,6 +72,27 @@ def test_the_improved_preset_is_defined_where_it_was_measured():
         assert (run.epochs, run.batch_size, run.beta1, run.beta2) == (10, 64, 0.5, 0.999)
 
 
+def test_the_conditional_preset_is_the_command_measured_on_fresh_seeds():
+    """`--preset conditional` trains what docs/conditional.md measured on seeds 29-31 as
+    `--preset improved --lr 0.0008 --lr-d 0.0008 --ema 0.9999 --ema-ramp 4` (the MLP's dual D);
+    it has no CNN recipe, and says so in one line."""
+    from ganscope.config import ModelConfig, RunConfig
+    from ganscope.trainer import plan_config
+
+    def planned(preset: str, **flags) -> TrainConfig:
+        train = dataclasses.replace(TrainConfig(preset=preset), **flags)
+        config = RunConfig(model=ModelConfig("mlp", conditioning="dual"), train=train)
+        return plan_config(config, given=flags).train
+
+    measured = planned("improved", lr=8e-4, lr_d=8e-4, ema=0.9999, ema_ramp=4.0)
+    chosen = planned("conditional")
+    assert dataclasses.replace(chosen, preset="improved") == measured
+    assert presets.recipe_name(chosen, "mlp") == "conditional"
+    assert presets.recipe_name(measured, "mlp") == "custom"
+    with pytest.raises(GanscopeError, match="conditional preset has no recipe for the cnn GAN"):
+        presets.with_preset(TrainConfig(preset="conditional"), "cnn")
+
+
 def test_the_help_names_each_preset_as_flags_the_cli_takes(capsys):
     """`--preset`'s help spells each preset's recipe as flags, and those flags parse back
     into the preset's values."""

@@ -126,8 +126,9 @@ class TrainConfig:
     preset: str = option(
         "seed",
         "training recipe: seed (the report's networks, Adam, lr and epochs; its betas and "
-        "batch are ganscope's choice) or improved (docs/presets.md); the technique flags "
-        "below override its parts",
+        "batch are ganscope's choice), improved (docs/presets.md) or conditional (the MLP "
+        "recipe measured best with --conditional dual, docs/conditional.md); the technique "
+        "flags below override its parts",
         choices=PRESET_NAMES,
         detail=preset_recipes,
     )
