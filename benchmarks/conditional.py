@@ -11,7 +11,8 @@ FID) and, for the conditionings named by ``--cas``, the Classification Accuracy 
 line per run goes to OUT/results.jsonl; ``--table`` prints docs/conditional.md's tables from
 it: mean ± std over the seeds, each variant's seconds per epoch against the unconditional run
 of the same preset, seeds and changes to the preset's recipe (``--lr`` and the like), and the
-per-class agreement of each variant. ``--grids`` also
+per-class agreement of each variant (and its per-class CAS where it was scored), then each
+CAS-scored variant's CAS per class beside the classifier's accuracy on real images. ``--grids`` also
 writes OUT/grids/RUN.png: 8 latent vectors of seed 0, one row per class (a row for an
 unconditional run), the figures of docs/conditional.md. Seconds per
 epoch are part of the result: run it alone on the machine (or with OMP_NUM_THREADS=1 beside
@@ -36,6 +37,8 @@ from ganscope.objective import EMA_RAMP
 from ganscope.presets import with_preset
 from ganscope.reproduce import ensure_trained
 
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+           "Sneaker", "Bag", "Ankle boot")  # fmt: skip
 KEYS = (
     "fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "class_precision",
     "class_recall", "cas",
@@ -140,6 +143,7 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
         "intra_fid_per_class": record.get("intra_fid_per_class"),
         "class_precision_per_class": record.get("class_precision_per_class"),
         "class_recall_per_class": record.get("class_recall_per_class"),
+        "cas_per_class": record.get("cas_per_class"),
         "cas_real": record.get("cas_real"),
     }
 
@@ -194,6 +198,38 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cas_table(results: list[dict]) -> str:
+    """Each variant's CAS per class (mean over its seeds with a per-class CAS), beside the
+    shipped classifier's accuracy on each class's real test images: which garments a
+    classifier trained on generated images misses. "" when no line has a per-class CAS."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        if r.get("cas_per_class"):
+            groups.setdefault((r["model"], r["preset"], r["conditioning"]), []).append(r)
+    if not groups:
+        return ""
+    first = next(iter(groups.values()))[0]
+    real, real_cas = first["classifier_accuracy_per_class"], first.get("cas_real")
+    lines = [
+        "| network | preset | conditioning | seeds | CAS | " + " | ".join(CLASSES) + " |",
+        "|---|---|---|---|---|" + "---|" * len(CLASSES),
+        "| – | – | real images (the shipped classifier) | – | "
+        + (f"{real_cas:.3f}" if real_cas is not None else "–")
+        + " | "
+        + " | ".join(f"{a:.3f}" for a in real)
+        + " |",
+    ]
+    for (model, preset, cond), rows in sorted(groups.items()):
+        cells = [statistics.mean(column) for column in zip(*(r["cas_per_class"] for r in rows))]
+        lines.append(
+            f"| {model} | {preset} | {cond} | {','.join(str(r['seed']) for r in rows)} | "
+            f"{statistics.mean(r['cas'] for r in rows):.3f} | "
+            + " | ".join(f"{a:.3f}" for a in cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def per_class(results: list[dict], model: str, preset: str, cond: str) -> str:
     rows = [
         r
@@ -203,23 +239,21 @@ def per_class(results: list[dict], model: str, preset: str, cond: str) -> str:
     ]
     if not rows:
         return ""
-    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
     lines = [
         f"{model}, {preset} preset, {cond}: per class, mean over seeds "
         f"{','.join(str(r['seed']) for r in rows)}",
         "",
         "| class | label agreement | classifier on real images | gap | intra-class FID | "
-        "class precision | class recall |",
-        "|---|---|---|---|---|---|---|",
+        "class precision | class recall | CAS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for c, name in enumerate(classes):
+    for c, name in enumerate(CLASSES):
         agree = statistics.mean(r["label_agreement_per_class"][c] for r in rows)
         real = rows[0]["classifier_accuracy_per_class"][c]
         intra = statistics.mean(r["intra_fid_per_class"][c] for r in rows)
-        manifold = [
-            _mean_std([(r.get(f"class_{key}_per_class") or [None] * 10)[c] for r in rows])
-            for key in ("precision", "recall")
+        manifold = [  # lines written before a key was recorded: "–"
+            _mean_std([(r.get(key) or [None] * 10)[c] for r in rows])
+            for key in ("class_precision_per_class", "class_recall_per_class", "cas_per_class")
         ]
         lines.append(
             f"| {name} | {agree:.3f} | {real:.3f} | {real - agree:+.3f} | {intra:.2f} | "
@@ -293,6 +327,8 @@ def main() -> None:
     for model, preset, cond in sorted(v for v in variants if v[2] != "none"):
         print()
         print(per_class(results, model, preset, cond))
+    if cas := cas_table(results):
+        print(f"\nCAS per class, mean over each variant's seeds:\n\n{cas}")
 
 
 if __name__ == "__main__":

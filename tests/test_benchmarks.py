@@ -153,6 +153,7 @@ def test_the_conditional_table_is_computed_from_the_results():
             "classifier_accuracy_per_class": [0.9] * 10, "intra_fid_per_class": [5.0] * 10,
             "class_precision": agree, "class_precision_per_class": per_class,
             "class_recall": None, "class_recall_per_class": None,
+            "cas_per_class": [agree - 0.1] * 10 if cond != "none" else None,
             "device": "cpu", "precision": "fp32", "threads": 1, "cpu": "x",
         }  # fmt: skip
 
@@ -167,9 +168,48 @@ def test_the_conditional_table_is_computed_from_the_results():
     assert "| 3,4 | 21.000 ± 1.414 | 0.700 ± 0.141 |" in row
     assert row.endswith("| 2.4 | 1.20 |")  # 2.4 s against the unconditional 2.0 s
     assert "| 3,4 | 21.000 ± 1.414 | 0.700 ± 0.141 | – | – | 0.700 ± 0.141 | – | – |" in row
-    assert "| 0.700 | 0.900 | +0.200 | 5.00 | 0.700 ± 0.141 | – |" in bench.per_class(
+    # the per-class CAS, mean ± std over the seeds (0.5 and 0.7); a line without it: "–"
+    assert "| 0.700 | 0.900 | +0.200 | 5.00 | 0.700 ± 0.141 | – | 0.600 ± 0.141 |" in (
+        bench.per_class(results, "mlp", "seed", "projection")
+    )
+    for line in results:
+        del line["cas_per_class"]
+    assert "| 0.700 | 0.900 | +0.200 | 5.00 | 0.700 ± 0.141 | – | – |" in bench.per_class(
         results, "mlp", "seed", "projection"
     )
+
+
+def test_the_cas_table_sets_each_variant_s_classes_beside_the_classifier_on_real_images():
+    """One row per variant with a per-class CAS (mean over its seeds), under the shipped
+    classifier's own accuracy per class; lines without one are left out, and with none the
+    table is empty."""
+    bench = _conditional_bench()
+    real = [0.9] * 6 + [0.78] + [0.95] * 3
+
+    def line(cond, seed, cas, shirts):
+        per_class = None if cas is None else [cas] * 6 + [shirts] + [cas] * 3
+        return {
+            "model": "cnn", "preset": "improved", "conditioning": cond, "seed": seed,
+            "cas": cas, "cas_per_class": per_class, "cas_real": 0.93,
+            "classifier_accuracy_per_class": real,
+        }  # fmt: skip
+
+    results = [
+        line("dual", 6, 0.8, 0.3),
+        line("dual", 7, 0.9, 0.5),
+        line("projection", 3, None, None),  # evaluated without --cas
+    ]
+    rows = bench.cas_table(results).splitlines()
+    assert rows[2].startswith("| – | – | real images (the shipped classifier) | – | 0.930 | 0.900")
+    assert "| 0.780 |" in rows[2]
+    assert (
+        rows[3]
+        == "| cnn | improved | dual | 6,7 | 0.850 | "
+        + " | ".join(["0.850"] * 6 + ["0.400"] + ["0.850"] * 3)
+        + " |"
+    )
+    assert len(rows) == 4  # no row for the variant without a CAS
+    assert bench.cas_table(results[2:]) == ""
 
 
 def test_a_variant_s_seconds_are_set_against_the_unconditional_runs_of_its_own_recipe():
