@@ -79,8 +79,8 @@ def variant(
 
 def recipe_change(train: TrainConfig, model: str) -> str:
     """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, then
-    ``hinge loss``, ``R1 γ 1`` and ``lr 0.0003, D 0.0006`` where the loss, R1's weight and
-    the learning rates are not; "" for none."""
+    ``hinge loss``, ``R1 γ 1``, ``lr 0.0003, D 0.0006`` and ``20 epochs`` where the loss, R1's
+    weight, the learning rates and the epochs are not; "" for none."""
     preset = with_preset(TrainConfig(preset=train.preset), model)
     parts = []
     if train.ema != preset.ema or train.ema_ramp != preset.ema_ramp:
@@ -91,12 +91,14 @@ def recipe_change(train: TrainConfig, model: str) -> str:
         parts.append(f"R1 γ {train.r1_gamma:g}")
     if train.lr != preset.lr or train.lr_d != preset.lr_d:
         parts.append(f"lr {train.lr:g}, D {train.lr_d or train.lr:g}")
+    if train.epochs != preset.epochs:  # outside the issue's 10 epochs: another recipe
+        parts.append(f"{train.epochs} epochs")
     return ", ".join(parts)
 
 
 def suffix(args) -> str:
     """The run folder's name after the conditioning: ``-wW``, ``-msM``, ``-emaE-rR``,
-    ``-LOSS``, ``-r1gG``, ``-lrL`` and ``-lrdL`` where they apply."""
+    ``-LOSS``, ``-r1gG``, ``-lrL``, ``-lrdL`` and ``-eEPOCHS`` where they apply."""
     name = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
     name += "" if not args.mode_seeking else f"-ms{args.mode_seeking:g}"
     name += "" if args.ema is None else f"-ema{args.ema:g}"
@@ -104,7 +106,8 @@ def suffix(args) -> str:
     name += "" if args.loss is None else f"-{args.loss}"
     name += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
     name += "" if args.lr is None else f"-lr{args.lr:g}"
-    return name + ("" if args.lr_d is None else f"-lrd{args.lr_d:g}")
+    name += "" if args.lr_d is None else f"-lrd{args.lr_d:g}"
+    return name + ("" if args.epochs == TrainConfig.epochs else f"-e{args.epochs}")
 
 
 def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:

@@ -286,6 +286,22 @@ def test_the_conditional_runs_take_learning_rates_of_their_own_and_say_so():
     assert bench.recipe_change(mlp.train, "mlp") == "lr 0.001, D 0.001"
 
 
+def test_a_longer_run_is_a_recipe_of_its_own_in_its_name_and_its_folder():
+    """Runs past the issue's 10 epochs are named apart from the 10-epoch ones: the table's
+    variant and the run folder (which would otherwise be reused for the other length)."""
+    bench = _conditional_bench()
+    longer = _screen_args(epochs=20, class_weight=0.3)
+    config = bench.run_config("cnn", "improved", "dual", 0, longer)
+    assert config.train.epochs == 20
+    assert bench.recipe_change(config.train, "cnn") == "20 epochs"
+    assert bench.suffix(longer) == "-w0.3-e20"
+    plain = bench.run_config("cnn", "improved", "dual", 0, _screen_args(class_weight=0.3))
+    assert bench.recipe_change(plain.train, "cnn") == "" and bench.suffix(_screen_args()) == ""
+    both = _screen_args(epochs=20, lr=1e-3)
+    changed = bench.run_config("mlp", "improved", "dual", 0, both).train
+    assert bench.recipe_change(changed, "mlp") == "lr 0.001, D 0.001, 20 epochs"
+
+
 def test_the_methods_keep_target_is_counted_from_the_rows():
     spec = importlib.util.spec_from_file_location("methods_bench", ROOT / "benchmarks/methods.py")
     module = importlib.util.module_from_spec(spec)
