@@ -32,13 +32,13 @@ import torch
 
 from ganscope import atomic, evaluation, runs
 from ganscope.config import LOSSES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganscope.data import get_dataset
 from ganscope.gallery import same_z_png
 from ganscope.objective import EMA_RAMP
 from ganscope.presets import with_preset
 from ganscope.reproduce import ensure_trained
 
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-           "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+CLASSES = get_dataset("fashion-mnist").classes  # the per-class tables' rows and columns
 KEYS = (
     "fid", "label_agreement", "label_agreement_worst_gap", "intra_fid", "class_precision",
     "class_recall", "cas",
@@ -167,10 +167,16 @@ def _unconditional(groups: dict[tuple, list[dict]], model: str, preset: str, row
     return groups.get((model, preset, variant("none", 1.0, 0.0, row.get("changes", ""))), [])
 
 
-def table(results: list[dict]) -> str:
+def _by_variant(results: list[dict]) -> dict[tuple, list[dict]]:
+    """Result lines grouped by (model, preset, conditioning), in order."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["model"], r["preset"], r["conditioning"]), []).append(r)
+    return groups
+
+
+def table(results: list[dict]) -> str:
+    groups = _by_variant(results)
     lines = [
         "| network | preset | conditioning | seeds | FID ↓ | label agreement ↑ | worst class "
         "gap ↓ | intra-class FID ↓ | class precision ↑ | class recall ↑ | CAS ↑ | s/epoch | "
@@ -205,10 +211,7 @@ def cas_table(results: list[dict]) -> str:
     """Each variant's CAS per class (mean over its seeds with a per-class CAS), beside the
     shipped classifier's accuracy on each class's real test images: which garments a
     classifier trained on generated images misses. "" when no line has a per-class CAS."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in results:
-        if r.get("cas_per_class"):
-            groups.setdefault((r["model"], r["preset"], r["conditioning"]), []).append(r)
+    groups = _by_variant([r for r in results if r.get("cas_per_class")])
     if not groups:
         return ""
     first = next(iter(groups.values()))[0]
@@ -255,7 +258,7 @@ def per_class(results: list[dict], model: str, preset: str, cond: str) -> str:
         real = rows[0]["classifier_accuracy_per_class"][c]
         intra = statistics.mean(r["intra_fid_per_class"][c] for r in rows)
         manifold = [  # lines written before a key was recorded: "–"
-            _mean_std([(r.get(key) or [None] * 10)[c] for r in rows])
+            _mean_std([(r.get(key) or [None] * len(CLASSES))[c] for r in rows])
             for key in ("class_precision_per_class", "class_recall_per_class", "cas_per_class")
         ]
         lines.append(
