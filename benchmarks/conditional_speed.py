@@ -1,12 +1,13 @@
 """What the label costs per training step: each conditioning against the unconditional GAN.
 
     python benchmarks/conditional_speed.py [--models mlp cnn] [--steps 200] [--repeats 3] \
-        [--preset seed] [--device cpu] [--data-dir DIR] [--count-ops | --epochs N]
+        [--preset seed] [--device cpu] [--data-dir DIR] [--conditionings none dual ...] \
+        [--count-ops | --epochs N]
 
 For each network, the training step of every conditioning (none, concat, projection, acgan, dual,
-tac, adc) is timed on the same real batches: ``steps`` steps per trial after a warm-up, trials
-taken in turns (so a slower moment of the machine hits every variant alike), the median per
-variant.
+tac, adc; ``--conditionings`` picks some, the unconditional one always among them) is timed
+on the same real batches: ``steps`` steps per trial after a warm-up, trials taken in turns
+(so a slower moment of the machine hits every variant alike), the median per variant.
 Prints images per second and the ratio of seconds per step to the unconditional step's (the
 issue's target: at most 1.2x). Run it alone on the machine.
 
@@ -90,10 +91,10 @@ def variant_config(model: str, cond: str, args, epochs: int = 10) -> RunConfig:
 def time_epochs(model: str, split: Split, args) -> dict[str, list[float]]:
     """Every variant's epoch seconds over ``args.repeats`` runs of ``args.epochs`` epochs,
     the variants in turns."""
-    seconds: dict[str, list[float]] = {cond: [] for cond in CONDITIONINGS}
+    seconds: dict[str, list[float]] = {cond: [] for cond in args.conditionings}
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
-            for cond in CONDITIONINGS:
+            for cond in args.conditionings:
                 config = variant_config(model, cond, args, epochs=args.epochs)
                 folder = Path(scratch) / f"{model}-{cond}-{repeat}"
                 seconds[cond] += epoch_seconds(config, split, folder)
@@ -117,9 +118,17 @@ def main() -> None:
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--conditionings",
+        nargs="+",
+        default=list(CONDITIONINGS),
+        choices=CONDITIONINGS,
+        help="the variants to measure (default: all); the unconditional one is always added",
+    )
     parser.add_argument("--count-ops", action="store_true", help="count operator calls per step")
     parser.add_argument("--epochs", type=int, default=0, help="time real runs of N epochs")
     args = parser.parse_args()
+    args.conditionings = ["none", *(c for c in args.conditionings if c != "none")]
     device = resolve_device(args.device)
     args.device = str(device)  # every variant's config names the device it runs on
     split = load_split("fashion-mnist", "train", args.data_dir, progress=False)
@@ -134,7 +143,7 @@ def main() -> None:
             print_epochs(model, time_epochs(model, split, args))
             continue
         steps = {}
-        for cond in CONDITIONINGS:
+        for cond in args.conditionings:
             state = init_state(variant_config(model, cond, args), device)
             labels = real_labels if cond != "none" else None
             step = make_step(state, images, device, labels=labels)

@@ -61,13 +61,15 @@ def test_the_label_reaches_both_networks(model, conditioning):
     if conditioning in ("acgan", "dual", "tac", "adc"):  # D names the class: so its loss
         from ganscope.objective import class_loss
 
-        logits = D(images, shoes)[:, 1:11]
+        logit, class_logits = D(images, shoes)  # two tensors: the logit, the class logits
+        assert logit.shape == (4, 1)
+        assert class_logits.shape == (4, 20 if conditioning in ("tac", "adc") else 10)
+        logits = class_logits[:, :10]
         assert class_loss(logits, shoes) != class_loss(logits, shirts)
-        assert D(images, shoes).shape == (4, 21 if conditioning in ("tac", "adc") else 11)
     if conditioning == "dual":  # ... and is also told it, by projection
-        assert not torch.allclose(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
+        assert not torch.allclose(D(images, shoes)[0], D(images, shirts)[0])
     elif conditioning in ("acgan", "tac", "adc"):
-        assert torch.equal(D(images, shoes)[:, :1], D(images, shirts)[:, :1])
+        assert torch.equal(D(images, shoes)[0], D(images, shirts)[0])
     else:  # D is told the class: the label changes its score
         assert not torch.allclose(D(images, shoes), D(images, shirts))
         assert D(images, shoes).shape == (4, 1)
@@ -134,14 +136,19 @@ def test_the_dual_d_computes_no_class_logits_it_does_not_learn_from(conditioning
     on generated images asks for the logit only, and it is the first column of the full one."""
     state = init_state(_config("mlp", conditioning, epochs=1), torch.device("cpu"))
     D, widths_seen = state.discriminator, []
-    D.register_forward_hook(lambda module, args, out: widths_seen.append(out.shape[1]))
+    D.register_forward_hook(lambda module, args, out: widths_seen.append(_joined(out).shape[1]))
     labels, real = torch.arange(8) % 10, torch.rand(8, 1, 28, 28) * 2 - 1
     training.train_step(state, real, torch.randn(8, 100), real_labels=labels, fake_labels=labels)
     assert widths_seen == widths
     D.eval()
     with torch.no_grad():
         full, logit = D(real, labels), D(real, labels, classify=False)
-    assert logit.shape == (8, 1) and torch.equal(logit, full[:, :1])
+    assert logit.shape == (8, 1) and torch.equal(logit, full[0])
+
+
+def _joined(out):
+    """D's output as one tensor: the logit, then the class logits where D has them."""
+    return torch.cat(out, 1) if isinstance(out, tuple) else out
 
 
 def _one_step_and_its_recomputation(conditioning, d_terms, g_terms, weight=0.7):
@@ -163,10 +170,10 @@ def _one_step_and_its_recomputation(conditioning, d_terms, g_terms, weight=0.7):
     stats = training.train_step(state, real, z, real_labels=real_labels, fake_labels=fake_labels)
     with torch.no_grad():
         fake = G(z, fake_labels)
-        on_real, on_fake = D(real, real_labels), D(fake, fake_labels)
+        on_real, on_fake = _joined(D(real, real_labels)), _joined(D(fake, fake_labels))
         loss_D = objective.d_loss(state.train, on_real[:, :1], on_fake[:, :1])
         loss_D += weight * d_terms(on_real, on_fake, real_labels, fake_labels)
-        for_G = state.discriminator(fake, fake_labels)  # D after its update
+        for_G = _joined(state.discriminator(fake, fake_labels))  # D after its update
         loss_G = objective.g_loss(state.train, for_G[:, :1])
         loss_G += weight * g_terms(for_G, fake_labels)
     return (stats[0].item(), stats[1].item()), (loss_D.item(), loss_G.item())

@@ -36,10 +36,10 @@ def torchrun(*args, nproc=2, script=None, timeout=240):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def one_process(tmp_path, fashion_dir, name, model, limit, epochs=1, **train):
+def one_process(tmp_path, fashion_dir, name, model, limit, epochs=1, conditioning="none", **train):
     config = RunConfig(
         DataConfig(data_dir=str(fashion_dir), limit=limit),
-        ModelConfig(model),
+        ModelConfig(model, conditioning=conditioning),
         TrainConfig(epochs=epochs, device="cpu", precision="fp32", **train),
     )
     split = load_split("fashion-mnist", "train", fashion_dir, limit=limit, progress=False)
@@ -65,9 +65,15 @@ def steps(run):
     return [[r[key] for key in STATS] for r in run.metrics("step")]
 
 
-def test_two_ranks_train_the_mlp_of_one_process_and_write_the_folder_once(tmp_path, fashion_dir):
-    reference = one_process(tmp_path, fashion_dir, "one", "mlp", 1280)  # 20 steps of 64
-    run, result = two_ranks(tmp_path, fashion_dir, "two", "mlp", 1280)
+@pytest.mark.parametrize("conditioning", ["none", "dual"])  # dual: D returns two tensors
+def test_two_ranks_train_the_mlp_of_one_process_and_write_the_folder_once(
+    tmp_path, fashion_dir, conditioning
+):
+    reference = one_process(tmp_path, fashion_dir, "one", "mlp", 1280, conditioning=conditioning)
+    run, result = two_ranks(  # 20 steps of 64
+        tmp_path, fashion_dir, "two", "mlp", 1280, "--conditional", conditioning
+    )
+    assert run.config.model.conditioning == conditioning
     expected, got = reference.load_checkpoint(), run.load_checkpoint()
     for net in ("generator", "discriminator"):
         assert largest_difference(expected[net], got[net]) <= 1e-5, net

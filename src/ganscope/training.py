@@ -102,10 +102,8 @@ def _judge(
     (else None)."""
     if labels is None:
         return D(images), None
-    out = D(images, labels, classify=classify)  # (B, 1), (B, 1 + C): ACGAN, dual; TAC 1 + 2C
-    if out.shape[1] == 1:  # no class logits: the logit as it is (a slice costs its backward)
-        return out, None
-    return out[:, :1], out[:, 1:]
+    out = D(images, labels, classify=classify)  # (B, 1), or the pair with the class logits
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def _d_class_terms(

@@ -35,10 +35,12 @@ would move the label's share of a layer's input 10-28x slower than z's or the pi
 seed 0 the MLP concat GAN's label agreement went from 0.20 to 0.66 with it (docs/conditional.md).
 
 Both networks are called as ``G(z, labels)`` and ``D(images, labels)`` with ``labels`` int64
-``(B,)``. D returns ``(B, 1)`` logits, for ``acgan`` and ``dual`` ``(B, 1 + C)``: the
-logit, then the class logits, and for ``tac`` and ``adc`` ``(B, 1 + 2C)``: the logit, then
-TAC's classifier's class logits and its twin's, or ADC's 2C, the real halves first (one
-tensor, so that DistributedDataParallel and CUDA graphs see one output).
+``(B,)``. D returns ``(B, 1)`` logits; ``acgan`` and ``dual`` return the pair ``(logits,
+class_logits)``, the class logits ``(B, C)``, and ``tac`` and ``adc`` the pair with ``(B, 2C)``:
+TAC's classifier's class logits and its twin's, or ADC's 2C, the real halves first. Two
+tensors, not one joined: on the MLP the join and the slices that took it apart again (and
+their backward) were a fifth of what the dual D added to a training step
+(docs/conditional.md, "What the label costs").
 """
 
 from __future__ import annotations
@@ -111,9 +113,10 @@ class ConditionalDiscriminator(nn.Module):
 
     def forward(
         self, images: torch.Tensor, labels: torch.Tensor, classify: bool = True
-    ) -> torch.Tensor:
-        """``classify=False``: the logit only, without the class logits of ``acgan`` and
-        ``dual`` (the dual D's update on generated images, which has no class loss)."""
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logits ``(B, 1)``, and for a D that names the class the pair ``(logits,
+        class_logits)``; ``classify=False``: the logits only, without the class logits (the
+        dual D's update on generated images, which has no class loss)."""
         onehot = None
         if self.conditioning == "concat":
             onehot = self.net.label_scale * F.one_hot(labels, self.num_classes)  # (B, C)
@@ -125,10 +128,10 @@ class ConditionalDiscriminator(nn.Module):
             logits = logits + (chosen * h).sum(1, keepdim=True)  # (B, 1)
         if not classify:
             return logits
-        if self.conditioning == "dual":  # the same class vectors name the class: (B, 1 + C)
-            return torch.cat([logits, h @ vectors.to(h.dtype).t()], 1)
+        if self.conditioning == "dual":  # the same class vectors name the class: (B, C)
+            return logits, h @ vectors.to(h.dtype).t()
         if self.classify_fakes:
-            return torch.cat([logits, self.classify(h)], 1)  # (B, 1 + C), TAC and ADC (B, 1 + 2C)
+            return logits, self.classify(h)  # (B, C), TAC and ADC (B, 2C)
         return logits
 
 
