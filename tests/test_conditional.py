@@ -244,11 +244,34 @@ def test_the_class_weight_scales_both_players_class_loss(monkeypatch):
     labels = torch.arange(8) % 10
     real, z = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100)
     stats = {}
-    for weight in (0.0, 2.5):
+    for weight in (0.0, 1.0, 2.5):  # 1: the term added as it is, without a multiplication
         state = init_state(_config("mlp", "dual", class_weight=weight), torch.device("cpu"))
         stats[weight] = training.train_step(state, real, z, real_labels=labels, fake_labels=labels)
-    loss_d, loss_g = (stats[2.5] - stats[0.0])[:2].tolist()
-    assert loss_d == pytest.approx(2.5) and loss_g == pytest.approx(2.5)
+    for weight in (1.0, 2.5):
+        loss_d, loss_g = (stats[weight] - stats[0.0])[:2].tolist()
+        assert loss_d == pytest.approx(weight) and loss_g == pytest.approx(weight)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_g_is_given_the_scaled_one_hot_of_the_asked_class_and_refuses_others(model):
+    """G's label input: sqrt(z_dim) times the one-hot, looked up as a row (a training step's
+    one operation); a mixture of classes, the same scaling; a label outside 0..9 refused."""
+    import torch.nn.functional as F
+
+    G = models.build_generator(model, 100, 10).eval()
+    seen = []
+    G.net.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    z, labels = torch.randn(4, 100), torch.tensor([0, 3, 9, 3])
+    with torch.no_grad():
+        G(z, labels)
+        G(z, F.one_hot(labels, 10).float() * 0.5)
+    assert torch.equal(seen[0][:, :100], z)
+    assert torch.equal(seen[0][:, 100:], 10.0 * F.one_hot(labels, 10).float())
+    assert torch.equal(seen[1][:, 100:], 5.0 * F.one_hot(labels, 10).float())
+    assert "label_rows" not in G.state_dict()  # checkpoints are as they were
+    for wrong in (-1, 10):
+        with pytest.raises(IndexError):
+            G(z[:1], torch.tensor([wrong]))
 
 
 @pytest.mark.parametrize("conditioning", ["none", "projection"])

@@ -119,9 +119,9 @@ def _d_class_terms(
     ``--class-weight``."""
     weight, layout = state.train.class_weight, _class_layout(state)
     if class_real is not None:
-        loss_D = loss_D + weight * _class_term(class_real, real_labels, layout, 0)
+        loss_D = loss_D + _weighed(weight, _class_term(class_real, real_labels, layout, 0))
     if class_fake is not None:
-        loss_D = loss_D + weight * _class_term(class_fake, fake_labels, layout, 1)
+        loss_D = loss_D + _weighed(weight, _class_term(class_fake, fake_labels, layout, 1))
     return loss_D
 
 
@@ -133,10 +133,16 @@ def _g_class_terms(
     classifier learns what G draws, and G paying for it to be easy to name as generated
     offsets the reward for the easiest image of each class."""
     weight, layout = state.train.class_weight, _class_layout(state)
-    loss_G = loss_G + weight * _class_term(class_for_G, labels, layout, 0)
+    loss_G = loss_G + _weighed(weight, _class_term(class_for_G, labels, layout, 0))
     if layout != "single":
-        loss_G = loss_G - weight * _class_term(class_for_G, labels, layout, 1)
+        loss_G = loss_G - _weighed(weight, _class_term(class_for_G, labels, layout, 1))
     return loss_G
+
+
+def _weighed(weight: float, term: torch.Tensor) -> torch.Tensor:
+    """``weight * term``; at weight 1 (the default) ``term`` itself, the same numbers without
+    a multiplication and its backward on every step."""
+    return term if weight == 1 else weight * term
 
 
 def _class_term(

@@ -74,16 +74,21 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
         self.label_scale = math.sqrt(z_dim)  # the one-hot's norm: z's typical norm
+        # The scaled one-hot of every class, one row each: a class's input is a row looked up
+        # (index_select refuses a label out of 0..C-1, negative ones too), one operation
+        # where F.one_hot, its cast and the scaling were eight on every training step.
+        rows = self.label_scale * torch.eye(num_classes)
+        self.register_buffer("label_rows", rows, persistent=False)  # not in checkpoints
         self.net = generator(z_dim=z_dim + num_classes)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``labels``: int64 classes ``(B,)``, or float label vectors ``(B, C)`` (a path
         between classes: mixtures of one-hot vectors, which training never shows G)."""
         if labels.is_floating_point():
-            onehot = labels.to(z.dtype)  # (B, C)
+            onehot = self.label_scale * labels.to(z.dtype)  # (B, C)
         else:
-            onehot = F.one_hot(labels, self.num_classes).to(z.dtype)  # (B, C)
-        return self.net(torch.cat([z, self.label_scale * onehot], 1))  # (B, 1, 28, 28)
+            onehot = self.label_rows.index_select(0, labels).to(z.dtype)  # (B, C), scaled
+        return self.net(torch.cat([z, onehot], 1))  # (B, 1, 28, 28)
 
 
 class ConditionalDiscriminator(nn.Module):
