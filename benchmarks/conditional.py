@@ -53,7 +53,7 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
         class_weight=args.class_weight,
         mode_seeking=args.mode_seeking,
         ema=train.ema if args.ema is None else args.ema,
-        ema_ramp=args.ema_ramp,
+        ema_ramp=train.ema_ramp if args.ema_ramp is None else args.ema_ramp,
         loss=train.loss if args.loss is None else args.loss,
         r1_gamma=train.r1_gamma if args.r1_gamma is None else args.r1_gamma,
         lr=train.lr if args.lr is None else args.lr,
@@ -102,7 +102,7 @@ def suffix(args) -> str:
     name = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
     name += "" if not args.mode_seeking else f"-ms{args.mode_seeking:g}"
     name += "" if args.ema is None else f"-ema{args.ema:g}"
-    name += "" if args.ema_ramp == EMA_RAMP else f"-r{args.ema_ramp:g}"
+    name += "" if args.ema_ramp is None else f"-r{args.ema_ramp:g}"
     name += "" if args.loss is None else f"-{args.loss}"
     name += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
     name += "" if args.lr is None else f"-lr{args.lr:g}"
@@ -289,7 +289,10 @@ def main() -> None:
         "--ema", type=float, default=None, help="decay of G's moving average (default: preset's)"
     )
     parser.add_argument(
-        "--ema-ramp", type=float, default=EMA_RAMP, help="the average's ramp constant"
+        "--ema-ramp",
+        type=float,
+        default=None,
+        help=f"the average's ramp constant (default: preset's; ganscope's own {EMA_RAMP:g})",
     )
     parser.add_argument(
         "--loss", choices=LOSSES, default=None, help="the GAN objective (default: preset's)"

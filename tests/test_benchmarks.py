@@ -135,7 +135,7 @@ def _screen_args(**changes):
     """benchmarks/conditional.py's arguments for a 10-epoch CPU run, its defaults but
     ``changes``."""
     defaults = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
-                "mode_seeking": 0.0, "ema": None, "ema_ramp": 10.0, "loss": None,
+                "mode_seeking": 0.0, "ema": None, "ema_ramp": None, "loss": None,
                 "r1_gamma": None, "lr": None, "lr_d": None}  # fmt: skip
     return argparse.Namespace(**{**defaults, **changes})
 
@@ -245,6 +245,19 @@ def test_the_conditional_runs_take_a_moving_average_of_their_own_and_say_so():
     assert bench.recipe_change(base.train, "cnn") == ""
     name = bench.variant("projection", 1.0, 0.0, bench.recipe_change(config.train, "cnn"))
     assert name == "projection, EMA 0.9999, ramp 2"
+
+
+def test_a_preset_s_moving_average_is_the_run_s_unless_a_flag_changes_it():
+    """``--presets conditional`` trains the preset's average (ramp 4), named and filed as the
+    preset's recipe; ``--ema-ramp`` beside it is a change of its own."""
+    bench = _conditional_bench()
+    config = bench.run_config("mlp", "conditional", "dual", 0, _screen_args()).train
+    preset = preset_table.with_preset(type(config)(preset="conditional"), "mlp")
+    assert (config.ema, config.ema_ramp) == (preset.ema, preset.ema_ramp) == (0.9999, 4.0)
+    assert bench.recipe_change(config, "mlp") == "" and bench.suffix(_screen_args()) == ""
+    other = bench.run_config("mlp", "conditional", "dual", 0, _screen_args(ema_ramp=10.0)).train
+    assert other.ema_ramp == 10.0 and bench.suffix(_screen_args(ema_ramp=10.0)) == "-r10"
+    assert bench.recipe_change(other, "mlp") == "EMA 0.9999, ramp 10"
 
 
 def test_the_conditional_runs_take_a_loss_and_r1_weight_of_their_own_and_say_so():
@@ -370,16 +383,18 @@ def test_the_speed_benchmark_times_every_variant_by_the_runs_own_epoch_records(
     )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    picked = ["none", "dual", "adc"]  # --conditionings dual adc (main puts none first)
     args = argparse.Namespace(
-        preset="seed", device="cpu", epochs=2, repeats=1, data_dir=str(fashion_dir)
-    )
+        preset="seed", device="cpu", epochs=2, repeats=1, data_dir=str(fashion_dir),
+        conditionings=picked,
+    )  # fmt: skip
     seconds = bench.time_epochs("mlp", small_split, args)
-    assert list(seconds) == list(bench.CONDITIONINGS)
+    assert list(seconds) == picked
     assert all(len(values) == 2 and min(values) > 0 for values in seconds.values())
     bench.print_epochs("mlp", seconds)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == len(bench.CONDITIONINGS) and out[0].endswith("1.00x unconditional")
-    last = bench.CONDITIONINGS[-1]
+    assert len(out) == len(picked) and out[0].endswith("1.00x unconditional")
+    last = picked[-1]
     ratio = statistics.median(seconds[last]) / statistics.median(seconds["none"])
     assert out[-1].endswith(f"{ratio:.2f}x unconditional")
 
