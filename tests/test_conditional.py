@@ -274,6 +274,32 @@ def test_g_is_given_the_scaled_one_hot_of_the_asked_class_and_refuses_others(mod
             G(z[:1], torch.tensor([wrong]))
 
 
+@pytest.mark.parametrize("model, scale", [("mlp", 28.0), ("cnn", 1.0)])
+def test_a_concat_d_is_given_its_family_s_scaled_one_hot_and_refuses_other_classes(model, scale):
+    """The concatenating D's label input: the family's ``label_scale`` times the one-hot
+    (MLP: sqrt(784) beside the flat image; CNN: unscaled label maps), looked up as a row;
+    a label outside 0..9 refused."""
+    import torch.nn.functional as F
+
+    D = models.build_discriminator(model, "concat", 10).eval()
+    seen = []
+    first = D.net.conv1 if model == "cnn" else D.net.fc1  # the layer the label joins at
+    first.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    images, labels = torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([0, 3, 9, 3])
+    with torch.no_grad():
+        D(images, labels)
+    onehot = scale * F.one_hot(labels, 10).float()  # (4, 10)
+    if model == "mlp":
+        assert torch.equal(seen[0], torch.cat([images.flatten(1), onehot], 1))
+    else:
+        assert torch.equal(seen[0][:, 0], images[:, 0])
+        assert torch.equal(seen[0][:, 1:], onehot[:, :, None, None].expand(-1, -1, 28, 28))
+    assert "label_rows" not in D.state_dict()  # checkpoints are as they were
+    for wrong in (-1, 10):
+        with pytest.raises(IndexError):
+            D(images[:1], torch.tensor([wrong]))
+
+
 @pytest.mark.parametrize("conditioning", ["none", "projection"])
 def test_a_class_weight_without_a_class_loss_is_refused(conditioning):
     with pytest.raises(GanscopeError, match="acgan, dual, tac or adc only"):

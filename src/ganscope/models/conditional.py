@@ -109,6 +109,9 @@ class ConditionalDiscriminator(nn.Module):
         self.classify_fakes = conditioning in ("acgan", "tac", "adc")
         self.class_layout = {"tac": "twin", "adc": "joint"}.get(conditioning, "single")
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
+        if conditioning == "concat":  # the family's scaled one-hot of every class, as G's
+            rows = self.net.label_scale * torch.eye(num_classes)
+            self.register_buffer("label_rows", rows, persistent=False)  # not in checkpoints
         width = self.net.feature_size
         if conditioning in ("projection", "dual"):
             self.embed = nn.Embedding(num_classes, width)
@@ -124,7 +127,7 @@ class ConditionalDiscriminator(nn.Module):
         dual D's update on generated images, which has no class loss)."""
         onehot = None
         if self.conditioning == "concat":
-            onehot = self.net.label_scale * F.one_hot(labels, self.num_classes)  # (B, C)
+            onehot = self.label_rows.index_select(0, labels)  # (B, C), scaled
         h = self.net.features(images, onehot)  # (B, F)
         logits = self.net.logits(h)  # (B, 1)
         if self.conditioning in ("projection", "dual"):
