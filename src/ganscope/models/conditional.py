@@ -67,6 +67,15 @@ CONDITIONINGS = {
 CLASSIFYING = ("acgan", "dual", "tac", "adc")
 
 
+def _add_label_rows(module: nn.Module, scale: float, num_classes: int) -> None:
+    """Give ``module`` the buffer ``label_rows``: ``scale`` times the one-hot of every class,
+    one row each (not in checkpoints). A label's one-hot is then a row looked up,
+    ``label_rows.index_select(0, labels)``: one operation where ``F.one_hot``, its cast and
+    the scaling were eight on every training step, and a label outside 0..C-1 (negative ones
+    too) is refused."""
+    module.register_buffer("label_rows", scale * torch.eye(num_classes), persistent=False)
+
+
 class ConditionalGenerator(nn.Module):
     """The family's generator with the one-hot label joined to ``z``: ``G(z, labels)``."""
 
@@ -74,11 +83,7 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
         self.label_scale = math.sqrt(z_dim)  # the one-hot's norm: z's typical norm
-        # The scaled one-hot of every class, one row each: a class's input is a row looked up
-        # (index_select refuses a label out of 0..C-1, negative ones too), one operation
-        # where F.one_hot, its cast and the scaling were eight on every training step.
-        rows = self.label_scale * torch.eye(num_classes)
-        self.register_buffer("label_rows", rows, persistent=False)  # not in checkpoints
+        _add_label_rows(self, self.label_scale, num_classes)
         self.net = generator(z_dim=z_dim + num_classes)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -109,9 +114,8 @@ class ConditionalDiscriminator(nn.Module):
         self.classify_fakes = conditioning in ("acgan", "tac", "adc")
         self.class_layout = {"tac": "twin", "adc": "joint"}.get(conditioning, "single")
         self.net = discriminator(label_inputs=num_classes if conditioning == "concat" else 0)
-        if conditioning == "concat":  # the family's scaled one-hot of every class, as G's
-            rows = self.net.label_scale * torch.eye(num_classes)
-            self.register_buffer("label_rows", rows, persistent=False)  # not in checkpoints
+        if conditioning == "concat":  # the family's scaled one-hot, looked up as G's is
+            _add_label_rows(self, self.net.label_scale, num_classes)
         width = self.net.feature_size
         if conditioning in ("projection", "dual"):
             self.embed = nn.Embedding(num_classes, width)
