@@ -58,6 +58,7 @@ def run_config(model: str, preset: str, conditioning: str, seed: int, args) -> R
         r1_gamma=train.r1_gamma if args.r1_gamma is None else args.r1_gamma,
         lr=train.lr if args.lr is None else args.lr,
         lr_d=train.lr_d if args.lr_d is None else args.lr_d,
+        spectral_norm=train.spectral_norm if args.spectral_norm is None else args.spectral_norm,
     )
     return RunConfig(
         data=DataConfig(data_dir=args.data_dir),
@@ -79,8 +80,9 @@ def variant(
 
 def recipe_change(train: TrainConfig, model: str) -> str:
     """``EMA 0.9999, ramp 2`` where the run's moving average is not its preset's, then
-    ``hinge loss``, ``R1 γ 1``, ``lr 0.0003, D 0.0006`` and ``20 epochs`` where the loss, R1's
-    weight, the learning rates and the epochs are not; "" for none."""
+    ``hinge loss``, ``R1 γ 1``, ``lr 0.0003, D 0.0006``, ``spectral norm`` (or ``no spectral
+    norm``) and ``20 epochs`` where the loss, R1's weight, the learning rates, D's spectral
+    normalisation and the epochs are not; "" for none."""
     preset = with_preset(TrainConfig(preset=train.preset), model)
     parts = []
     if train.ema != preset.ema or train.ema_ramp != preset.ema_ramp:
@@ -91,6 +93,8 @@ def recipe_change(train: TrainConfig, model: str) -> str:
         parts.append(f"R1 γ {train.r1_gamma:g}")
     if train.lr != preset.lr or train.lr_d != preset.lr_d:
         parts.append(f"lr {train.lr:g}, D {train.lr_d or train.lr:g}")
+    if train.spectral_norm != preset.spectral_norm:
+        parts.append("spectral norm" if train.spectral_norm else "no spectral norm")
     if train.epochs != preset.epochs:  # outside the issue's 10 epochs: another recipe
         parts.append(f"{train.epochs} epochs")
     return ", ".join(parts)
@@ -98,7 +102,8 @@ def recipe_change(train: TrainConfig, model: str) -> str:
 
 def suffix(args) -> str:
     """The run folder's name after the conditioning: ``-wW``, ``-msM``, ``-emaE-rR``,
-    ``-LOSS``, ``-r1gG``, ``-lrL``, ``-lrdL`` and ``-eEPOCHS`` where they apply."""
+    ``-LOSS``, ``-r1gG``, ``-lrL``, ``-lrdL``, ``-sn`` (or ``-nosn``) and ``-eEPOCHS`` where
+    they apply."""
     name = "" if args.class_weight == 1 else f"-w{args.class_weight:g}"
     name += "" if not args.mode_seeking else f"-ms{args.mode_seeking:g}"
     name += "" if args.ema is None else f"-ema{args.ema:g}"
@@ -107,6 +112,7 @@ def suffix(args) -> str:
     name += "" if args.r1_gamma is None else f"-r1g{args.r1_gamma:g}"
     name += "" if args.lr is None else f"-lr{args.lr:g}"
     name += "" if args.lr_d is None else f"-lrd{args.lr_d:g}"
+    name += "" if args.spectral_norm is None else ("-sn" if args.spectral_norm else "-nosn")
     return name + ("" if args.epochs == TrainConfig.epochs else f"-e{args.epochs}")
 
 
@@ -305,6 +311,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--lr-d", type=float, default=None, help="D's learning rate (default: preset's)"
+    )
+    parser.add_argument(
+        "--spectral-norm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="spectral normalisation of D's layers on or off (default: preset's)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default=None)

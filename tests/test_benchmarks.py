@@ -136,7 +136,7 @@ def _screen_args(**changes):
     ``changes``."""
     defaults = {"epochs": 10, "device": "cpu", "data_dir": None, "class_weight": 1.0,
                 "mode_seeking": 0.0, "ema": None, "ema_ramp": None, "loss": None,
-                "r1_gamma": None, "lr": None, "lr_d": None}  # fmt: skip
+                "r1_gamma": None, "lr": None, "lr_d": None, "spectral_norm": None}  # fmt: skip
     return argparse.Namespace(**{**defaults, **changes})
 
 
@@ -297,6 +297,30 @@ def test_the_conditional_runs_take_learning_rates_of_their_own_and_say_so():
     # the MLP's preset has no D rate of its own: D's rate is G's
     mlp = bench.run_config("mlp", "improved", "dual", 0, g_only)
     assert bench.recipe_change(mlp.train, "mlp") == "lr 0.001, D 0.001"
+
+
+def test_the_conditional_runs_take_spectral_norm_on_or_off_and_say_so():
+    bench = _conditional_bench()
+    plain, on, off = (
+        _screen_args(),
+        _screen_args(spectral_norm=True),
+        _screen_args(spectral_norm=False),
+    )
+    cnn = bench.run_config("cnn", "improved", "dual", 0, plain).train
+    cnn_sn = bench.run_config("cnn", "improved", "dual", 0, on).train
+    assert (cnn.spectral_norm, cnn_sn.spectral_norm) == (False, True)  # the CNN preset's: off
+    assert dataclasses.replace(cnn_sn, spectral_norm=False) == cnn
+    assert (bench.suffix(plain), bench.suffix(on), bench.suffix(off)) == ("", "-sn", "-nosn")
+    assert bench.recipe_change(cnn, "cnn") == ""
+    name = bench.variant("dual", 0.1, 0.0, bench.recipe_change(cnn_sn, "cnn"))
+    assert name == "dual, class weight 0.1, spectral norm"
+    # the MLP's improved preset has it: on is no change there, off is one
+    assert (
+        bench.recipe_change(bench.run_config("mlp", "improved", "dual", 0, on).train, "mlp") == ""
+    )
+    mlp_off = bench.run_config("mlp", "improved", "dual", 0, off).train
+    assert not mlp_off.spectral_norm
+    assert bench.recipe_change(mlp_off, "mlp") == "no spectral norm"
 
 
 def test_a_longer_run_is_a_recipe_of_its_own_in_its_name_and_its_folder():
