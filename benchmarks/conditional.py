@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import statistics
 from pathlib import Path
 
 import torch
 
 from ganscope import atomic, evaluation, runs
+from ganscope.bench import device_name
 from ganscope.config import LOSSES, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganscope.data import get_dataset
 from ganscope.gallery import same_z_png
@@ -144,7 +144,7 @@ def measure(path: Path, config: RunConfig, cas: bool, n: int) -> dict:
         "precision": epochs[-1].get("precision"),
         "device": epochs[-1].get("device"),
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": device_name(torch.device("cpu")),  # the CPU's model name, and torch's threads
         "n": n,
         **{k: record.get(k) for k in KEYS},
         "label_agreement_per_class": record.get("label_agreement_per_class"),
